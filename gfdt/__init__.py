@@ -1,0 +1,33 @@
+"""gfdt: response functions of stochastic systems from unperturbed data.
+
+The generalized fluctuation-dissipation theorem (GFDT) turns the score
+:math:`\\nabla \\log p` of a system's stationary statistics into its response to small
+perturbations. gfdt simulates stochastic systems, estimates scores and computes
+responses, with perturbation ground truth to check them.
+"""
+
+import logging
+
+from gfdt import io, metrics, plotting, scores, systems
+from gfdt.response import ResponseEstimator
+from gfdt.simulate import simulate
+from gfdt.systems import OrnsteinUhlenbeck, SimulationDiverged
+from gfdt.truth import perturbation_response
+
+__version__ = "0.1.0"
+
+logging.getLogger("gfdt").addHandler(logging.NullHandler())
+
+__all__ = [
+    "OrnsteinUhlenbeck",
+    "ResponseEstimator",
+    "SimulationDiverged",
+    "__version__",
+    "io",
+    "metrics",
+    "perturbation_response",
+    "plotting",
+    "scores",
+    "simulate",
+    "systems",
+]

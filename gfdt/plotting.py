@@ -1,0 +1,130 @@
+"""Plots in the style of the paper's Fig. 1. Every function takes ``ax`` and returns Axes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+__all__ = ["plot_errors", "plot_field", "plot_response"]
+
+_STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+
+
+def _as_dict(x, default: str) -> dict:
+    if isinstance(x, Mapping):
+        return dict(x)
+    return {default: x}
+
+
+def _pick(r, offset: int, axis: str) -> xr.DataArray:
+    if isinstance(r, xr.Dataset):
+        r = r["response"]
+    other = "y" if axis == "x" else "x"
+    if axis not in r.dims or other not in r.dims:
+        raise ValueError(f"responses need dims 'lag', 'y', 'x'; got {r.dims}")
+    return r.isel({axis: offset % r.sizes[axis], other: 0})
+
+
+def plot_response(
+    responses,
+    *,
+    offsets: Sequence[int] = (0, 2, 4, 6),
+    axis: str = "x",
+    stderr=None,
+    ax: plt.Axes | None = None,
+    n_sigma: float = 2.0,
+) -> plt.Axes:
+    """Response at a few offsets downstream of the kick against lag.
+
+    With the default offsets these are the paper's R11, R31, R51, R71 (offsets 0, 2,
+    4, 6 pixels in +x).
+
+    Parameters
+    ----------
+    responses : xarray.DataArray, xarray.Dataset or mapping of label to them
+        Responses with dims ("lag", "y", "x"). A Dataset with ``stderr`` gets a band.
+    offsets : sequence of int
+        Offsets in grid points along ``axis``; colour encodes the offset, line style
+        the estimate.
+    axis : {"x", "y"}
+        Direction of the offsets.
+    stderr : DataArray or mapping of label to DataArray, optional
+        Standard errors drawn as +- ``n_sigma`` bands.
+    ax : matplotlib.axes.Axes, optional
+    n_sigma : float
+        Half-width of the bands in standard errors.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    responses = _as_dict(responses, "response")
+    stderr = _as_dict(stderr, next(iter(responses))) if stderr is not None else {}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, r) in enumerate(responses.items()):
+        se = stderr.get(label)
+        if se is None and isinstance(r, xr.Dataset) and "stderr" in r:
+            se = r["stderr"]
+        for j, off in enumerate(offsets):
+            line = _pick(r, off, axis)
+            lag = line["lag"].values
+            ax.plot(lag, line.values, color=colors[j % len(colors)],
+                    linestyle=_STYLES[i % len(_STYLES)],
+                    label=f"{label}, R{off + 1}1" if axis == "x" else f"{label}, R1{off + 1}")
+            if se is not None:
+                band = _pick(se, off, axis).values
+                ax.fill_between(lag, line.values - n_sigma * band, line.values + n_sigma * band,
+                                color=colors[j % len(colors)], alpha=0.2, linewidth=0)
+    ax.set_xlabel("lag (time units)")
+    ax.set_ylabel("response")
+    ax.axhline(0, color="0.6", linewidth=0.5)
+    ax.legend(fontsize="small", ncol=max(1, len(responses)))
+    return ax
+
+
+def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[plt.Axes]:
+    """L2 and L-infinity errors against lag, one line per estimate.
+
+    Parameters
+    ----------
+    errors : xarray.Dataset or mapping of label to Dataset
+        Outputs of :func:`gfdt.metrics.response_error`.
+    axes : pair of Axes, optional
+
+    Returns
+    -------
+    (Axes, Axes)
+    """
+    errors = _as_dict(errors, "estimate")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, (label, e) in enumerate(errors.items()):
+        ls = _STYLES[i % len(_STYLES)]
+        lag = e["lag"].values if "lag" in e.coords else np.arange(e.sizes["lag"])
+        axes[0].plot(lag, e["l2"].values, linestyle=ls, label=label)
+        axes[1].plot(lag, e["linf"].values, linestyle=ls, label=label)
+    axes[0].set_ylabel("L2 error")
+    axes[1].set_ylabel("L-infinity error")
+    for a in axes:
+        a.set_xlabel("lag (time units)")
+        a.legend(fontsize="small")
+        a.set_ylim(bottom=0)
+    return axes
+
+
+def plot_field(field: xr.DataArray, *, ax: plt.Axes | None = None, **kwargs) -> plt.Axes:
+    """Image of a 2-D field with dims ("y", "x") on a periodic grid."""
+    if not isinstance(field, xr.DataArray) or set(field.dims) != {"y", "x"}:
+        raise ValueError("field must be a DataArray with dims ('y', 'x')")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    field.transpose("y", "x").plot.imshow(ax=ax, origin="lower", **kwargs)
+    ax.set_aspect("equal")
+    return ax

@@ -1,0 +1,7 @@
+"""Score estimators: each learns grad log p of stationary data behind one interface."""
+
+from gfdt.scores.analytic import AnalyticScore
+from gfdt.scores.base import ScoreEstimator
+from gfdt.scores.gaussian import GaussianScore
+
+__all__ = ["AnalyticScore", "GaussianScore", "ScoreEstimator"]

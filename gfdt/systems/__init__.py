@@ -1,0 +1,6 @@
+"""Stochastic systems gfdt simulates: one module per system plus shared spectral tools."""
+
+from gfdt.systems.base import SimulationDiverged, System, system_from_attrs
+from gfdt.systems.ou import OrnsteinUhlenbeck
+
+__all__ = ["OrnsteinUhlenbeck", "SimulationDiverged", "System", "system_from_attrs"]

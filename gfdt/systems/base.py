@@ -1,0 +1,198 @@
+"""The interface every gfdt system implements."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gfdt.systems._spectral import _check_n, coordinates
+
+__all__ = ["SimulationDiverged", "System"]
+
+
+class SimulationDiverged(RuntimeError):
+    """A simulation produced a non-finite or exploding state.
+
+    Attributes
+    ----------
+    step : int
+        Index of the time step (counted from the start of the run, burn-in included)
+        at or before which the state was found bad.
+    time : float
+        Model time of that step.
+    member : int
+        Ensemble member in which it happened.
+    """
+
+    def __init__(self, step: int, time: float, member: int, detail: str = "") -> None:
+        self.step = int(step)
+        self.time = float(time)
+        self.member = int(member)
+        msg = (
+            f"simulation diverged in member {member} at step {step} (t = {time:g}): "
+            "the state became non-finite or exceeded the divergence threshold"
+        )
+        if detail:
+            msg += f"; {detail}"
+        msg += ". Reduce dt or check the parameters; data already written is kept."
+        super().__init__(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class System:
+    """Base class of gfdt's stochastic systems: a frozen set of parameters.
+
+    Subclasses are frozen dataclasses of their physical parameters plus the grid size
+    ``n`` and the time step ``dt``. They provide a compiled step kernel through
+    :meth:`_kernel` / :meth:`_kernel_args` and, where known, closed forms.
+
+    Parameters
+    ----------
+    n : int
+        Grid points per direction (even, >= 4).
+    dt : float
+        Time step, in the model's time unit.
+    """
+
+    n: int = 32
+    dt: float = 1.0 / 32.0
+
+    #: Name of the data variable in datasets.
+    variable: ClassVar[str] = "u"
+    #: CF long_name of the field.
+    long_name: ClassVar[str] = "field"
+    #: CF units of the field (nondimensional by default).
+    units: ClassVar[str] = "1"
+    #: Whether the statistics are translation invariant on the periodic grid.
+    homogeneous: ClassVar[bool] = True
+    #: States whose max-norm exceeds this are treated as diverged.
+    divergence_threshold: ClassVar[float] = 1e6
+
+    # ------------------------------------------------------------------ checks
+    def __post_init__(self) -> None:
+        _check_n(self.n)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "n":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+                raise TypeError(f"{f.name} must be a real number, got {type(v).__name__}")
+            if not math.isfinite(float(v)):
+                raise ValueError(f"{f.name} must be finite, got {v}")
+        if self.dt <= 0:
+            raise ValueError(f"dt must be > 0, got {self.dt}")
+
+    # -------------------------------------------------------------- metadata
+    @property
+    def state_shape(self) -> tuple[int, int]:
+        """Shape ``(n, n)`` of the observed field, dims ``("y", "x")``."""
+        return (self.n, self.n)
+
+    @property
+    def n_aux(self) -> int:
+        """Length of the hidden (unobserved) state carried beside the field."""
+        return 0
+
+    def parameters(self) -> dict[str, Any]:
+        """All dataclass fields as a plain dict (floats and ints)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def attrs(self) -> dict[str, Any]:
+        """netCDF-safe attributes describing the system (enough to rebuild it)."""
+        out: dict[str, Any] = {
+            "gfdt_system": type(self).__name__,
+            "gfdt_parameters": json.dumps(self.parameters()),
+            "gfdt_homogeneous": int(self.homogeneous),
+        }
+        for k, v in self.parameters().items():
+            out[f"gfdt_{k}"] = v
+        return out
+
+    def coords(self) -> dict[str, tuple]:
+        """xarray coordinates of the grid (``y``, ``x`` in ``[0, 2 pi)``)."""
+        c = coordinates(self.n)
+        spec = {"units": "1", "long_name": "{} position (domain length 2 pi)", "axis": "{}"}
+        return {
+            "y": ("y", c, {k: v.format("y" if k == "long_name" else "Y") for k, v in spec.items()}),
+            "x": ("x", c, {k: v.format("x" if k == "long_name" else "X") for k, v in spec.items()}),
+        }
+
+    # ------------------------------------------------------------- dynamics
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A starting state for spin-up: the field and the hidden state.
+
+        The default is a zero field and an empty hidden state.
+        """
+        return np.zeros(self.state_shape), np.zeros(self.n_aux)
+
+    def _kernel(self) -> Callable[..., int]:
+        """The compiled integrator.
+
+        Signature ``kernel(u, aux, n_steps, save_every, out, rng, threshold, *args)``:
+        advance ``u`` (n, n) and ``aux`` (n_aux,) in place by ``n_steps`` steps using
+        draws from ``rng`` only; after every ``save_every`` steps store ``u`` in
+        ``out[j]``. Return -1 on success or the number of steps done when the state was
+        found non-finite or above ``threshold``.
+        """
+        raise NotImplementedError
+
+    def _kernel_args(self) -> tuple:
+        """Extra (precomputed) arguments passed to the kernel after ``threshold``."""
+        return ()
+
+    def stable_dt(self) -> float:
+        """A conservative estimate of the largest stable time step (inf if none)."""
+        return math.inf
+
+    # ---------------------------------------------------------- closed forms
+    def exact_score(self, u: np.ndarray) -> np.ndarray:
+        """Score of the exact stationary density (not available for every system)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form score")
+
+    @property
+    def has_exact_score(self) -> bool:
+        return type(self).exact_score is not System.exact_score
+
+    # -------------------------------------------------------------- helpers
+    def _steps(self, interval: float, name: str) -> int:
+        """Number of steps in ``interval`` time units; it must be a multiple of dt."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float, np.number)):
+            raise TypeError(f"{name} must be a number of time units, got {type(interval).__name__}")
+        interval = float(interval)
+        if not math.isfinite(interval) or interval < 0:
+            raise ValueError(f"{name} must be finite and >= 0, got {interval}")
+        k = round(interval / self.dt)
+        if abs(k * self.dt - interval) > 1e-9 * max(1.0, interval):
+            raise ValueError(
+                f"{name} = {interval} is not a multiple of dt = {self.dt}; "
+                f"use e.g. {k * self.dt}"
+            )
+        return int(k)
+
+
+def system_from_attrs(attrs: dict[str, Any]) -> System:
+    """Rebuild a system from the attributes :meth:`System.attrs` wrote.
+
+    Raises
+    ------
+    ValueError
+        If the attributes do not name a gfdt system.
+    """
+    from gfdt import systems as _systems
+
+    name = attrs.get("gfdt_system")
+    params = attrs.get("gfdt_parameters")
+    if name is None or params is None:
+        raise ValueError(
+            "the data carry no gfdt system attributes ('gfdt_system', 'gfdt_parameters'); "
+            "pass the system explicitly"
+        )
+    cls = getattr(_systems, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, System)):
+        raise ValueError(f"unknown gfdt system {name!r} in the data attributes")
+    return cls(**json.loads(params))
