@@ -26,7 +26,9 @@ def seed_sequence(seed: SeedLike, name: str = "seed") -> np.random.SeedSequence:
     if seed is None:
         return np.random.SeedSequence()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, a numpy SeedSequence or None, got {type(seed).__name__}")
+        raise TypeError(
+            f"{name} must be an int, a numpy SeedSequence or None, got {type(seed).__name__}"
+        )
     if seed < 0:
         raise ValueError(f"{name} must be >= 0, got {seed}")
     return np.random.SeedSequence(int(seed))

@@ -102,7 +102,7 @@ def dx_symbol(n: int) -> np.ndarray:
     -------
     numpy.ndarray of complex128, shape (n, n // 2 + 1)
     """
-    ky, kx = wavenumbers(n)
+    _ky, kx = wavenumbers(n)
     kx = kx.copy()
     kx[0, -1] = 0.0
     return np.broadcast_to(1j * kx, (n, n // 2 + 1)).copy()
@@ -110,7 +110,7 @@ def dx_symbol(n: int) -> np.ndarray:
 
 def dy_symbol(n: int) -> np.ndarray:
     """Symbol of :math:`\\partial_y`, :math:`i k_y`, zero on the Nyquist row."""
-    ky, kx = wavenumbers(n)
+    ky, _kx = wavenumbers(n)
     ky = ky.copy()
     ky[n // 2, 0] = 0.0
     return np.broadcast_to(1j * ky, (n, n // 2 + 1)).copy()
