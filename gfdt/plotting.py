@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.lines import Line2D
 
 __all__ = ["plot_errors", "plot_field", "plot_response"]
 
@@ -76,8 +77,7 @@ def plot_response(
             line = _pick(r, off, axis)
             lag = line["lag"].values
             ax.plot(lag, line.values, color=colors[j % len(colors)],
-                    linestyle=_STYLES[i % len(_STYLES)],
-                    label=f"{label}, R{off + 1}1" if axis == "x" else f"{label}, R1{off + 1}")
+                    linestyle=_STYLES[i % len(_STYLES)], label=f"{label}, offset {off}")
             if se is not None:
                 band = _pick(se, off, axis).values
                 ax.fill_between(lag, line.values - n_sigma * band, line.values + n_sigma * band,
@@ -85,7 +85,15 @@ def plot_response(
     ax.set_xlabel("lag (time units)")
     ax.set_ylabel("response")
     ax.axhline(0, color="0.6", linewidth=0.5)
-    ax.legend(fontsize="small", ncol=max(1, len(responses)))
+    # two compact legends: colour = offset, line style = estimate
+    name = "R{}1" if axis == "x" else "R1{}"
+    offs = [Line2D([], [], color=colors[j % len(colors)], label=name.format(off + 1))
+            for j, off in enumerate(offsets)]
+    meths = [Line2D([], [], color="0.2", linestyle=_STYLES[i % len(_STYLES)], label=label)
+             for i, label in enumerate(responses)]
+    first = ax.legend(handles=offs, fontsize="small", loc="upper right", title="offset")
+    ax.add_artist(first)
+    ax.legend(handles=meths, fontsize="small", loc="upper center", title="estimate")
     return ax
 
 

@@ -1,0 +1,118 @@
+"""OU SPDE benchmark: Gaussian GFDT, exact-score GFDT and paired truth vs closed form.
+
+For the linear (OU) system every answer is known: the response is the discrete
+propagator :math:`g_k^m`. The script simulates the paper's OU SPDE, estimates the
+response with the Gaussian and the exact score, computes the paired-perturbation
+truth, and compares each with the closed form.
+
+Usage::
+
+    python benchmarks/ou.py --quick --out results/ou     # CI size, < 1 min
+    python benchmarks/ou.py                              # default size
+    python benchmarks/ou.py --paper                      # 128 members x 2000 time units
+
+Writes ``results.json`` (shared schema), ``response.nc`` and PNG figures to ``--out``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from _common import (
+    Timer,
+    errors_table,
+    parser,
+    setup_logging,
+    stack_responses,
+    write_results,
+)
+
+import gfdt
+
+logger = logging.getLogger("gfdt.benchmarks")
+
+SIZES = {
+    # members, burn-in, recorded duration (time units), truth members, max_lag
+    "quick": dict(n_members=8, burn_in=500.0, duration=1000.0, truth_members=8, max_lag=100),
+    "default": dict(n_members=32, burn_in=1000.0, duration=2000.0, truth_members=32,
+                    max_lag=100),
+    "paper": dict(n_members=128, burn_in=1000.0, duration=2000.0, truth_members=128,
+                  max_lag=100),
+}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser(__doc__.splitlines()[0], "results/ou").parse_args(argv)
+    setup_logging()
+    cfg = SIZES[args.size]
+    progress = False if args.no_progress else None
+    ou = gfdt.systems.OrnsteinUhlenbeck()
+    save_interval = 1.0
+    timer = Timer()
+    with timer("simulate"):
+        ds = gfdt.simulate(ou, n_members=cfg["n_members"], burn_in=cfg["burn_in"],
+                           duration=cfg["duration"], save_interval=save_interval,
+                           seed=args.seed, n_workers=args.workers, progress=progress)
+    L = cfg["max_lag"]
+    with timer("truth"):
+        truth = gfdt.perturbation_response(
+            ou, ds.u.isel(time=-1, member=slice(0, cfg["truth_members"])), max_lag=L,
+            save_interval=save_interval, delta=2 * ou.dt, seed=args.seed + 1,
+            n_workers=args.workers, progress=progress)
+    estimates = {}
+    stein = {}
+    for name in ("gaussian", "exact"):
+        with timer(f"gfdt_{name}"):
+            est = gfdt.ResponseEstimator(score=name, max_lag=L, progress=progress).fit(ds)
+        estimates[f"{name}_score"] = est.response_
+        stein[f"{name}_score"] = est.stein_error_
+    estimates["dynamical"] = truth["response"]
+    exact = ou.exact_response(truth["lag"].values)
+    errors, per_lag = errors_table(estimates, exact, max_lag=L)
+    for name, e in errors.items():
+        logger.info("%-15s L2 max %.4f  L-inf max %.4f (lags 0..%d)", name, e["l2_max"],
+                    e["linf_max"], L)
+    args.out.mkdir(parents=True, exist_ok=True)
+    nc = stack_responses({"closed_form": exact, **estimates, "dynamical": truth})
+    gfdt.io.save(nc, args.out / "response.nc")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    gfdt.plotting.plot_response({"closed form": exact, "Gaussian": estimates["gaussian_score"],
+                                 "exact score": estimates["exact_score"]}, ax=ax)
+    ax.set_title("OU SPDE: response downstream of the kick")
+    fig.tight_layout()
+    fig.savefig(args.out / "response.png", dpi=120)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    gfdt.plotting.plot_errors(per_lag, axes=axes)
+    axes[0].set_title("L2 error vs closed form")
+    axes[1].set_title("L-inf error vs closed form")
+    fig.tight_layout()
+    fig.savefig(args.out / "errors.png", dpi=120)
+    plt.close(fig)
+
+    config = {"size": args.size, "seed": args.seed, "save_interval": save_interval,
+              **cfg, **ou.parameters()}
+    write_results(args.out, system="ou", config=config, timings=timer.timings,
+                  reference="exact", errors=errors, stein_error=stein,
+                  peaks={name: _peaks(r) for name, r in {"closed_form": exact,
+                                                         **estimates}.items()})
+    return errors
+
+
+def _peaks(r) -> dict:
+    """Peak value and lag of R31, R51, R71 (offsets 2, 4, 6 in +x)."""
+    out = {}
+    for off in (2, 4, 6):
+        line = r.isel(y=0, x=off)
+        i = int(line.argmax("lag"))
+        out[f"R{off + 1}1"] = {"peak": float(line[i]), "lag": float(line["lag"][i])}
+    return out
+
+
+if __name__ == "__main__":
+    main()
