@@ -1,6 +1,7 @@
 """Stochastic systems gfdt simulates: one module per system plus shared spectral tools."""
 
+from gfdt.systems.allen_cahn import AllenCahn
 from gfdt.systems.base import SimulationDiverged, System, system_from_attrs
 from gfdt.systems.ou import OrnsteinUhlenbeck
 
-__all__ = ["OrnsteinUhlenbeck", "SimulationDiverged", "System", "system_from_attrs"]
+__all__ = ["AllenCahn", "OrnsteinUhlenbeck", "SimulationDiverged", "System", "system_from_attrs"]
