@@ -38,11 +38,12 @@ def perturbation_response(
     delta: float,
     seed: SeedLike = None,
     n_windows: int = 1,
-    pixel: tuple[int, int] = (0, 0),
+    pixel: tuple[int, int] | list[tuple[int, int]] = (0, 0),
     initial_aux: np.ndarray | None = None,
     n_workers: int | None = None,
     progress: bool | None = None,
-) -> xr.Dataset:
+    return_state: bool = False,
+) -> xr.Dataset | tuple[xr.Dataset, np.ndarray, np.ndarray]:
     """Response to an impulse at one pixel, from paired ("common random numbers") runs.
 
     For every member and window, the state is copied, ``delta`` is added to the field
@@ -50,7 +51,9 @@ def perturbation_response(
     time units with identical noise (and identical hidden state). The response is the
     mean of ``(perturbed - unperturbed) / delta`` over all impulses; its standard
     error is the standard deviation across impulses over the square root of their
-    number. After each window the unperturbed member continues, and the next window is
+    number. With several pixels, each window runs one unperturbed copy and one perturbed
+    copy per pixel, all with the same noise: ``1 + K`` runs give ``K`` impulses instead of
+    2 runs per impulse. After each window the unperturbed member continues, and the next window is
     kicked from where it ended (the paper's re-perturbation procedure).
 
     For a linear system with additive noise the paired difference is deterministic and
@@ -72,9 +75,9 @@ def perturbation_response(
         Root seed; member k uses child stream k.
     n_windows : int
         Successive impulses per member.
-    pixel : (int, int)
-        Grid indices ``(iy, ix)`` of the impulse. The output is indexed by the offset
-        from this pixel.
+    pixel : (int, int) or sequence of (int, int)
+        Grid indices ``(iy, ix)`` of the impulse, or several pixels each kicked in its
+        own copy. The output is indexed by the offset from the kicked pixel.
     initial_aux : numpy.ndarray, shape (member, n_aux), optional
         Hidden state at the start (systems with hidden state only); default: the
         system's initial hidden state.
@@ -82,12 +85,17 @@ def perturbation_response(
         Threads (default: CPU count).
     progress : bool, optional
         Progress bar (default: only on a terminal).
+    return_state : bool
+        Also return the unperturbed members' final fields and hidden states, e.g. to
+        continue with another batch of impulses.
 
     Returns
     -------
     xarray.Dataset
         ``response`` and ``stderr``, dims ``("lag", "y", "x")``; ``lag`` in time units;
-        attributes ``n_impulses``, ``delta`` and the system's parameters.
+        attributes ``n_impulses``, ``delta`` and the system's parameters. With
+        ``return_state``: also the final fields, shape (member, n, n), and hidden
+        states, shape (member, n_aux).
     """
     if not isinstance(system, System):
         raise TypeError(f"system must be a gfdt System, got {type(system).__name__}")
@@ -102,12 +110,7 @@ def perturbation_response(
         raise TypeError(f"delta must be a number, got {type(delta).__name__}")
     if not np.isfinite(delta) or delta == 0:
         raise ValueError(f"delta must be finite and non-zero, got {delta}")
-    try:
-        py, px = (int(p) for p in pixel)
-    except (TypeError, ValueError):
-        raise TypeError(f"pixel must be a pair of ints, got {pixel!r}") from None
-    if not (0 <= py < system.n and 0 <= px < system.n):
-        raise ValueError(f"pixel {pixel} lies outside the {system.n} x {system.n} grid")
+    pixels = _check_pixels(pixel, system.n)
     ss = seed_sequence(seed)
     rngs = member_generators(ss, n_members)
     if initial_aux is None:
@@ -124,60 +127,62 @@ def perturbation_response(
     integ = Integrator(system)
     steps = max_lag * save_every
     shape = (max_lag + 1, *system.state_shape)
-    bar = Progress(2 * n_members * n_windows * steps, f"paired {type(system).__name__}",
-                   progress)
+    bar = Progress((1 + len(pixels)) * n_members * n_windows * steps,
+                   f"paired {type(system).__name__}", progress)
 
-    def run_member(k: int) -> tuple[np.ndarray, np.ndarray]:
+    def run_member(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u = fields[k].copy()
         aux = auxes[k].copy()
-        s1 = np.zeros(shape)
-        s2 = np.zeros(shape)
+        total = np.zeros(shape)
         out_u = np.empty(shape)
         out_p = np.empty(shape)
         step = 0
         for _ in range(n_windows):
-            rng_p = clone_generator(rngs[k])
-            up = u.copy()
-            aux_p = aux.copy()
-            up[py, px] += delta
+            # every perturbed copy replays the unperturbed member's noise exactly
+            twins = [clone_generator(rngs[k]) for _ in pixels]
+            start_u, start_aux = u.copy(), aux.copy()
             out_u[0] = u
-            out_p[0] = up
             integ(u, aux, steps, rngs[k], save_every=save_every, out=out_u[1:],
                   member=k, step0=step)
-            integ(up, aux_p, steps, rng_p, save_every=save_every, out=out_p[1:],
-                  member=k, step0=step)
+            for (py, px), rng_p in zip(pixels, twins, strict=True):
+                up = start_u.copy()
+                aux_p = start_aux.copy()
+                up[py, px] += delta
+                out_p[0] = up
+                integ(up, aux_p, steps, rng_p, save_every=save_every, out=out_p[1:],
+                      member=k, step0=step)
+                total += np.roll((out_p - out_u) / delta, (-py, -px), axis=(1, 2))
             step += steps
-            d = (out_p - out_u) / delta
-            s1 += d
-            s2 += d * d
-            bar.update(2 * steps)
-        return s1, s2
+            bar.update((1 + len(pixels)) * steps)
+        return total / (n_windows * len(pixels)), u, aux
 
-    total1 = np.zeros(shape)
-    total2 = np.zeros(shape)
+    mean = np.zeros(shape)  # Welford's running mean and sum of squared deviations
+    m2 = np.zeros(shape)
+    final_u = np.empty_like(fields)
+    final_aux = np.empty_like(auxes)
     try:
         for start in range(0, n_members, _BATCH):
             parts = run_tasks(run_member, range(start, min(start + _BATCH, n_members)),
                               n_workers)
-            for s1, s2 in parts:  # member order: deterministic sums
-                total1 += s1
-                total2 += s2
+            for k, (m, u_end, aux_end) in enumerate(parts, start):  # member order
+                d = m - mean
+                mean += d / (k + 1)
+                m2 += d * (m - mean)
+                final_u[k] = u_end
+                final_aux[k] = aux_end
     finally:
         bar.close()
 
-    n_imp = n_members * n_windows
-    mean = total1 / n_imp
-    if n_imp > 1:
-        var = np.maximum(total2 - n_imp * mean**2, 0.0) / (n_imp - 1)
-        se = np.sqrt(var / n_imp)
+    n_imp = n_members * n_windows * len(pixels)
+    if n_members > 1:
+        # members are independent; impulses within a member (windows, pixels) need not be
+        se = np.sqrt(m2 / (n_members - 1) / n_members)
     else:
         se = np.full(shape, np.nan)
-    mean = np.roll(mean, (-py, -px), axis=(1, 2))
-    se = np.roll(se, (-py, -px), axis=(1, 2))
     coords = system.coords()
     lags = float(save_interval) * np.arange(max_lag + 1)
     attrs = {"units": "1"}
-    return xr.Dataset(
+    ds = xr.Dataset(
         {
             "response": (("lag", "y", "x"), mean,
                          {**attrs, "long_name": "dynamical response to a unit impulse"}),
@@ -193,7 +198,30 @@ def perturbation_response(
             "method": "dynamical",
             "n_impulses": n_imp,
             "delta": float(delta),
-            "pixel": [py, px],
+            "pixels": np.asarray(pixels, dtype=np.int64).ravel(),
             "gfdt_seed_entropy": str(ss.entropy),
         },
     )
+    if return_state:
+        return ds, final_u, final_aux
+    return ds
+
+
+def _check_pixels(pixel, n: int) -> list[tuple[int, int]]:
+    """One (iy, ix) pair or a sequence of them, inside the grid."""
+    arr = np.asarray(pixel, dtype=object)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
+        raise TypeError(f"pixel must be a pair of ints or a sequence of pairs, got {pixel!r}")
+    out = []
+    for py, px in arr:
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                   for v in (py, px)):
+            raise TypeError(f"pixel must hold ints, got {pixel!r}")
+        if not (0 <= py < n and 0 <= px < n):
+            raise ValueError(f"pixel ({py}, {px}) lies outside the {n} x {n} grid")
+        out.append((int(py), int(px)))
+    if len(set(out)) != len(out):
+        raise ValueError(f"pixel lists the same pixel twice: {pixel!r}")
+    return out

@@ -164,6 +164,7 @@ class AllenCahn(System):
     eps2: float = 0.004
 
     long_name: ClassVar[str] = "Allen-Cahn order parameter"
+    transforms_per_step: ClassVar[tuple[int, int, int]] = (5, 4, 1)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -72,6 +72,9 @@ class System:
     homogeneous: ClassVar[bool] = True
     #: States whose max-norm exceeds this are treated as diverged.
     divergence_threshold: ClassVar[float] = 1e6
+    #: (forward, inverse) real 2-D transforms and standard-normal (n, n) fields one time
+    #: step needs: the cost model of benchmarks/solvers.py.
+    transforms_per_step: ClassVar[tuple[int, int, int]] = (0, 0, 0)
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:

@@ -114,6 +114,7 @@ class OrnsteinUhlenbeck(System):
     eps2: float = 0.004
 
     long_name: ClassVar[str] = "Ornstein-Uhlenbeck field"
+    transforms_per_step: ClassVar[tuple[int, int, int]] = (1, 0, 1)  # the noise FFT
 
     def __post_init__(self) -> None:
         super().__post_init__()

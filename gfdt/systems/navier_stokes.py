@@ -1,0 +1,535 @@
+"""Two-dimensional Navier-Stokes (vorticity form) with hidden random-wave forcing.
+
+.. math::
+
+    \\partial_t u = \\partial_x \\psi\\, \\partial_y u - \\partial_x u\\, \\partial_y \\psi
+                    - A\\, \\partial_x u + D u + f, \\qquad \\psi = \\Delta^{-1} u,
+
+    D u = -\\nu_h \\Delta^{-2} u - \\nu \\Delta^2 u - \\nu_0\\, \\overline{u}
+
+(paper Eqs. 11-13) on the doubly periodic square :math:`[0, 2\\pi)^2`; :math:`u` is the
+vorticity, :math:`\\overline{u}` its spatial mean, and the inverse Laplacians are zero at
+:math:`k = 0`.
+
+Forcing
+-------
+Random waves with diffusing phases,
+
+.. math::
+
+    f = \\mathrm{Re}\\, \\mathrm{ifft2}\\big(F\\, m_k\\, e^{i \\phi_k}\\big)
+        - 0.9\\, \\overline{\\mathrm{Re}\\, \\mathrm{ifft2}(\\ldots)},
+    \\qquad d\\phi_k = \\sqrt{2 D_\\phi}\\, dW_k,
+
+where ``ifft2`` is numpy's inverse 2-D FFT (normalised by :math:`1/n^2`, hence the
+default amplitude :math:`F = 300 (n/128)^2`, which makes :math:`F/n^2` and so the forcing
+field independent of the resolution), :math:`m_k = 1` for :math:`|k|^2 \\le k_f^2`
+(default 112.5) and 0 elsewhere and on the Nyquist row and column. There is one phase
+per masked mode of the *full* complex ``fft2`` plane (``k`` and ``-k`` have independent
+phases; taking the real part symmetrises them), the mean mode ``k = 0`` included: its
+contribution, the mean of the raw forcing, is kept at 10 %. The phases are uniform on
+:math:`[0, 2\\pi)` at the start and diffuse with :math:`D_\\phi = 1` by default. They
+are the system's hidden state (``aux``, one entry per masked mode, in the order of
+:meth:`NavierStokes2D.forcing_modes`); the observed vorticity alone is not Markov.
+
+Time stepping
+-------------
+Classical RK4 on the whole right-hand side, in Fourier space (state ``rfft2(u)``). Each
+step draws one Brownian increment per phase, :math:`\\Delta\\phi_k = \\sqrt{2 D_\\phi
+dt}\\, \\xi_k`, and evaluates the forcing along the linearly interpolated path: phases
+:math:`\\phi_n` at stage 1, :math:`\\phi_n + \\Delta\\phi/2` at stages 2 and 3 and
+:math:`\\phi_n + \\Delta\\phi` at stage 4; then :math:`\\phi_{n+1} = \\phi_n +
+\\Delta\\phi`. The phases are not wrapped to :math:`[0, 2\\pi)`. All randomness comes
+from the generator handed to the kernel, so two copies run from cloned generators with
+the same ``aux`` see identical forcing (paired ground truth).
+
+The linear terms are explicit. RK4 is stable while every eigenvalue :math:`\\lambda`
+of the linearised right-hand side has :math:`|\\lambda| dt \\lesssim 2.8`; at the
+defaults the largest is the advection :math:`A k_x \\approx 47` at ``n = 32`` (0.37 per
+step), far from the hyperviscous limit :math:`\\nu |k|^4 dt \\approx 2.8`.
+
+Nonlinear term and dealiasing
+-----------------------------
+Pseudo-spectral Jacobian :math:`J = \\partial_x\\psi\\,\\partial_y u - \\partial_x
+u\\,\\partial_y\\psi`: the four derivatives are transformed to the grid, multiplied
+pointwise and transformed back. With ``dealias=1`` (default) the 2/3 rule is applied:
+the inputs are truncated to the square :math:`|k_x|, |k_y| \\le K = \\lfloor (n-1)/3
+\\rfloor` before the product and the result is truncated to the same square. Products of
+two fields in that band reach :math:`2K`, and their aliases fall at :math:`|k| \\ge n - 2K
+> K`, outside the band, so the truncated product is the exact (continuum) Jacobian of
+the truncated fields projected on the band. Hence :math:`\\sum u\\, N(u) = 0` and
+:math:`\\sum \\psi\\, N(u) = 0` hold to round-off: the nonlinear term conserves enstrophy
+and energy exactly in the inviscid limit. The band excludes the Nyquist row and column
+(``K < n/2``), so the Nyquist convention of the derivative symbols does not enter the
+Jacobian. The linear terms act on every mode, Nyquist included (even operators keep
+it, :math:`\\partial_x` is zero on the Nyquist column; see :mod:`gfdt.systems._spectral`).
+
+Consequence to keep in mind: with the 2/3 rule, modes outside the band receive neither
+nonlinear transfer nor forcing (the forcing disc :math:`|k|^2 \\le 112.5` lies inside
+the band for ``n >= 32``); they only decay and translate, so in the stationary state
+they vanish and the invariant measure lives on the band. ``dealias=0`` keeps the plain
+(aliased) pseudo-spectral product on every mode except the Nyquist row and column,
+which is what un-dealiased codes do; it does not conserve the invariants exactly.
+
+Transforms per step: 4 inverse (batched, columns beyond the band skipped: those are
+zero) and 1 forward per stage, 20 per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numba as nb
+import numpy as np
+from rocket_fft import c2c, c2r, r2c
+
+from gfdt.systems._spectral import dx_symbol, dy_symbol, k_squared, wavenumbers
+from gfdt.systems.base import System
+
+__all__ = ["NavierStokes2D", "forcing", "nonlinear_term"]
+
+#: Fraction of the raw forcing's spatial mean that is kept (the paper removes 90 %).
+MEAN_FORCING_KEPT = 0.1
+
+
+# --------------------------------------------------------------------------- kernel
+@nb.njit(nogil=True, cache=True)
+def _phases_to_forcing(phase, fh, fa_r, fa_c, fb_r, fb_c, half_f, mean_kept):  # pragma: no cover
+    """Assemble ``rfft2(f)`` (n, n//2+1) from the phases of the masked modes.
+
+    Mode ``j`` (full-plane wavenumber ``k``) adds ``F e^{i phi_j} / 2`` at ``k`` when
+    ``k_x >= 0`` (row ``fa_r[j]``, column ``fa_c[j]``, -1 if none) and its conjugate at
+    ``-k`` when ``k_x <= 0`` (``fb_r``, ``fb_c``): the transform of the real part.
+    """
+    for j in range(phase.shape[0]):
+        if fa_r[j] >= 0:
+            fh[fa_r[j], fa_c[j]] = 0.0
+        if fb_r[j] >= 0:
+            fh[fb_r[j], fb_c[j]] = 0.0
+    for j in range(phase.shape[0]):
+        c = half_f * np.cos(phase[j])
+        s = half_f * np.sin(phase[j])
+        if fa_r[j] >= 0:
+            fh[fa_r[j], fa_c[j]] += complex(c, s)
+        if fb_r[j] >= 0:
+            fh[fb_r[j], fb_c[j]] += complex(c, -s)
+    fh[0, 0] = fh[0, 0] * mean_kept
+
+
+@nb.njit(nogil=True, cache=True)
+def _rhs(v, fh, k, damp, adv, dxs, dys, ipsi, dmask, rows, ncols,
+         B, T, P, J, H, Nh, ax1, ax2, ax0, ax_last, inv_n2):  # pragma: no cover
+    """Right-hand side ``k`` (n, n//2+1) of the vorticity equation at ``v = rfft2(u)``."""
+    n = v.shape[0]
+    m = v.shape[1]
+    # derivatives of psi and u inside the dealiasing band (B is zero elsewhere)
+    for a in rows:
+        for b in range(ncols):
+            vv = v[a, b]
+            ps = ipsi[a, b] * vv
+            B[0, a, b] = dxs[a, b] * ps
+            B[1, a, b] = dys[a, b] * ps
+            B[2, a, b] = dxs[a, b] * vv
+            B[3, a, b] = dys[a, b] * vv
+    # batched inverse transforms; columns >= ncols are zero and skipped
+    c2c(B[:, :, :ncols], T[:, :, :ncols], ax1, False, 1.0, 1)
+    c2r(T, P, ax2, False, inv_n2, 1)
+    for i in range(n):
+        for j in range(n):
+            J[i, j] = P[0, i, j] * P[3, i, j] - P[2, i, j] * P[1, i, j]
+    r2c(J, H, ax_last, True, 1.0, 1)
+    c2c(H[:, :ncols], Nh[:, :ncols], ax0, True, 1.0, 1)
+    for a in range(n):
+        for b in range(m):
+            vv = v[a, b]
+            k[a, b] = dmask[a, b] * Nh[a, b] + damp[a, b] * vv + adv[a, b] * vv + fh[a, b]
+
+
+@nb.njit(nogil=True, cache=True)
+def _ns_kernel(u, aux, n_steps, save_every, out, rng, threshold,
+               damp, adv, dxs, dys, ipsi, dmask, rows, ncols,
+               fa_r, fa_c, fb_r, fb_c, half_f, mean_kept, dt, phase_sd):  # pragma: no cover
+    """Integrate :class:`NavierStokes2D` (see the module docstring for the scheme)."""
+    n = u.shape[0]
+    m = n // 2 + 1
+    na = aux.shape[0]
+    inv_n2 = 1.0 / (n * n)
+    ax01 = np.array([0, 1], dtype=np.int64)
+    ax0 = np.array([0], dtype=np.int64)
+    ax1 = np.array([1], dtype=np.int64)
+    ax2 = np.array([2], dtype=np.int64)
+    uh = np.empty((n, m), dtype=np.complex128)
+    v = np.empty((n, m), dtype=np.complex128)
+    kk = np.empty((n, m), dtype=np.complex128)
+    acc = np.empty((n, m), dtype=np.complex128)
+    f1 = np.zeros((n, m), dtype=np.complex128)
+    f2 = np.zeros((n, m), dtype=np.complex128)
+    f4 = np.zeros((n, m), dtype=np.complex128)
+    B = np.zeros((4, n, m), dtype=np.complex128)
+    T = np.zeros((4, n, m), dtype=np.complex128)
+    P = np.empty((4, n, n))
+    J = np.empty((n, n))
+    H = np.empty((n, m), dtype=np.complex128)
+    Nh = np.zeros((n, m), dtype=np.complex128)
+    ubuf = np.empty((n, n))
+    dphi = np.empty(na)
+    ph = np.empty(na)
+    h2 = 0.5 * dt
+    h6 = dt / 6.0
+    r2c(u, uh, ax01, True, 1.0, 1)
+    _phases_to_forcing(aux, f1, fa_r, fa_c, fb_r, fb_c, half_f, mean_kept)
+    check_every = save_every if save_every > 0 else 64
+    j = 0
+    for step in range(1, n_steps + 1):
+        for q in range(na):
+            dphi[q] = phase_sd * rng.standard_normal()
+        for q in range(na):
+            ph[q] = aux[q] + 0.5 * dphi[q]
+        _phases_to_forcing(ph, f2, fa_r, fa_c, fb_r, fb_c, half_f, mean_kept)
+        for q in range(na):
+            aux[q] = aux[q] + dphi[q]
+        _phases_to_forcing(aux, f4, fa_r, fa_c, fb_r, fb_c, half_f, mean_kept)
+        # stage 1
+        _rhs(uh, f1, kk, damp, adv, dxs, dys, ipsi, dmask, rows, ncols,
+             B, T, P, J, H, Nh, ax1, ax2, ax0, ax1, inv_n2)
+        for a in range(n):
+            for b in range(m):
+                acc[a, b] = kk[a, b]
+                v[a, b] = uh[a, b] + h2 * kk[a, b]
+        # stage 2
+        _rhs(v, f2, kk, damp, adv, dxs, dys, ipsi, dmask, rows, ncols,
+             B, T, P, J, H, Nh, ax1, ax2, ax0, ax1, inv_n2)
+        for a in range(n):
+            for b in range(m):
+                acc[a, b] = acc[a, b] + 2.0 * kk[a, b]
+                v[a, b] = uh[a, b] + h2 * kk[a, b]
+        # stage 3
+        _rhs(v, f2, kk, damp, adv, dxs, dys, ipsi, dmask, rows, ncols,
+             B, T, P, J, H, Nh, ax1, ax2, ax0, ax1, inv_n2)
+        for a in range(n):
+            for b in range(m):
+                acc[a, b] = acc[a, b] + 2.0 * kk[a, b]
+                v[a, b] = uh[a, b] + dt * kk[a, b]
+        # stage 4
+        _rhs(v, f4, kk, damp, adv, dxs, dys, ipsi, dmask, rows, ncols,
+             B, T, P, J, H, Nh, ax1, ax2, ax0, ax1, inv_n2)
+        for a in range(n):
+            for b in range(m):
+                uh[a, b] = uh[a, b] + h6 * (acc[a, b] + kk[a, b])
+        f1, f4 = f4, f1
+        do_save = save_every > 0 and step % save_every == 0
+        if do_save or step % check_every == 0 or step == n_steps:
+            target = out[j] if do_save else ubuf
+            c2r(uh, target, ax01, False, inv_n2, 1)
+            mx = 0.0
+            for a in range(n):
+                for b in range(n):
+                    x = abs(target[a, b])
+                    if not (x <= mx):  # NaN propagates
+                        mx = x
+            if not (mx <= threshold):
+                c2r(uh, u, ax01, False, inv_n2, 1)
+                return step
+            if do_save:
+                j += 1
+    c2r(uh, u, ax01, False, inv_n2, 1)
+    return -1
+
+
+# --------------------------------------------------------------------------- system
+@dataclasses.dataclass(frozen=True)
+class NavierStokes2D(System):
+    """2-D vorticity equation with random-wave forcing (paper Eqs. 11-13).
+
+    Parameters
+    ----------
+    n : int
+        Grid points per direction (even, >= 4; the paper uses 32).
+    dt : float
+        Time step (time units; paper 1/128).
+    A : float
+        Uniform advection speed in +x (domain length 2 pi).
+    nu_h : float
+        Hypoviscosity, coefficient of :math:`-\\Delta^{-2}` (1/time).
+    nu : float
+        Hyperviscosity, coefficient of :math:`-\\Delta^{2}` (length^4/time).
+    nu_0 : float
+        Damping rate of the spatial mean (1/time).
+    F : float or None
+        Forcing amplitude in numpy's ``ifft2`` convention. None (default) means
+        :math:`300 (n/128)^2`, resolved by :attr:`forcing_amplitude` (and written out
+        resolved by :meth:`parameters`).
+    kf2 : float
+        Forcing disc :math:`|k|^2 \\le k_f^2` (integer wavenumbers).
+    phase_diffusivity : float
+        :math:`D_\\phi` of the phases, :math:`d\\phi = \\sqrt{2 D_\\phi}\\, dW` (1/time).
+    dealias : int
+        1: 2/3-rule dealiased Jacobian (conserves energy and enstrophy exactly);
+        0: plain aliased pseudo-spectral product.
+
+    Notes
+    -----
+    The hidden state ``aux`` holds the forcing phases (radians), one per mode of
+    :meth:`forcing_modes`; ``n_aux`` is their number (353 at the defaults).
+    No closed-form score exists (:meth:`exact_score` raises).
+
+    Examples
+    --------
+    >>> from gfdt.systems.navier_stokes import NavierStokes2D
+    >>> ns = NavierStokes2D()
+    >>> ns.forcing_amplitude, ns.n_aux
+    (18.75, 353)
+    """
+
+    n: int = 32
+    dt: float = 1.0 / 128.0
+    A: float = math.pi
+    nu_h: float = 1e-2
+    nu: float = 1e-5
+    nu_0: float = (2.0 * math.pi) ** -2
+    F: float | None = None
+    kf2: float = 112.5
+    phase_diffusivity: float = 1.0
+    dealias: int = 1
+
+    long_name: ClassVar[str] = "vorticity"
+    #: Rough stationary maximum of the flow speed at the default parameters (measured
+    #: at n = 32, 64), scaled linearly with the forcing amplitude in :meth:`stable_dt`.
+    typical_speed: ClassVar[float] = 2.0
+
+    def __post_init__(self) -> None:
+        if self.F is None:
+            # validate every field with the base rules, F resolved to its default
+            object.__setattr__(self, "F", self._default_forcing_amplitude())
+            try:
+                super().__post_init__()
+            finally:
+                object.__setattr__(self, "F", None)
+        else:
+            super().__post_init__()
+        for name in ("nu_h", "nu", "nu_0", "phase_diffusivity", "kf2"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.F is not None and self.F < 0:
+            raise ValueError(f"F must be >= 0 (or None for the default), got {self.F}")
+        if self.dealias not in (0, 1) or isinstance(self.dealias, (bool, float)):
+            raise ValueError(f"dealias must be the int 0 or 1, got {self.dealias!r}")
+
+    # ---------------------------------------------------------------- metadata
+    def _default_forcing_amplitude(self) -> float:
+        return 300.0 * (self.n / 128.0) ** 2
+
+    @property
+    def forcing_amplitude(self) -> float:
+        """:math:`F`: the field ``F`` or, when None, :math:`300 (n/128)^2`."""
+        return float(self._default_forcing_amplitude() if self.F is None else self.F)
+
+    def parameters(self) -> dict[str, Any]:
+        """Dataclass fields as a plain dict, ``F`` resolved to a number."""
+        p = super().parameters()
+        p["F"] = self.forcing_amplitude
+        return p
+
+    @property
+    def n_aux(self) -> int:
+        """Number of hidden forcing phases (masked modes of the full fft2 plane)."""
+        return int(self.forcing_modes().shape[0])
+
+    @property
+    def dealias_cutoff(self) -> int:
+        """Largest :math:`|k_x|, |k_y|` kept in the Jacobian (``n//2 - 1`` if ``dealias=0``)."""
+        return (self.n - 1) // 3 if self.dealias else self.n // 2 - 1
+
+    # ----------------------------------------------------------------- symbols
+    def forcing_modes(self) -> np.ndarray:
+        """Integer wavenumbers ``(ky, kx)`` of the forced modes, one row per phase.
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (n_aux, 2)
+            Modes of the full ``fft2`` plane with :math:`k_x^2 + k_y^2 \\le k_f^2`,
+            excluding the Nyquist row and column, in ``fft2`` C order (``ky`` major,
+            both in ``fftfreq`` order).
+        """
+        n = self.n
+        k = np.fft.fftfreq(n, d=1.0 / n).astype(np.int64)
+        ky, kx = np.meshgrid(k, k, indexing="ij")
+        mask = (ky**2 + kx**2 <= self.kf2) & (ky != -(n // 2)) & (kx != -(n // 2))
+        return np.stack([ky[mask], kx[mask]], axis=1)
+
+    def forcing_mask(self) -> np.ndarray:
+        """Mask :math:`m_k` on the full ``fft2`` plane, float, shape (n, n)."""
+        out = np.zeros((self.n, self.n))
+        modes = self.forcing_modes()
+        out[modes[:, 0] % self.n, modes[:, 1] % self.n] = 1.0
+        return out
+
+    def damping_symbol(self) -> np.ndarray:
+        """Symbol of :math:`D`, real, shape (n, n//2+1) (rfft2 layout).
+
+        :math:`-\\nu_h/|k|^4 - \\nu |k|^4` for :math:`k \\ne 0`, :math:`-\\nu_0` at 0.
+        """
+        k2 = k_squared(self.n)
+        with np.errstate(divide="ignore"):
+            inv = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+        d = -self.nu_h * inv**2 - self.nu * k2**2
+        d[0, 0] = -self.nu_0
+        return d
+
+    def advection_symbol(self) -> np.ndarray:
+        """Symbol of :math:`-A \\partial_x`, :math:`-i A k_x` (0 on the Nyquist column)."""
+        return -self.A * dx_symbol(self.n)
+
+    def linear_symbol(self) -> np.ndarray:
+        """Symbol of the linear part :math:`D - A\\partial_x`, complex, (n, n//2+1)."""
+        return self.damping_symbol() + self.advection_symbol()
+
+    def inverse_laplacian_symbol(self) -> np.ndarray:
+        """:math:`-1/|k|^2` (0 at k = 0): ``psi_hat = symbol * u_hat``, (n, n//2+1)."""
+        k2 = k_squared(self.n)
+        return np.where(k2 > 0, -1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+
+    def dealias_mask(self) -> np.ndarray:
+        """Band of the Jacobian, 0/1 floats in rfft2 layout, shape (n, n//2+1).
+
+        ``dealias=1``: :math:`|k_x|, |k_y| \\le \\lfloor (n-1)/3 \\rfloor`;
+        ``dealias=0``: every mode except the Nyquist row and column.
+        """
+        ky, kx = wavenumbers(self.n)
+        kc = self.dealias_cutoff
+        return ((np.abs(ky) <= kc) & (np.abs(kx) <= kc)).astype(float)
+
+    def _forcing_slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """rfft2 positions fed by each phase: (row, col) of ``k`` and of ``-k`` (or -1)."""
+        n = self.n
+        modes = self.forcing_modes()
+        ky, kx = modes[:, 0], modes[:, 1]
+        a = kx >= 0
+        b = kx <= 0
+        fa_r = np.where(a, ky % n, -1).astype(np.int64)
+        fa_c = np.where(a, kx, -1).astype(np.int64)
+        fb_r = np.where(b, (-ky) % n, -1).astype(np.int64)
+        fb_c = np.where(b, -kx, -1).astype(np.int64)
+        return fa_r, fa_c, fb_r, fb_c
+
+    # ---------------------------------------------------------------- dynamics
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Zero vorticity and phases uniform on :math:`[0, 2\\pi)` drawn from ``rng``.
+
+        Returns
+        -------
+        u : numpy.ndarray, shape (n, n)
+        aux : numpy.ndarray, shape (n_aux,)
+        """
+        return np.zeros(self.state_shape), rng.uniform(0.0, 2.0 * np.pi, self.n_aux)
+
+    def _kernel(self):
+        return _ns_kernel
+
+    def _kernel_args(self) -> tuple:
+        dm = self.dealias_mask()
+        kc = self.dealias_cutoff
+        rows = np.flatnonzero(dm[:, 0] > 0).astype(np.int64)
+        fa_r, fa_c, fb_r, fb_c = self._forcing_slots()
+        c = np.ascontiguousarray
+        return (
+            c(self.damping_symbol()),
+            c(self.advection_symbol().astype(np.complex128)),
+            c(dx_symbol(self.n) * dm),
+            c(dy_symbol(self.n) * dm),
+            c(self.inverse_laplacian_symbol()),
+            c(dm),
+            rows,
+            int(kc + 1),
+            fa_r, fa_c, fb_r, fb_c,
+            0.5 * self.forcing_amplitude,
+            MEAN_FORCING_KEPT,
+            float(self.dt),
+            math.sqrt(2.0 * self.phase_diffusivity * self.dt),
+        )
+
+    def stable_dt(self) -> float:
+        """Rough RK4 stability limit :math:`2.5 / \\max_k |\\lambda_k|`.
+
+        :math:`\\lambda_k` is the linear symbol plus the advection by a flow of speed
+        :attr:`typical_speed` (scaled by :math:`F / F_{default}`) at the largest
+        wavenumber the Jacobian sees, :math:`|\\lambda_k| \\le |L_k| + U \\sqrt{2}
+        K`. The true limit depends on the state's maximum speed; treat this as an
+        estimate, not a guarantee.
+        """
+        lin = float(np.abs(self.linear_symbol()).max())
+        u_typ = self.typical_speed * self.forcing_amplitude / self._default_forcing_amplitude()
+        rate = lin + u_typ * math.sqrt(2.0) * self.dealias_cutoff
+        return 2.5 / rate if rate > 0 else math.inf
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_field(system: NavierStokes2D, u, name: str) -> np.ndarray:
+    u = np.asarray(u, dtype=float)
+    if u.ndim < 2 or u.shape[-2:] != system.state_shape:
+        raise ValueError(
+            f"{name} must have shape (..., {system.n}, {system.n}), got {u.shape}"
+        )
+    return u
+
+
+def nonlinear_term(system: NavierStokes2D, u) -> np.ndarray:
+    """The (dealiased) Jacobian :math:`\\partial_x\\psi\\,\\partial_y u - \\partial_x u\\,
+    \\partial_y\\psi` that the kernel uses, in plain numpy.
+
+    Parameters
+    ----------
+    system : NavierStokes2D
+        Supplies ``n`` and the dealiasing choice.
+    u : array_like, shape (..., n, n)
+        Vorticity fields.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n, n)
+        The nonlinear tendency (vorticity per time unit), band-limited to
+        :meth:`NavierStokes2D.dealias_mask`.
+    """
+    if not isinstance(system, NavierStokes2D):
+        raise TypeError(f"system must be a NavierStokes2D, got {type(system).__name__}")
+    u = _check_field(system, u, "u")
+    dm = system.dealias_mask()
+    dx = dx_symbol(system.n) * dm
+    dy = dy_symbol(system.n) * dm
+    uh = np.fft.rfft2(u)
+    ph = system.inverse_laplacian_symbol() * uh
+    s = system.state_shape
+    psx, psy, ux, uy = (np.fft.irfft2(w, s=s) for w in (dx * ph, dy * ph, dx * uh, dy * uh))
+    return np.fft.irfft2(dm * np.fft.rfft2(psx * uy - ux * psy), s=s)
+
+
+def forcing(system: NavierStokes2D, phases) -> np.ndarray:
+    """The forcing field :math:`f` for given phases, in plain numpy.
+
+    Parameters
+    ----------
+    system : NavierStokes2D
+    phases : array_like, shape (..., n_aux)
+        Phases (radians) of the modes of :meth:`NavierStokes2D.forcing_modes`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n, n)
+        :math:`\\mathrm{Re\\,ifft2}(F m_k e^{i\\phi_k})` with 90 % of its mean removed
+        (vorticity per time unit).
+    """
+    if not isinstance(system, NavierStokes2D):
+        raise TypeError(f"system must be a NavierStokes2D, got {type(system).__name__}")
+    phases = np.asarray(phases, dtype=float)
+    if phases.ndim < 1 or phases.shape[-1] != system.n_aux:
+        raise ValueError(
+            f"phases must have shape (..., {system.n_aux}), got {phases.shape}"
+        )
+    n = system.n
+    modes = system.forcing_modes()
+    g = np.zeros((*phases.shape[:-1], n, n), dtype=np.complex128)
+    g[..., modes[:, 0] % n, modes[:, 1] % n] = system.forcing_amplitude * np.exp(1j * phases)
+    f = np.fft.ifft2(g).real
+    return f - (1.0 - MEAN_FORCING_KEPT) * f.mean(axis=(-2, -1), keepdims=True)
