@@ -8,7 +8,7 @@ from pathlib import Path
 
 import xarray as xr
 
-__all__ = ["load", "save"]
+__all__ = ["load", "open_run", "save"]
 
 
 def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
@@ -47,3 +47,22 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         raise FileNotFoundError(f"path: no file {path}")
     with xr.open_dataset(path, engine="netcdf4") as ds:
         return ds.load()
+
+
+def open_run(path: str | os.PathLike) -> xr.Dataset:
+    """Open a run that :func:`gfdt.simulate` streamed to a folder (all finished segments).
+
+    Segments are concatenated along ``time``; a killed run gives the samples it
+    finished. The data are read into memory.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    path = Path(path)
+    files = sorted(path.glob("segment_*.nc"))
+    if not files:
+        raise FileNotFoundError(f"path: no segment_*.nc files in {path}")
+    parts = [load(f) for f in files]
+    ds = xr.concat(parts, dim="time", combine_attrs="override") if len(parts) > 1 else parts[0]
+    return ds

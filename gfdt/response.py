@@ -47,7 +47,7 @@ class ResponseEstimator:
     score : str, callable or ScoreEstimator
         ``"gaussian"`` (fit :math:`-C^{-1}(x - \\mu)` to the data), ``"exact"`` (the
         closed-form score of the gfdt system that made the data, or of ``system``), a
-        callable mapping a batch (batch, *state) to scores of the same shape, or a
+        callable mapping a batch ``(batch, *state)`` to scores of the same shape, or a
         score estimator (fitted, or fitted here on the data).
     max_lag : int
         Largest lag, in saved samples; the response covers lags ``0..max_lag``.
@@ -209,7 +209,7 @@ class ResponseEstimator:
         X : xarray.DataArray, xarray.Dataset, numpy.ndarray or list of arrays
             A DataArray with a ``time`` dim and optionally ``member`` (every other dim
             is state), a Dataset holding one such variable (``u`` preferred), an array
-            of shape (time, *state), or a list of such arrays (independent members).
+            of shape ``(time, *state)``, or a list of such arrays (independent members).
         y : ignored
 
         Returns

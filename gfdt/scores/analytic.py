@@ -17,7 +17,7 @@ class AnalyticScore(ScoreEstimator):
     Parameters
     ----------
     function : callable
-        Maps a batch of shape (batch, *state) to scores of the same shape.
+        Maps a batch of shape ``(batch, *state)`` to scores of the same shape.
     name : str
         Label used in outputs.
 

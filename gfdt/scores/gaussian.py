@@ -43,7 +43,7 @@ class GaussianScore(ScoreEstimator):
         self.rcond = rcond
 
     def fit(self, X) -> GaussianScore:
-        """Estimate mean and covariance from samples ``X`` of shape (n_samples, *state)."""
+        """Estimate mean and covariance from samples ``X`` of shape ``(n_samples, *state)``."""
         X = as_samples(X)
         self.state_shape_ = X.shape[1:]
         if self.homogeneous:
@@ -66,7 +66,7 @@ class GaussianScore(ScoreEstimator):
         return self
 
     def score(self, x) -> np.ndarray:
-        """:math:`-C^{-1}(x - \\mu)` for x of shape (batch, *state) or the state shape."""
+        """:math:`-C^{-1}(x - \\mu)` for x of shape ``(batch, *state)`` or the state shape."""
         self._check_fitted()
         arr, single = self._check_input(x, self.state_shape_)
         if self.homogeneous:

@@ -42,28 +42,31 @@ def _ou_kernel(u, aux, n_steps, save_every, out, rng, threshold, g, amp):  # pra
     uh = np.empty((n, m), dtype=np.complex128)
     xh = np.empty((n, m), dtype=np.complex128)
     xi = np.empty((n, n))
+    v = np.empty((n, n))
     rfft2_into(u, uh)
-    # Parseval: sum |uh|^2 = n^2 sum u^2 >= n^2 max u^2
-    limit = threshold * threshold * n * n
     check_every = save_every if save_every > 0 else 64
     j = 0
     for step in range(1, n_steps + 1):
         fill_standard_normal(rng, xi)
         rfft2_into(xi, xh)
-        energy = 0.0
         for a in range(n):
             for b in range(m):
                 uh[a, b] = g[a, b] * uh[a, b] + amp[a, b] * xh[a, b]
-        if step % check_every == 0 or step == n_steps:
+        saving = save_every > 0 and step % save_every == 0
+        if saving or step % check_every == 0 or step == n_steps:
+            dest = out[j] if saving else v
+            irfft2_into(uh, dest)
+            vmax = 0.0
             for a in range(n):
-                for b in range(m):
-                    energy += uh[a, b].real ** 2 + uh[a, b].imag ** 2
-            if not (energy <= limit):  # catches NaN too
-                irfft2_into(uh, u)
+                for b in range(n):
+                    x = abs(dest[a, b])
+                    if not (x <= vmax):  # NaN propagates
+                        vmax = x
+            if not (vmax <= threshold):
+                u[:, :] = dest
                 return step
-        if save_every > 0 and step % save_every == 0:
-            irfft2_into(uh, out[j])
-            j += 1
+            if saving:
+                j += 1
     irfft2_into(uh, u)
     return -1
 
