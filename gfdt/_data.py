@@ -113,7 +113,7 @@ def as_series(X, name: str = "X") -> Series:
             var = names[0]
         else:
             raise ValueError(f"{name} is a Dataset with variables {names}; pass one DataArray")
-        da = X[var]
+        da = X[var].copy(deep=False)  # shallow copy: never modify the caller's attrs
         da.attrs = {**X.attrs, **da.attrs}
         return _from_dataarray(da, name)
     if isinstance(X, xr.DataArray):

@@ -37,7 +37,11 @@ def _version() -> str:
 
 
 def as_member_fields(initial, system: System, n_members: int | None, name: str) -> np.ndarray:
-    """Validate initial fields given as (member, y, x) (DataArray or array)."""
+    """Validate initial fields given as (member, y, x) (DataArray or array).
+
+    Returns a new C-contiguous float64 array: runs advance it in place, so it must
+    never share memory with the caller's data.
+    """
     if isinstance(initial, xr.Dataset):
         if system.variable not in initial:
             raise ValueError(f"{name} has no variable {system.variable!r}")
@@ -61,7 +65,7 @@ def as_member_fields(initial, system: System, n_members: int | None, name: str) 
         raise ValueError(f"{name} contains NaN or inf")
     if n_members is not None and arr.shape[0] != n_members:
         raise ValueError(f"{name} has {arr.shape[0]} members but n_members = {n_members}")
-    return np.ascontiguousarray(arr)
+    return np.array(arr, dtype=float, order="C", copy=True)
 
 
 def _plan(burn_steps: int, n_saves: int, save_every: int) -> list[tuple[int, int]]:
@@ -279,8 +283,12 @@ def _digest(a: np.ndarray) -> str:
 
 def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.ndarray,
              attrs: dict) -> xr.Dataset:
+    # the variable carries the system too, so a DataArray alone is self-describing
+    sys_attrs = {k: v for k, v in attrs.items()
+                 if k in ("gfdt_system", "gfdt_parameters", "gfdt_homogeneous")}
     data = {system.variable: (("member", "time", "y", "x"), u,
-                              {"long_name": system.long_name, "units": system.units})}
+                              {"long_name": system.long_name, "units": system.units,
+                               **sys_attrs})}
     if aux is not None:
         data["aux"] = (("member", "time", "aux"), aux,
                        {"long_name": "hidden state (not observed)", "units": "1"})

@@ -50,11 +50,13 @@ def perturbation_response(
     at ``pixel``, and both copies are integrated over ``max_lag * save_interval``
     time units with identical noise (and identical hidden state). The response is the
     mean of ``(perturbed - unperturbed) / delta`` over all impulses; its standard
-    error is the standard deviation across impulses over the square root of their
-    number. With several pixels, each window runs one unperturbed copy and one perturbed
-    copy per pixel, all with the same noise: ``1 + K`` runs give ``K`` impulses instead of
-    2 runs per impulse. After each window the unperturbed member continues, and the next window is
-    kicked from where it ended (the paper's re-perturbation procedure).
+    error is the standard deviation of the member means over the square root of the
+    number of members (members are independent; impulses within a member need not be),
+    so it needs at least two members. With several pixels, each window runs one
+    unperturbed copy and one perturbed copy per pixel, all with the same noise:
+    ``1 + K`` runs give ``K`` impulses instead of 2 runs per impulse. After each window
+    the unperturbed member continues, and the next window is kicked from where it ended
+    (the paper's re-perturbation procedure).
 
     For a linear system with additive noise the paired difference is deterministic and
     equals the discrete propagator exactly.

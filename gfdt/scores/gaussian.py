@@ -61,7 +61,7 @@ class GaussianScore(ScoreEstimator):
         else:
             Xf = X.reshape(X.shape[0], -1)
             self.mean_ = Xf.mean(axis=0).reshape(self.state_shape_)
-            self.covariance_ = np.atleast_2d(np.cov(Xf, rowvar=False))
+            self.covariance_ = np.atleast_2d(np.cov(Xf, rowvar=False, bias=True))
             self.precision_ = np.linalg.pinv(self.covariance_, rcond=self.rcond, hermitian=True)
         return self
 

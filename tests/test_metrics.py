@@ -1,0 +1,114 @@
+"""metrics.response_error and summarize_errors against numpy norms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gfdt.metrics import response_error, summarize_errors
+
+
+def field(values, lags=None) -> xr.DataArray:
+    values = np.asarray(values, dtype=float)
+    lags = np.arange(values.shape[0], dtype=float) if lags is None else lags
+    return xr.DataArray(values, dims=("lag", "y", "x"), coords={"lag": lags})
+
+
+def test_l2_linf_on_arrays():
+    rng = np.random.default_rng(0)
+    est = rng.standard_normal((4, 3, 5))
+    ref = rng.standard_normal((4, 3, 5))
+    err = response_error(est, ref)
+    diff = (est - ref).reshape(4, -1)
+    np.testing.assert_allclose(err["l2"].values, np.linalg.norm(diff, axis=1), rtol=1e-14)
+    np.testing.assert_allclose(err["linf"].values, np.linalg.norm(diff, np.inf, axis=1),
+                               rtol=1e-14)
+    assert err["l2"].dims == ("lag",)
+    assert "l2_debiased" not in err
+
+
+def test_hand_made_values():
+    est = np.zeros((2, 2, 2))
+    ref = np.zeros((2, 2, 2))
+    ref[0] = [[3.0, 0.0], [0.0, 4.0]]  # |diff| = 5 in L2, 4 in L-inf
+    ref[1, 1, 0] = -2.0
+    err = response_error(est, ref)
+    np.testing.assert_allclose(err["l2"].values, [5.0, 2.0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(err["linf"].values, [4.0, 2.0], rtol=0, atol=0)
+
+
+def test_alignment_on_lag():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 2, 2))
+    b = rng.standard_normal((4, 2, 2))
+    est = field(a, lags=np.arange(5.0))  # lags 0..4
+    ref = field(b, lags=np.arange(2.0, 6.0))  # lags 2..5
+    err = response_error(est, ref)
+    np.testing.assert_array_equal(err["lag"], [2.0, 3.0, 4.0])
+    diff = a[2:5] - b[0:3]
+    np.testing.assert_allclose(err["l2"].values, np.sqrt((diff**2).sum(axis=(1, 2))),
+                               rtol=1e-14)
+    np.testing.assert_allclose(err["linf"].values, np.abs(diff).max(axis=(1, 2)), rtol=1e-14)
+    with pytest.raises(ValueError, match="share no lags"):
+        response_error(est, field(b, lags=np.arange(10.0, 14.0)))
+
+
+def test_transposed_dims_align():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((3, 2, 4))
+    b = rng.standard_normal((3, 2, 4))
+    est = field(a)
+    ref = field(b).transpose("x", "lag", "y")
+    err = response_error(est, ref)
+    np.testing.assert_allclose(err["l2"].values, np.sqrt(((a - b) ** 2).sum(axis=(1, 2))),
+                               rtol=1e-14)
+
+
+def test_l2_debiased():
+    rng = np.random.default_rng(3)
+    est = rng.standard_normal((3, 2, 2))
+    ref = rng.standard_normal((3, 2, 2))
+    se = np.abs(rng.standard_normal((3, 2, 2))) * 0.5
+    se[2] = 10.0  # more noise than error: clipped at 0
+    err = response_error(est, ref, stderr=se)
+    l2sq = ((est - ref) ** 2).sum(axis=(1, 2))
+    expected = np.sqrt(np.maximum(0.0, l2sq - (se**2).sum(axis=(1, 2))))
+    np.testing.assert_allclose(err["l2_debiased"].values, expected, rtol=1e-14)
+    assert err["l2_debiased"].values[2] == 0.0
+    assert err["l2_debiased"].values[0] > 0.0
+    # a reference Dataset brings its stderr along, aligned on lag
+    ds = xr.Dataset({"response": field(ref, lags=np.arange(1.0, 4.0)),
+                     "stderr": field(se, lags=np.arange(1.0, 4.0))})
+    err2 = response_error(field(est, lags=np.arange(0.0, 3.0)), ds)
+    np.testing.assert_array_equal(err2["lag"], [1.0, 2.0])
+    l2sq2 = ((est[1:3] - ref[0:2]) ** 2).sum(axis=(1, 2))
+    np.testing.assert_allclose(
+        err2["l2_debiased"].values,
+        np.sqrt(np.maximum(0.0, l2sq2 - (se[0:2] ** 2).sum(axis=(1, 2)))), rtol=1e-14)
+
+
+def test_summarize_errors():
+    rng = np.random.default_rng(4)
+    est, ref, se = rng.standard_normal((3, 5, 2, 2))
+    err = response_error(est, ref, stderr=np.abs(se) * 0.1)
+    summary = summarize_errors(err)
+    assert set(summary) == {"l2_max", "l2_mean", "linf_max", "linf_mean", "l2_debiased_max",
+                            "l2_debiased_mean"}
+    for var in ("l2", "linf", "l2_debiased"):
+        assert summary[f"{var}_max"] == pytest.approx(err[var].values.max(), rel=1e-15)
+        assert summary[f"{var}_mean"] == pytest.approx(err[var].values.mean(), rel=1e-14)
+        assert isinstance(summary[f"{var}_max"], float)
+    assert set(summarize_errors(response_error(est, ref))) == {"l2_max", "l2_mean", "linf_max",
+                                                               "linf_mean"}
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="estimate shape"):
+        response_error(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="estimate must have shape"):
+        response_error(np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="reference must have a 'lag'"):
+        response_error(field(np.zeros((2, 2, 2))), xr.DataArray(np.zeros(2), dims=("t",)))
+    with pytest.raises(ValueError, match="reference is a Dataset without"):
+        response_error(np.zeros((2, 2)), xr.Dataset())
