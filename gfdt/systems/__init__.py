@@ -2,6 +2,14 @@
 
 from gfdt.systems.allen_cahn import AllenCahn
 from gfdt.systems.base import SimulationDiverged, System, system_from_attrs
+from gfdt.systems.navier_stokes import NavierStokes2D
 from gfdt.systems.ou import OrnsteinUhlenbeck
 
-__all__ = ["AllenCahn", "OrnsteinUhlenbeck", "SimulationDiverged", "System", "system_from_attrs"]
+__all__ = [
+    "AllenCahn",
+    "NavierStokes2D",
+    "OrnsteinUhlenbeck",
+    "SimulationDiverged",
+    "System",
+    "system_from_attrs",
+]

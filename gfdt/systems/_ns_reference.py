@@ -37,8 +37,10 @@ def ns_reference_run(
     n_steps : int
         Steps to take.
     rngs : list of numpy.random.Generator, length members
-        Member k draws ``n_aux`` standard normals from ``rngs[k]`` at the start of every
-        step (the phase increments), exactly like the compiled kernel.
+        Member k draws ``2 * n_aux`` standard normals from ``rngs[k]`` at the start of
+        every step, exactly like the compiled kernel: first the ``n_aux`` half-step
+        phase increments to the mid-step point of the Brownian path, then the ``n_aux``
+        increments from there to the end of the step.
     workers : int
         scipy.fft workers (-1: all cores).
 
@@ -55,9 +57,10 @@ def ns_reference_run(
     if u0.ndim != 3 or u0.shape[1:] != system.state_shape:
         raise ValueError(f"u0 must have shape (members, {system.n}, {system.n}), got {u0.shape}")
     members = u0.shape[0]
+    na = system.n_aux
     aux = np.array(aux0, dtype=float, copy=True)
-    if aux.shape != (members, system.n_aux):
-        raise ValueError(f"aux0 must have shape ({members}, {system.n_aux}), got {aux.shape}")
+    if aux.shape != (members, na):
+        raise ValueError(f"aux0 must have shape ({members}, {na}), got {aux.shape}")
     if len(rngs) != members:
         raise ValueError(f"rngs must hold one generator per member ({members}), got {len(rngs)}")
 
@@ -69,19 +72,16 @@ def ns_reference_run(
     ipsi = system.inverse_laplacian_symbol()
     damp = system.damping_symbol()
     adv = system.advection_symbol()
-    modes = system.forcing_modes()
-    iy, ix = modes[:, 0] % n, modes[:, 1] % n
-    neg_y = (-np.arange(n)) % n  # index of -k along each axis
+    rows, cols, ia, ib = system._forcing_slots()  # rfft2 positions, phases of k and -k
     amp = system.forcing_amplitude
-    sd = np.sqrt(2.0 * system.phase_diffusivity * dt)
+    sd = np.sqrt(2.0 * system.phase_diffusivity * (0.5 * dt))  # per half step
     m = n // 2 + 1
 
     def forcing_hat(phases: np.ndarray) -> np.ndarray:
         """rfft2 of Re ifft2(F mask e^{i phi}) with 90 % of the mean removed."""
-        g = np.zeros((members, n, n), dtype=np.complex128)
-        g[:, iy, ix] = amp * np.exp(1j * phases)
-        gneg = g[:, neg_y][:, :, neg_y]  # g(-k)
-        fh = 0.5 * (g[:, :, :m] + np.conj(gneg[:, :, :m]))
+        g = amp * np.exp(1j * phases)
+        fh = np.zeros((members, n, m), dtype=np.complex128)
+        fh[:, rows, cols] = 0.5 * (g[:, ia] + np.conj(g[:, ib]))
         fh[:, 0, 0] *= MEAN_FORCING_KEPT
         return fh
 
@@ -95,13 +95,14 @@ def ns_reference_run(
 
     uh = sfft.rfft2(u0, workers=workers)
     f1 = forcing_hat(aux)
-    dphi = np.empty_like(aux)
+    dw = np.empty((members, 2, na))  # half-step increments: to mid-step, then to the end
     for _ in range(n_steps):
         for k, rng in enumerate(rngs):
-            dphi[k] = rng.standard_normal(system.n_aux)
-        dphi *= sd
-        f2 = forcing_hat(aux + 0.5 * dphi)
-        aux = aux + dphi
+            dw[k] = rng.standard_normal((2, na))
+        dw *= sd
+        mid = aux + dw[:, 0]  # Brownian path at t + dt/2 (stages 2 and 3)
+        f2 = forcing_hat(mid)
+        aux = mid + dw[:, 1]
         f4 = forcing_hat(aux)
         k1 = rhs(uh, f1)
         k2 = rhs(uh + 0.5 * dt * k1, f2)

@@ -166,6 +166,11 @@ class AllenCahn(System):
     long_name: ClassVar[str] = "Allen-Cahn order parameter"
     transforms_per_step: ClassVar[tuple[int, int, int]] = (5, 4, 1)
 
+    @property
+    def normals_per_step(self) -> int:
+        """One (n, n) field of standard normals per step (the noise)."""
+        return self.n * self.n
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.eps2 <= 0:

@@ -73,7 +73,8 @@ class System:
     #: States whose max-norm exceeds this are treated as diverged.
     divergence_threshold: ClassVar[float] = 1e6
     #: (forward, inverse) real 2-D transforms and standard-normal (n, n) fields one time
-    #: step needs: the cost model of benchmarks/solvers.py.
+    #: step needs: the cost model of benchmarks/solvers.py (whose RNG part counts scalar
+    #: draws, :attr:`normals_per_step`).
     transforms_per_step: ClassVar[tuple[int, int, int]] = (0, 0, 0)
 
     # ------------------------------------------------------------------ checks
@@ -99,6 +100,12 @@ class System:
     @property
     def n_aux(self) -> int:
         """Length of the hidden (unobserved) state carried beside the field."""
+        return 0
+
+    @property
+    def normals_per_step(self) -> int:
+        """Scalar standard normals one time step draws from the generator (the RNG part
+        of the cost model of benchmarks/solvers.py)."""
         return 0
 
     def parameters(self) -> dict[str, Any]:

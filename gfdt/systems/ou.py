@@ -119,6 +119,11 @@ class OrnsteinUhlenbeck(System):
     long_name: ClassVar[str] = "Ornstein-Uhlenbeck field"
     transforms_per_step: ClassVar[tuple[int, int, int]] = (1, 0, 1)  # the noise FFT
 
+    @property
+    def normals_per_step(self) -> int:
+        """One (n, n) field of standard normals per step (the noise)."""
+        return self.n * self.n
+
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("lam", "eps2"):

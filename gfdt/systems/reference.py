@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
+from gfdt.systems._ns_reference import ns_reference_run
 from gfdt.systems.allen_cahn import AllenCahn
 from gfdt.systems.ou import OrnsteinUhlenbeck
 
-__all__ = ["ac_reference_run", "ou_reference_run"]
+__all__ = ["ac_reference_run", "ns_reference_run", "ou_reference_run"]
 
 
 def ou_reference_run(
