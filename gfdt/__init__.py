@@ -8,10 +8,10 @@ responses, with perturbation ground truth to check them.
 
 import logging
 
-from gfdt import io, metrics, plotting, scores, systems
+from gfdt import io, metrics, plotting, scores, stats, systems
 from gfdt.response import ResponseEstimator
 from gfdt.simulate import simulate
-from gfdt.systems import OrnsteinUhlenbeck, SimulationDiverged
+from gfdt.systems import AllenCahn, NavierStokes2D, OrnsteinUhlenbeck, SimulationDiverged
 from gfdt.truth import perturbation_response
 
 __version__ = "0.1.0"
@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 logging.getLogger("gfdt").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AllenCahn",
+    "NavierStokes2D",
     "OrnsteinUhlenbeck",
     "ResponseEstimator",
     "SimulationDiverged",
@@ -29,5 +31,6 @@ __all__ = [
     "plotting",
     "scores",
     "simulate",
+    "stats",
     "systems",
 ]

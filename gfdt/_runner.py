@@ -69,7 +69,8 @@ def warm_up(system: System) -> None:
     u, aux = system.initial_state(np.random.default_rng(0))
     out = np.empty((0, *system.state_shape))
     system._kernel()(
-        u, aux, 1, 0, out, np.random.default_rng(0), system.divergence_threshold,
+        u, aux, 1, 0, out, np.empty((0, system.n_aux)), np.random.default_rng(0),
+        system.divergence_threshold,
         *system._kernel_args()
     )
 
@@ -83,6 +84,7 @@ class Integrator:
         self.args = system._kernel_args()
         self.threshold = float(system.divergence_threshold)
         self._empty = np.empty((0, *system.state_shape))
+        self._empty_aux = np.empty((0, system.n_aux))
 
     def __call__(
         self,
@@ -93,16 +95,22 @@ class Integrator:
         *,
         save_every: int = 0,
         out: np.ndarray | None = None,
+        aux_out: np.ndarray | None = None,
         member: int = 0,
         step0: int = 0,
     ) -> None:
-        """Advance ``u``/``aux`` in place; store every ``save_every`` steps in ``out``."""
+        """Advance ``u``/``aux`` in place; every ``save_every`` steps store ``u`` in ``out``
+        and ``aux`` in ``aux_out`` (scratch when not given)."""
         if n_steps <= 0:
             return
         if out is None:
             out = self._empty
             save_every = 0
-        status = self.kernel(u, aux, n_steps, save_every, out, rng, self.threshold, *self.args)
+        if aux_out is None:
+            aux_out = (self._empty_aux if len(out) == 0
+                       else np.empty((len(out), self.system.n_aux)))
+        status = self.kernel(u, aux, n_steps, save_every, out, aux_out, rng, self.threshold,
+                             *self.args)
         if status >= 0:
             step = step0 + int(status)
             raise SimulationDiverged(step, step * self.system.dt, member)

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
 
-__all__ = ["plot_errors", "plot_field", "plot_response"]
+__all__ = ["plot_errors", "plot_field", "plot_histogram", "plot_response", "plot_spectrum"]
 
 _STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
 
@@ -135,4 +135,123 @@ def plot_field(field: xr.DataArray, *, ax: plt.Axes | None = None, **kwargs) -> 
         _, ax = plt.subplots(figsize=(4, 4))
     field.transpose("y", "x").plot.imshow(ax=ax, origin="lower", **kwargs)
     ax.set_aspect("equal")
+    return ax
+
+
+def plot_spectrum(spectra, *, ax: plt.Axes | None = None, k_max: int | None = None) -> plt.Axes:
+    """Isotropic spectra against wavenumber on log-log axes.
+
+    Parameters
+    ----------
+    spectra : xarray.DataArray or mapping of label to DataArray
+        Outputs of :func:`gfdt.stats.isotropic_spectrum` (or
+        :func:`gfdt.stats.shell_sum`), dims ("k",). The shell ``k = 0`` (the squared
+        mean) cannot be shown on a log axis and is left out.
+    ax : matplotlib.axes.Axes, optional
+    k_max : int, optional
+        Largest shell drawn. Default: the spectrum's ``k_nyquist`` attribute (``n/2``,
+        the last complete shell) when present, else every shell.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per spectrum; the i-th spectrum gets the i-th colour and line style.
+    """
+    spectra = _as_dict(spectra, "spectrum")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, e) in enumerate(spectra.items()):
+        if not isinstance(e, xr.DataArray) or e.dims != ("k",):
+            raise ValueError(
+                f"spectra[{label!r}] must be a DataArray with dims ('k',), as returned by "
+                "gfdt.stats.isotropic_spectrum"
+            )
+        top = k_max if k_max is not None else e.attrs.get("k_nyquist")
+        keep = e["k"].values >= 1
+        if top is not None:
+            keep &= e["k"].values <= top
+        line = e.isel(k=np.flatnonzero(keep))
+        ax.plot(line["k"].values, line.values, color=colors[i % len(colors)],
+                linestyle=_STYLES[i % len(_STYLES)], label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("wavenumber shell k")
+    ax.set_ylabel("E(k)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_histogram(fields, *, bins: int | Sequence[float] = 60, ax: plt.Axes | None = None,
+                   density: bool = True) -> plt.Axes:
+    """Marginal histograms of fields, each with the Gaussian of the same mean and variance.
+
+    Parameters
+    ----------
+    fields : xarray.DataArray, numpy.ndarray or mapping of label to them
+        Values pooled over all dims (members, times, grid points).
+    bins : int or sequence of float
+        Number of bins over the common range of all fields, or the bin edges. All
+        fields share the same edges.
+    ax : matplotlib.axes.Axes, optional
+    density : bool
+        Normalise to a probability density (default) or show counts.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Per field: a step histogram (a :class:`matplotlib.patches.StepPatch`, with
+        ``get_data()`` giving the heights and edges) and a dashed line of the same colour,
+        the Gaussian density with the field's mean and variance (with
+        ``density=False``: times the number of values and the mean bin width, the
+        expected counts per bin), evaluated on 400 points across the bin range. The y
+        range is set to 0..1.3 times the highest curve, leaving room for the legend;
+        after switching to a log y scale, set the limits yourself.
+    """
+    from gfdt.stats import marginal_moments
+
+    fields = _as_dict(fields, "field")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    values = {}
+    for label, f in fields.items():
+        if isinstance(f, xr.Dataset):
+            raise TypeError(f"fields[{label!r}] is a Dataset; pass one variable, e.g. ds.u")
+        arr = np.asarray(f.values if isinstance(f, xr.DataArray) else f, dtype=float).ravel()
+        if arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ValueError(f"fields[{label!r}] must be non-empty and finite")
+        values[label] = arr
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        if bins < 1:
+            raise ValueError(f"bins must be >= 1, got {bins}")
+        lo = min(v.min() for v in values.values())
+        hi = max(v.max() for v in values.values())
+        edges = np.histogram_bin_edges(np.array([lo, hi]), bins=int(bins))
+    else:
+        edges = np.asarray(bins, dtype=float)
+        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError("bins must be an int or a strictly increasing sequence of edges")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    xs = np.linspace(edges[0], edges[-1], 400)
+    top = 0.0
+    for i, (label, arr) in enumerate(values.items()):
+        color = colors[i % len(colors)]
+        heights, _ = np.histogram(arr, bins=edges, density=density)
+        ax.stairs(heights, edges, color=color, label=label)
+        top = max(top, float(heights.max()))
+        mom = marginal_moments(arr)
+        var = mom["variance"]
+        if var > 0:
+            pdf = np.exp(-0.5 * (xs - mom["mean"]) ** 2 / var) / np.sqrt(2 * np.pi * var)
+            if not density:
+                pdf = pdf * arr.size * np.diff(edges).mean()
+            ax.plot(xs, pdf, color=color, linestyle="--", linewidth=1.0)
+            top = max(top, float(pdf.max()))
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", linestyle="--",
+                          label="Gaussian, same mean and variance"))
+    ax.set_ylim(0.0, 1.3 * top)  # headroom for the legend
+    ax.legend(handles=handles, fontsize="small", loc="upper left")
+    ax.set_xlabel("value")
+    ax.set_ylabel("probability density" if density else "count")
     return ax

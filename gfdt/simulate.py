@@ -254,9 +254,9 @@ def simulate(
                         abuf[k, j] = aux
                     else:
                         integ(u, aux, n_steps, rngs[k], save_every=save_every if n_out else 0,
-                              out=buf[k, j:j + n_out] if n_out else None, member=k, step0=st)
-                        if n_out:
-                            abuf[k, j + n_out - 1] = aux
+                              out=buf[k, j:j + n_out] if n_out else None,
+                              aux_out=abuf[k, j:j + n_out] if n_out else None,
+                              member=k, step0=st)
                         st += n_steps
                         bar.update(n_steps)
                     j += n_out
@@ -290,7 +290,7 @@ def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.nd
                               {"long_name": system.long_name, "units": system.units,
                                **sys_attrs})}
     if aux is not None:
-        data["aux"] = (("member", "time", "aux"), aux,
+        data["hidden_state"] = (("member", "time", "hidden"), aux,
                        {"long_name": "hidden state (not observed)", "units": "1"})
     return xr.Dataset(
         data,

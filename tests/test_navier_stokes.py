@@ -26,7 +26,8 @@ def run(system, u, aux, n_steps, rng, save_every=0, out=None, threshold=1e6):
     """Drive the compiled kernel directly (u, aux advanced in place)."""
     if out is None:
         out = np.empty((0, *system.state_shape))
-    return system._kernel()(u, aux, n_steps, save_every, out, rng, threshold,
+    return system._kernel()(u, aux, n_steps, save_every, out,
+                            np.empty((len(out), system.n_aux)), rng, threshold,
                             *system._kernel_args())
 
 

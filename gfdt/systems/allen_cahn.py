@@ -57,7 +57,7 @@ def _ac_rhs(vh, v, w, wh, out, lin, nlin):  # pragma: no cover - numba
 
 
 @nb.njit(nogil=True, cache=True)
-def _ac_kernel(u, aux, n_steps, save_every, out, rng, threshold, lin, nlin, amp,
+def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lin, nlin, amp,
                dt):  # pragma: no cover - numba
     """RK4 on the drift in Fourier space, then the correlated noise increment."""
     n = u.shape[0]
@@ -112,6 +112,7 @@ def _ac_kernel(u, aux, n_steps, save_every, out, rng, threshold, lin, nlin, amp,
             if not (vmax <= threshold):
                 irfft2_into(uh, u)
                 return step
+            aux_out[j, :] = aux
             j += 1
     irfft2_into(uh, u)
     for a in range(n):

@@ -143,11 +143,12 @@ class System:
     def _kernel(self) -> Callable[..., int]:
         """The compiled integrator.
 
-        Signature ``kernel(u, aux, n_steps, save_every, out, rng, threshold, *args)``:
+        Signature
+        ``kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, *args)``:
         advance ``u`` (n, n) and ``aux`` (n_aux,) in place by ``n_steps`` steps using
         draws from ``rng`` only; after every ``save_every`` steps store ``u`` in
-        ``out[j]``. Return -1 on success or the number of steps done when the state was
-        found non-finite or above ``threshold``.
+        ``out[j]`` and ``aux`` in ``aux_out[j]``. Return -1 on success or the number of
+        steps done when the state was found non-finite or above ``threshold``.
         """
         raise NotImplementedError
 

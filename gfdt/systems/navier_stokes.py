@@ -181,7 +181,7 @@ def _tendency(src, Nh, fh, dmask, damp, adv, a, b):  # pragma: no cover - numba
 
 
 @nb.njit(nogil=True, cache=True)
-def _ns_kernel(u, aux, n_steps, save_every, out, rng, threshold,
+def _ns_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold,
                damp, adv, kxd, kyd, ipsi, dmask, rows, ncols,
                sl_r, sl_c, sl_a, sl_b, half_f, mean_kept, dt, phase_sd):  # pragma: no cover
     """Integrate :class:`NavierStokes2D` (see the module docstring for the scheme).
@@ -279,6 +279,7 @@ def _ns_kernel(u, aux, n_steps, save_every, out, rng, threshold,
                 u[:, :] = target
                 return step
             if do_save:
+                aux_out[j, :] = aux
                 j += 1
     c2r(uh, u, ax01, False, inv_n2, 1)
     return -1

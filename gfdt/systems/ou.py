@@ -35,7 +35,8 @@ __all__ = ["OrnsteinUhlenbeck"]
 
 
 @nb.njit(nogil=True, cache=True)
-def _ou_kernel(u, aux, n_steps, save_every, out, rng, threshold, g, amp):  # pragma: no cover
+def _ou_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, g,
+               amp):  # pragma: no cover
     """Integrate the OU SPDE in Fourier space (see :class:`OrnsteinUhlenbeck`)."""
     n = u.shape[0]
     m = n // 2 + 1
@@ -66,6 +67,7 @@ def _ou_kernel(u, aux, n_steps, save_every, out, rng, threshold, g, amp):  # pra
                 u[:, :] = dest
                 return step
             if saving:
+                aux_out[j, :] = aux
                 j += 1
     irfft2_into(uh, u)
     return -1
