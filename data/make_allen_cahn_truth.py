@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=HERE / ".work" / "allen_cahn_truth")
     p.add_argument("--members", type=int, default=64, help="members per batch")
     p.add_argument("--windows", type=int, default=4, help="windows per member per batch")
-    p.add_argument("--spin-up", type=float, default=500.0, help="spin-up of batch 0")
+    p.add_argument("--spin-up", type=float, default=3000.0,
+                   help="spin-up of batch 0 (the spatial mean relaxes over ~3000 time units)")
     p.add_argument("--target-se", type=float, default=0.05)
     p.add_argument("--max-batches", type=int, default=1000)
     p.add_argument("--seed", type=int, default=2024)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["response_error", "summarize_errors"]
+__all__ = ["relative_fisher_error", "response_error", "stein_error", "summarize_errors"]
 
 
 def _as_response(r, name: str) -> xr.DataArray:
@@ -80,3 +80,81 @@ def summarize_errors(errors: xr.Dataset) -> dict[str, float]:
         out[f"{var}_max"] = float(errors[var].max())
         out[f"{var}_mean"] = float(errors[var].mean())
     return out
+
+
+def _evaluate(score, X: np.ndarray, batch_size: int) -> np.ndarray:
+    out = np.empty_like(X)
+    for a in range(0, len(X), batch_size):
+        s = np.asarray(score(X[a:a + batch_size]), dtype=float)
+        if s.shape != X[a:a + batch_size].shape:
+            raise ValueError(f"score returned shape {s.shape} for a batch of shape "
+                             f"{X[a:a + batch_size].shape}")
+        out[a:a + batch_size] = s
+    return out
+
+
+def relative_fisher_error(score, reference, X, *, batch_size: int = 512) -> float:
+    r"""Relative Fisher divergence :math:`E\|s - s^*\|^2 / E\|s^*\|^2` on samples ``X``.
+
+    Parameters
+    ----------
+    score, reference : callable
+        Map a batch of shape ``(batch, *state)`` to scores of the same shape (a score
+        estimator, a system's ``exact_score``, ...); ``reference`` is the true score.
+    X : array_like, shape ``(n_samples, *state)``
+        Held-out samples of the data distribution.
+
+    Returns
+    -------
+    float
+        0 for a perfect score; 1 for the zero score.
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"X must have shape (n_samples, *state), got {X.shape}")
+    s = _evaluate(score, X, batch_size)
+    r = _evaluate(reference, X, batch_size)
+    den = float(np.sum(r**2))
+    if den == 0:
+        raise ValueError("reference: the reference score is zero on X")
+    return float(np.sum((s - r) ** 2) / den)
+
+
+def stein_error(score, X, *, homogeneous: bool = False, batch_size: int = 512) -> float:
+    """Error of the Stein sum rule :math:`-E[(x - \bar x)\\, s(x)^T] = I` on samples ``X``.
+
+    Returns :math:`\\|M - I\\|_F / \\sqrt{d}` with :math:`M = -E[(x - \bar x) s^T]`
+    (``d`` the state size). For ``homogeneous`` periodic fields :math:`M` is averaged
+    over translations, which gives the L2 norm over the field of
+    :math:`M(r) - \\delta_r`, the lag-0 value of the GFDT response (see
+    :attr:`gfdt.ResponseEstimator.stein_error_`).
+
+    Parameters
+    ----------
+    score : callable
+        Maps ``(batch, *state)`` to scores of the same shape.
+    X : array_like, shape ``(n_samples, *state)``
+    homogeneous : bool
+        Translation-average over periodic state axes.
+
+    Returns
+    -------
+    float
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim < 2 or len(X) < 2:
+        raise ValueError(f"X must have shape (n_samples, *state), got {X.shape}")
+    s = _evaluate(score, X, batch_size)
+    state = X.shape[1:]
+    d = int(np.prod(state))
+    if homogeneous:
+        axes = tuple(range(1, X.ndim))
+        xh = np.fft.rfftn(X - X.mean(), axes=axes)
+        sh = np.fft.rfftn(s, axes=axes)
+        m = -np.fft.irfftn((xh * sh.conj()).mean(axis=0), s=state) / d
+        eye = np.zeros(state)
+        eye[(0,) * len(state)] = 1.0
+        return float(np.linalg.norm(m - eye))
+    xf = (X - X.mean(axis=0)).reshape(len(X), d)
+    m = -(xf.T @ s.reshape(len(X), d)) / len(X)
+    return float(np.linalg.norm(m - np.eye(d)) / np.sqrt(d))

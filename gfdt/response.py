@@ -23,7 +23,7 @@ __all__ = ["SCORE_NAMES", "ResponseEstimator"]
 logger = logging.getLogger("gfdt")
 
 #: Names accepted by ``ResponseEstimator(score=...)``.
-SCORE_NAMES = ("gaussian", "exact")
+SCORE_NAMES = ("gaussian", "exact", "dsm")
 
 _MODE_CHUNK_BYTES = 64 * 2**20
 
@@ -45,7 +45,8 @@ class ResponseEstimator:
     Parameters
     ----------
     score : str, callable or ScoreEstimator
-        ``"gaussian"`` (fit :math:`-C^{-1}(x - \\mu)` to the data), ``"exact"`` (the
+        ``"gaussian"`` (fit :math:`-C^{-1}(x - \\mu)` to the data), ``"dsm"`` (train a
+        :class:`~gfdt.scores.DenoisingScoreModel` with its defaults), ``"exact"`` (the
         closed-form score of the gfdt system that made the data, or of ``system``), a
         callable mapping a batch ``(batch, *state)`` to scores of the same shape, or a
         score estimator (fitted, or fitted here on the data).
@@ -64,6 +65,9 @@ class ResponseEstimator:
         States per score evaluation.
     progress : bool, optional
         Progress bar (default: only on a terminal).
+    score_options : dict, optional
+        Keyword arguments of the score estimator a score name creates (``"dsm"``:
+        :class:`~gfdt.scores.DenoisingScoreModel`).
 
     Attributes
     ----------
@@ -108,6 +112,7 @@ class ResponseEstimator:
         system: System | None = None,
         batch_size: int = 256,
         progress: bool | None = None,
+        score_options: dict | None = None,
     ) -> None:
         self.score = score
         self.max_lag = max_lag
@@ -116,6 +121,7 @@ class ResponseEstimator:
         self.system = system
         self.batch_size = batch_size
         self.progress = progress
+        self.score_options = score_options
 
     def __repr__(self) -> str:
         return (f"ResponseEstimator(score={self.score!r}, max_lag={self.max_lag}, "
@@ -172,6 +178,12 @@ class ResponseEstimator:
                         f"{type(system).__name__}(n={system.n})"
                     )
                 return AnalyticScore(system.exact_score, name="exact").fit()
+            if name == "dsm":
+                from gfdt.scores.dsm import DenoisingScoreModel
+
+                opts = {"homogeneous": homogeneous, "progress": self.progress,
+                        **(self.score_options or {})}
+                return DenoisingScoreModel(**opts).fit(series.samples())
             raise ValueError(
                 f"unknown score {s!r}; choose one of {', '.join(SCORE_NAMES)}, "
                 "or pass a callable or a score estimator"

@@ -112,3 +112,36 @@ def test_errors():
         response_error(field(np.zeros((2, 2, 2))), xr.DataArray(np.zeros(2), dims=("t",)))
     with pytest.raises(ValueError, match="reference is a Dataset without"):
         response_error(np.zeros((2, 2)), xr.Dataset())
+
+
+def test_relative_fisher_error_closed_forms():
+    from gfdt.metrics import relative_fisher_error
+
+    X = np.random.default_rng(0).standard_normal((500, 3))
+    exact = lambda x: -x  # noqa: E731
+    assert relative_fisher_error(exact, exact, X) == 0.0
+    assert relative_fisher_error(lambda x: 0 * x, exact, X) == pytest.approx(1.0)
+    # s = -1.5 x: ||s - s*||^2 / ||s*||^2 = 0.25 exactly, whatever the sample
+    assert relative_fisher_error(lambda x: -1.5 * x, exact, X) == pytest.approx(0.25)
+
+
+def test_stein_error_against_direct_computation():
+    from gfdt.metrics import stein_error
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((400, 3)) * np.array([1.0, 2.0, 0.5])
+    P = np.diag(1 / np.array([1.0, 4.0, 0.25]))
+    xc = X - X.mean(axis=0)
+    M = xc.T @ (X @ P) / len(X)  # -E[(x - mean) s^T] with s = -P x
+    expect = np.linalg.norm(M - np.eye(3)) / np.sqrt(3)
+    assert stein_error(lambda x: -x @ P, X) == pytest.approx(expect, rel=1e-12)
+    # homogeneous: translation-averaged lag-0 response of white noise with s = -x / var
+    F = rng.standard_normal((200, 8, 8))
+    xc = F - F.mean()
+    m = np.zeros((8, 8))
+    for dy in range(8):
+        for dx in range(8):
+            m[dy, dx] = np.mean(np.roll(xc, (-dy, -dx), axis=(1, 2)) * F)
+    m[0, 0] -= 1.0
+    assert stein_error(lambda x: -x, F, homogeneous=True) == pytest.approx(
+        np.linalg.norm(m), rel=1e-10)

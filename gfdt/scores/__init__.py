@@ -2,6 +2,7 @@
 
 from gfdt.scores.analytic import AnalyticScore
 from gfdt.scores.base import ScoreEstimator
+from gfdt.scores.dsm import DenoisingScoreModel
 from gfdt.scores.gaussian import GaussianScore
 
-__all__ = ["AnalyticScore", "GaussianScore", "ScoreEstimator"]
+__all__ = ["AnalyticScore", "DenoisingScoreModel", "GaussianScore", "ScoreEstimator"]
