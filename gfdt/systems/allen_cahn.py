@@ -38,26 +38,65 @@ __all__ = ["AllenCahn"]
 
 
 @nb.njit(nogil=True, cache=True)
-def _ac_rhs(vh, v, w, wh, out, lin, nlin):  # pragma: no cover - numba
-    """out = lin * vh + nlin * FFT(v - v^3) with v = IFFT(vh). Returns max|v|."""
-    irfft2_into(vh, v)
+def _max_abs(v):  # pragma: no cover - numba
+    """max |v| over a 2-D array; NaN if any entry is NaN."""
     vmax = 0.0
+    for a in range(v.shape[0]):
+        for b in range(v.shape[1]):
+            x = abs(v[a, b])
+            if not (x <= vmax):  # NaN propagates
+                vmax = x
+    return vmax
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def _reaction(v, w):  # pragma: no cover - numba
+    """w = v - v^3 (vectorised)."""
     for a in range(v.shape[0]):
         for b in range(v.shape[1]):
             x = v[a, b]
             w[a, b] = x - x * x * x
-            ax = abs(x)
-            if not (ax <= vmax):  # NaN propagates
-                vmax = ax
-    rfft2_into(w, wh)
-    for a in range(vh.shape[0]):
-        for b in range(vh.shape[1]):
-            out[a, b] = lin[a, b] * vh[a, b] + nlin[a, b] * wh[a, b]
-    return vmax
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def _stage(vh, wh, lr, li, nl, base, acc, st, wa, cs, init):  # pragma: no cover - numba
+    """k = lin vh + nlin wh; acc (+)= wa k; st = base + cs k. Complex arrays as float pairs.
+
+    ``vh``, ``wh``, ``base``, ``acc``, ``st``: (n, 2m) float views of complex arrays;
+    ``lr``, ``li``: real and imaginary parts of the linear symbol, ``nl``: the real
+    reaction symbol, shape (n, m).
+    """
+    for a in range(lr.shape[0]):
+        for b in range(lr.shape[1]):
+            vr = vh[a, 2 * b]
+            vi = vh[a, 2 * b + 1]
+            kr = lr[a, b] * vr - li[a, b] * vi + nl[a, b] * wh[a, 2 * b]
+            ki = lr[a, b] * vi + li[a, b] * vr + nl[a, b] * wh[a, 2 * b + 1]
+            if init:
+                acc[a, 2 * b] = base[a, 2 * b] + wa * kr
+                acc[a, 2 * b + 1] = base[a, 2 * b + 1] + wa * ki
+            else:
+                acc[a, 2 * b] += wa * kr
+                acc[a, 2 * b + 1] += wa * ki
+            st[a, 2 * b] = base[a, 2 * b] + cs * kr
+            st[a, 2 * b + 1] = base[a, 2 * b + 1] + cs * ki
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def _finish(vh, wh, lr, li, nl, acc, h6, amp, xh, uh):  # pragma: no cover - numba
+    """Last RK4 stage and the noise: uh = acc + h6 k + amp xh (float views)."""
+    for a in range(lr.shape[0]):
+        for b in range(lr.shape[1]):
+            vr = vh[a, 2 * b]
+            vi = vh[a, 2 * b + 1]
+            kr = lr[a, b] * vr - li[a, b] * vi + nl[a, b] * wh[a, 2 * b]
+            ki = lr[a, b] * vi + li[a, b] * vr + nl[a, b] * wh[a, 2 * b + 1]
+            uh[a, 2 * b] = acc[a, 2 * b] + h6 * kr + amp[a, b] * xh[a, 2 * b]
+            uh[a, 2 * b + 1] = acc[a, 2 * b + 1] + h6 * ki + amp[a, b] * xh[a, 2 * b + 1]
 
 
 @nb.njit(nogil=True, cache=True)
-def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lin, nlin, amp,
+def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lr, li, nl, amp,
                dt):  # pragma: no cover - numba
     """RK4 on the drift in Fourier space, then the correlated noise increment."""
     n = u.shape[0]
@@ -65,9 +104,13 @@ def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lin, n
     uh = np.empty((n, m), dtype=np.complex128)
     acc = np.empty((n, m), dtype=np.complex128)
     st = np.empty((n, m), dtype=np.complex128)
-    k = np.empty((n, m), dtype=np.complex128)
     wh = np.empty((n, m), dtype=np.complex128)
     xh = np.empty((n, m), dtype=np.complex128)
+    uf = uh.view(np.float64)
+    af = acc.view(np.float64)
+    sf = st.view(np.float64)
+    wf = wh.view(np.float64)
+    xf = xh.view(np.float64)
     v = np.empty((n, n))
     w = np.empty((n, n))
     xi = np.empty((n, n))
@@ -77,48 +120,37 @@ def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lin, n
     h6 = dt / 6.0
     j = 0
     for step in range(1, n_steps + 1):
-        vmax = _ac_rhs(uh, v, w, wh, k, lin, nlin)  # v = state at the step start
-        if not (vmax <= threshold):
+        # stage 1 (v = the state at the step start: checked for divergence)
+        irfft2_into(uh, v)
+        if not (_max_abs(v) <= threshold):
             irfft2_into(uh, u)
             return step - 1
-        for a in range(n):
-            for b in range(m):
-                acc[a, b] = uh[a, b] + h6 * k[a, b]
-                st[a, b] = uh[a, b] + h2 * k[a, b]
-        _ac_rhs(st, v, w, wh, k, lin, nlin)
-        for a in range(n):
-            for b in range(m):
-                acc[a, b] += h3 * k[a, b]
-                st[a, b] = uh[a, b] + h2 * k[a, b]
-        _ac_rhs(st, v, w, wh, k, lin, nlin)
-        for a in range(n):
-            for b in range(m):
-                acc[a, b] += h3 * k[a, b]
-                st[a, b] = uh[a, b] + dt * k[a, b]
-        _ac_rhs(st, v, w, wh, k, lin, nlin)
+        _reaction(v, w)
+        rfft2_into(w, wh)
+        _stage(uf, wf, lr, li, nl, uf, af, sf, h6, h2, True)
+        # stages 2 and 3
+        for c in (h2, dt):
+            irfft2_into(st, v)
+            _reaction(v, w)
+            rfft2_into(w, wh)
+            _stage(sf, wf, lr, li, nl, uf, af, sf, h3, c, False)
+        # stage 4, then the noise
+        irfft2_into(st, v)
+        _reaction(v, w)
+        rfft2_into(w, wh)
         fill_standard_normal(rng, xi)
         rfft2_into(xi, xh)
-        for a in range(n):
-            for b in range(m):
-                uh[a, b] = (acc[a, b] + h6 * k[a, b]) + amp[a, b] * xh[a, b]
+        _finish(sf, wf, lr, li, nl, af, h6, amp, xf, uf)
         if save_every > 0 and step % save_every == 0:
             irfft2_into(uh, out[j])
-            vmax = 0.0
-            for a in range(n):
-                for b in range(n):
-                    ax = abs(out[j, a, b])
-                    if not (ax <= vmax):
-                        vmax = ax
-            if not (vmax <= threshold):
+            if not (_max_abs(out[j]) <= threshold):
                 irfft2_into(uh, u)
                 return step
             aux_out[j, :] = aux
             j += 1
     irfft2_into(uh, u)
-    for a in range(n):
-        for b in range(n):
-            if not (abs(u[a, b]) <= threshold):
-                return n_steps
+    if not (_max_abs(u) <= threshold):
+        return n_steps
     return -1
 
 
@@ -205,11 +237,12 @@ class AllenCahn(System):
         return _ac_kernel
 
     def _kernel_args(self) -> tuple:
-        c = np.complex128
+        lin = self.linear_symbol()
+        c = np.ascontiguousarray
         return (
-            np.ascontiguousarray(self.linear_symbol().astype(c)),
-            np.ascontiguousarray(self.nonlinear_symbol().astype(c)),
-            np.ascontiguousarray(self.noise_symbol().astype(c)),
+            c(lin.real), c(lin.imag),
+            c(self.nonlinear_symbol().astype(float)),
+            c(self.noise_symbol().astype(float)),
             float(self.dt),
         )
 
