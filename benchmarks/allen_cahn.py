@@ -40,7 +40,7 @@ SIZES = {
     "default": dict(n_members=32, burn_in=3000.0, duration=1000.0, train_stride=2,
                     dsm=dict(max_steps=3000, max_time=420.0)),
     "paper": dict(n_members=128, burn_in=3000.0, duration=2000.0, train_stride=2,
-                  dsm=dict(max_steps=20000, patience=10)),
+                  dsm=dict(max_steps=20000, patience=10, max_time=1500.0)),
 }
 MAX_LAG = 60
 
