@@ -109,3 +109,13 @@ def stack_responses(responses: dict[str, xr.DataArray]) -> xr.Dataset:
     ds.attrs["Conventions"] = "CF-1.10"
     ds.attrs["source"] = f"gfdt {gfdt.__version__} benchmark"
     return ds
+
+
+def peaks(r: xr.DataArray) -> dict:
+    """Peak value and lag of R31, R51, R71 (offsets 2, 4, 6 points in +x, y offset 0)."""
+    out = {}
+    for off in (2, 4, 6):
+        line = r.isel(y=0, x=off)
+        i = int(line.argmax("lag"))
+        out[f"R{off + 1}1"] = {"peak": float(line[i]), "lag": float(line["lag"][i])}
+    return out

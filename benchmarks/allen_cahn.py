@@ -25,7 +25,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import Timer, errors_table, parser, setup_logging, stack_responses, write_results
+from _common import (
+    Timer,
+    errors_table,
+    parser,
+    peaks,
+    setup_logging,
+    stack_responses,
+    write_results,
+)
 
 import gfdt
 from gfdt.metrics import relative_fisher_error, response_error, summarize_errors
@@ -135,18 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
     write_results(args.out, system="allen_cahn", config=config, timings=timer.timings,
                   reference="dynamical", errors=errors, score=score_report, stein_error=stein,
                   errors_unnormalized=raw_errors,
-                  peaks={name: _peaks(r) for name, r in
+                  peaks={name: peaks(r) for name, r in
                          {"dynamical": truth["response"], **estimates}.items()})
     return errors
-
-
-def _peaks(r) -> dict:
-    out = {}
-    for off in (2, 4, 6):
-        line = r.isel(y=0, x=off)
-        i = int(line.argmax("lag"))
-        out[f"R{off + 1}1"] = {"peak": float(line[i]), "lag": float(line["lag"][i])}
-    return out
 
 
 if __name__ == "__main__":

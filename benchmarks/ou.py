@@ -27,6 +27,7 @@ from _common import (
     Timer,
     errors_table,
     parser,
+    peaks,
     setup_logging,
     stack_responses,
     write_results,
@@ -126,19 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
     write_results(args.out, system="ou", config=config, timings=timer.timings,
                   reference="exact", errors=errors, stein_error=stein, score=score_report,
                   errors_unnormalized=raw_errors,
-                  peaks={name: _peaks(r) for name, r in {"closed_form": exact,
+                  peaks={name: peaks(r) for name, r in {"closed_form": exact,
                                                          **estimates}.items()})
     return errors
-
-
-def _peaks(r) -> dict:
-    """Peak value and lag of R31, R51, R71 (offsets 2, 4, 6 in +x)."""
-    out = {}
-    for off in (2, 4, 6):
-        line = r.isel(y=0, x=off)
-        i = int(line.argmax("lag"))
-        out[f"R{off + 1}1"] = {"peak": float(line[i]), "lag": float(line["lag"][i])}
-    return out
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gfdt._data import as_series
+from gfdt._data import _finite, as_series
 
 __all__ = ["autocorrelation", "isotropic_spectrum", "marginal_moments", "shell_sum"]
 
@@ -53,18 +53,9 @@ def _real_array(values, name: str) -> np.ndarray:
         arr = np.asarray(values)
     except Exception:
         raise TypeError(f"{name} must be an array or an xarray DataArray") from None
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(
-            arr.dtype, np.complexfloating):
+    if arr.dtype == object:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = np.asarray(arr, dtype=float)
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} NaN or inf values; remove or fill them first"
-        )
-    return arr
+    return _finite(arr, name)
 
 
 def _shell_index(n: int) -> tuple[np.ndarray, np.ndarray]:
