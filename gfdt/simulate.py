@@ -344,6 +344,8 @@ class _DirectoryStore:
                     f"output: the run in {path} was started with other arguments; "
                     "resume needs the same system, seed, sizes and initial state"
                 )
+            for stale in [*path.glob(".*.tmp"), *path.glob("*.tmp.npz")]:
+                stale.unlink()  # writes that a kill interrupted
         else:
             path.mkdir(parents=True, exist_ok=True)
             _atomic_text(cfg, json.dumps(self.config, indent=1))

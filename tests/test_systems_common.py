@@ -63,12 +63,14 @@ def _halves_agree(u: np.ndarray, stat) -> tuple[float, float, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("system,burn_in,duration", [
     (OrnsteinUhlenbeck(n=16), 1000.0, 1000.0),
-    (AllenCahn(n=16), 3000.0, 2000.0),
-    (NavierStokes2D(n=16), 1000.0, 200.0),
+    # n = 32: at n = 16 the Allen-Cahn spatial mean takes > 8000 time units to relax,
+    # and the default Navier-Stokes forcing band reaches the n = 16 cutoff
+    (AllenCahn(), 3000.0, 1000.0),
+    (NavierStokes2D(), 1000.0, 200.0),
 ])
 def test_statistics_are_stationary(system, burn_in, duration):
     """After the spin-up, variance and kurtosis do not drift between the two halves."""
-    ds = gfdt.simulate(system, n_members=8, burn_in=burn_in, duration=duration,
+    ds = gfdt.simulate(system, n_members=6, burn_in=burn_in, duration=duration,
                        save_interval=duration / 400, seed=9, progress=False)
     u = ds.u.values
     for stat in (np.var, lambda v: np.mean((v - v.mean()) ** 4) / np.var(v) ** 2):
