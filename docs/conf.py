@@ -65,7 +65,7 @@ nb_merge_streams = True
 # -- HTML ------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"gfdt {release}"
-html_static_path: list[str] = []
+html_static_path: list[str] = ["_static"]
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
