@@ -36,6 +36,7 @@ __all__ = [
     "irfft2_into",
     "k_squared",
     "laplacian_symbol",
+    "max_abs",
     "rfft2_into",
     "rk4_factor",
     "sigma_symbol",
@@ -140,6 +141,18 @@ def irfft2_into(uh: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - 
     """
     n = out.shape[0] * out.shape[1]
     c2r(uh, out, np.array([0, 1], dtype=np.int64), False, 1.0 / n, 1)
+
+
+@nb.njit(nogil=True, cache=True)
+def max_abs(v: np.ndarray) -> float:  # pragma: no cover - numba
+    """max |v| over a 2-D array; NaN if any entry is NaN (the kernels' divergence test)."""
+    vmax = 0.0
+    for a in range(v.shape[0]):
+        for b in range(v.shape[1]):
+            x = abs(v[a, b])
+            if not (x <= vmax):  # NaN propagates
+                vmax = x
+    return vmax
 
 
 @nb.njit(nogil=True, cache=True)

@@ -29,24 +29,13 @@ from gfdt.systems._spectral import (
     fill_standard_normal,
     irfft2_into,
     k_squared,
+    max_abs,
     rfft2_into,
     sigma_symbol,
 )
 from gfdt.systems.base import System
 
 __all__ = ["AllenCahn"]
-
-
-@nb.njit(nogil=True, cache=True)
-def _max_abs(v):  # pragma: no cover - numba
-    """max |v| over a 2-D array; NaN if any entry is NaN."""
-    vmax = 0.0
-    for a in range(v.shape[0]):
-        for b in range(v.shape[1]):
-            x = abs(v[a, b])
-            if not (x <= vmax):  # NaN propagates
-                vmax = x
-    return vmax
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
@@ -122,7 +111,7 @@ def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lr, li
     for step in range(1, n_steps + 1):
         # stage 1 (v = the state at the step start: checked for divergence)
         irfft2_into(uh, v)
-        if not (_max_abs(v) <= threshold):
+        if not (max_abs(v) <= threshold):
             irfft2_into(uh, u)
             return step - 1
         _reaction(v, w)
@@ -143,13 +132,13 @@ def _ac_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, lr, li
         _finish(sf, wf, lr, li, nl, af, h6, amp, xf, uf)
         if save_every > 0 and step % save_every == 0:
             irfft2_into(uh, out[j])
-            if not (_max_abs(out[j]) <= threshold):
+            if not (max_abs(out[j]) <= threshold):
                 irfft2_into(uh, u)
                 return step
             aux_out[j, :] = aux
             j += 1
     irfft2_into(uh, u)
-    if not (_max_abs(u) <= threshold):
+    if not (max_abs(u) <= threshold):
         return n_steps
     return -1
 

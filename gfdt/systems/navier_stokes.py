@@ -104,7 +104,14 @@ import numba as nb
 import numpy as np
 from rocket_fft import c2c, c2r, r2c
 
-from gfdt.systems._spectral import _check_n, dx_symbol, dy_symbol, k_squared, wavenumbers
+from gfdt.systems._spectral import (
+    _check_n,
+    dx_symbol,
+    dy_symbol,
+    k_squared,
+    max_abs,
+    wavenumbers,
+)
 from gfdt.systems.base import System
 
 __all__ = ["NavierStokes2D", "forcing", "nonlinear_term"]
@@ -269,13 +276,7 @@ def _ns_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold,
         if do_save or step % check_every == 0 or step == n_steps:
             target = out[j] if do_save else ubuf
             c2r(uh, target, ax01, False, inv_n2, 1)
-            mx = 0.0
-            for a in range(n):
-                for b in range(n):
-                    x = abs(target[a, b])
-                    if not (x <= mx):  # NaN propagates
-                        mx = x
-            if not (mx <= threshold):
+            if not (max_abs(target) <= threshold):
                 u[:, :] = target
                 return step
             if do_save:

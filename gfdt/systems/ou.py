@@ -25,6 +25,7 @@ from gfdt.systems._spectral import (
     fill_standard_normal,
     irfft2_into,
     k_squared,
+    max_abs,
     rfft2_into,
     rk4_factor,
     sigma_symbol,
@@ -57,13 +58,7 @@ def _ou_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold, g,
         if saving or step % check_every == 0 or step == n_steps:
             dest = out[j] if saving else v
             irfft2_into(uh, dest)
-            vmax = 0.0
-            for a in range(n):
-                for b in range(n):
-                    x = abs(dest[a, b])
-                    if not (x <= vmax):  # NaN propagates
-                        vmax = x
-            if not (vmax <= threshold):
+            if not (max_abs(dest) <= threshold):
                 u[:, :] = dest
                 return step
             if saving:
