@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 import gfdt
+from gfdt._atomic import atomic_path, atomic_write_text
 from gfdt.metrics import response_error, summarize_errors
 
 logger = logging.getLogger("gfdt.benchmarks")
@@ -88,9 +89,16 @@ def write_results(out: Path, *, system: str, config: dict[str, Any],
         },
     }
     path = out / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=float))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(doc, indent=2, default=float), "out")
+    logger.info("wrote %s", path)
+    return path
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Write a figure atomically (the format from the suffix of ``path``)."""
+    path = Path(path)
+    with atomic_path(path, "path") as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     logger.info("wrote %s", path)
     return path
 

@@ -30,6 +30,7 @@ from _common import (
     errors_table,
     parser,
     peaks,
+    save_figure,
     setup_logging,
     stack_responses,
     write_results,
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     axes[1].set_title("L2 error vs paired truth")
     axes[2].set_title("L-inf error vs paired truth")
     fig.tight_layout()
-    fig.savefig(args.out / "allen_cahn.png", dpi=120)
+    save_figure(fig, args.out / "allen_cahn.png")
     plt.close(fig)
     config = {"size": args.size, "seed": args.seed, "max_lag": MAX_LAG,
               "truth_impulses": int(truth.attrs["n_impulses"]),

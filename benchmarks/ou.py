@@ -28,6 +28,7 @@ from _common import (
     errors_table,
     parser,
     peaks,
+    save_figure,
     setup_logging,
     stack_responses,
     write_results,
@@ -111,14 +112,14 @@ def main(argv: list[str] | None = None) -> dict:
                                  "learned (DSM)": estimates["dsm_score"]}, ax=ax)
     ax.set_title("OU SPDE: response downstream of the kick")
     fig.tight_layout()
-    fig.savefig(args.out / "response.png", dpi=120)
+    save_figure(fig, args.out / "response.png")
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     gfdt.plotting.plot_errors(per_lag, axes=axes)
     axes[0].set_title("L2 error vs closed form")
     axes[1].set_title("L-inf error vs closed form")
     fig.tight_layout()
-    fig.savefig(args.out / "errors.png", dpi=120)
+    save_figure(fig, args.out / "errors.png")
     plt.close(fig)
 
     config = {"size": args.size, "seed": args.seed, "save_interval": save_interval,

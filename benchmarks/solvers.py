@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numba as nb
 import numpy as np
-from _common import parser, setup_logging, write_results
+from _common import parser, save_figure, setup_logging, write_results
 
 import gfdt
 from gfdt._runner import Integrator, run_tasks
@@ -188,7 +188,7 @@ def _plot(results: dict, path) -> None:
     ax.set_ylabel("member-steps per second")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -2,10 +2,11 @@
 
 A truth file is built in batches that continue each other: the final unperturbed
 states (fields and hidden state) of batch ``b`` start batch ``b + 1``, seeds are
-spawned per batch, every batch is written to a work folder, and the batches are
-combined exactly (Chan's parallel mean/variance over independent members) into the
-output file after every batch. An interrupted run resumes where it stopped; a run
-with another configuration in the same work folder is refused.
+spawned per batch, every batch (with each member's mean response) is written to a
+work folder, and the batches are combined into the output file after every batch,
+with the member as the independent unit of the standard error. An interrupted run
+resumes where it stopped; a run with another configuration in the same work folder is
+refused.
 """
 
 from __future__ import annotations
@@ -25,35 +26,52 @@ logger = logging.getLogger("gfdt.data")
 
 
 def combine(batches: list[xr.Dataset], script: str) -> xr.Dataset:
-    """Exact pooled mean and standard error of independent member batches (Chan et al.)."""
-    n = 0
-    mean = None
-    m2 = None
-    for b in batches:
-        nb_ = int(b.attrs["n_members"])
-        mb = b["response"].values
-        m2b = b["stderr"].values ** 2 * nb_ * (nb_ - 1)
-        if mean is None:
-            n, mean, m2 = nb_, mb.copy(), m2b.copy()
-            continue
-        d = mb - mean
-        tot = n + nb_
-        mean = mean + d * nb_ / tot
-        m2 = m2 + m2b + d**2 * n * nb_ / tot
-        n = tot
-    se = np.sqrt(m2 / (n - 1) / n)
+    """Pooled mean and standard error of batches that continue the same members.
+
+    Successive batches continue the same members, so the member, not the batch, is
+    the independent unit: each member's responses are averaged over the batches and
+    the standard error is the spread of these member averages over the square root of
+    the number of members. Batches written without per-member responses (older work
+    folders) are pooled as if independent (Chan et al.), which underestimates the
+    error when a member's batches are correlated; ``stderr_method`` says which.
+    """
+    if all("member_response" in b for b in batches):
+        per_member = sum(b["member_response"].values for b in batches) / len(batches)
+        m = per_member.shape[0]
+        mean = per_member.mean(axis=0)
+        se = per_member.std(axis=0, ddof=1) / np.sqrt(m)
+        n, method = m, "spread of the member means over all batches (members independent)"
+    else:
+        logger.warning("batches without per-member responses: pooled as independent")
+        n = 0
+        mean = m2 = None
+        for b in batches:
+            nb_ = int(b.attrs["n_members"])
+            mb = b["response"].values
+            m2b = b["stderr"].values ** 2 * nb_ * (nb_ - 1)
+            if mean is None:
+                n, mean, m2 = nb_, mb.copy(), m2b.copy()
+                continue
+            d = mb - mean
+            tot = n + nb_
+            mean = mean + d * nb_ / tot
+            m2 = m2 + m2b + d**2 * n * nb_ / tot
+            n = tot
+        se = np.sqrt(m2 / (n - 1) / n)
+        method = "batches pooled as independent member sets (Chan et al.)"
     first = batches[0]
-    out = first.copy(deep=True)
+    out = first.drop_vars("member_response", errors="ignore").copy(deep=True)
     out["response"].values = mean
     out["stderr"].values = se
     out["l2_stderr"] = ("lag", np.sqrt((se**2).sum(axis=(1, 2))),
                         {"long_name": "L2 norm over the field of the standard error",
                          "units": "1"})
-    name = first.attrs.get("system", "system")
+    name = first.attrs.get("gfdt_system", "system")
     out.attrs.update(
         n_members=n,
         n_impulses=int(sum(int(b.attrs["n_impulses"]) for b in batches)),
         n_batches=len(batches),
+        stderr_method=method,
         title=f"paired perturbation response of {name} (high precision)",
         history=f"made by data/{script} with gfdt {gfdt.__version__}",
     )
@@ -141,7 +159,7 @@ def run_batches(
             system, state, max_lag=max_lag, save_interval=save_interval, delta=delta,
             seed=np.random.SeedSequence([seed, b]), n_windows=windows, pixel=pixels,
             initial_aux=aux if system.n_aux else None, n_workers=workers,
-            return_state=True)
+            return_state=True, keep_members=True)
         ds.attrs["n_members"] = members
         np.savez(state_path(b + 1), u=state, aux=aux)  # before the batch: a kill redoes b
         gfdt.io.save(ds, work / f"batch_{b:04d}.nc")

@@ -16,7 +16,7 @@ error across members is honest. The work is done in batches that continue each o
 written to a work folder and combined exactly into the output file after every batch
 (``data/_truth_batches.py``). An interrupted run resumes where it stopped::
 
-    python data/make_navier_stokes_truth.py                 # default: 2 batches at least
+    python data/make_navier_stokes_truth.py                 # default: 3 batches at least
     python data/make_navier_stokes_truth.py --max-batches 1 # a bounded top-up
 
 Each window runs one unperturbed copy and one kicked copy per pixel of ``PIXELS``, all
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--windows", type=int, default=8, help="windows per member per batch")
     p.add_argument("--spin-up", type=float, default=1000.0, help="spin-up of batch 0")
     p.add_argument("--target-se", type=float, default=0.05)
-    p.add_argument("--min-batches", type=int, default=2)
+    p.add_argument("--min-batches", type=int, default=3)
     p.add_argument("--max-batches", type=int, default=1000)
     p.add_argument("--seed", type=int, default=2025)
     p.add_argument("--workers", type=int, default=None)

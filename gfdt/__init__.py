@@ -9,10 +9,10 @@ responses, with perturbation ground truth to check them.
 import logging
 
 from gfdt import io, metrics, plotting, scores, stats, systems
-from gfdt.response import ResponseEstimator
+from gfdt.response import ResponseEstimator, response_to_forcing
 from gfdt.simulate import simulate
 from gfdt.systems import AllenCahn, NavierStokes2D, OrnsteinUhlenbeck, SimulationDiverged
-from gfdt.truth import perturbation_response
+from gfdt.truth import forced_response, perturbation_response
 
 __version__ = "0.1.0"
 
@@ -25,10 +25,12 @@ __all__ = [
     "ResponseEstimator",
     "SimulationDiverged",
     "__version__",
+    "forced_response",
     "io",
     "metrics",
     "perturbation_response",
     "plotting",
+    "response_to_forcing",
     "scores",
     "simulate",
     "stats",

@@ -3,12 +3,69 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["Series", "as_series"]
+__all__ = ["LazyMember", "Series", "as_series"]
+
+logger = logging.getLogger("gfdt")
+
+
+class LazyMember:
+    """One member of Dask-backed (out-of-core) data, shape (time, *state).
+
+    Nothing is read until it is sliced: ``member[a:b]`` reads samples ``a..b-1`` only
+    (one Dask compute), checks them and returns them as a float64 numpy array. Unless a
+    Dask scheduler is configured (e.g. a ``dask.distributed.Client`` is active), the
+    block is computed in the calling thread (``scheduler="synchronous"``): reads are
+    sequential anyway (netCDF reads hold a lock) and no thread pool adds to the memory.
+    ``numpy.asarray(member)`` reads everything (logged), for the few paths that are not
+    streamed (e.g. training a learned score).
+
+    Parameters
+    ----------
+    data : dask.array.Array, shape (time, *state)
+    name : str
+        Name used in error messages.
+    """
+
+    def __init__(self, data, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.shape = tuple(int(k) for k in data.shape)
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape))
+        self.dtype = np.dtype(float)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        import dask
+
+        scheduler = None if dask.config.get("scheduler", None) else "synchronous"
+        block = np.asarray(self.data[key].compute(scheduler=scheduler), dtype=float)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            raise ValueError(
+                f"{self.name} contains {int(bad.sum())} NaN or inf values (in samples {key} "
+                "of a member); remove or fill them first"
+            )
+        return block
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        logger.info("reading all %s samples of a member of %s into memory", self.shape[0],
+                    self.name)
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def blocks(self, size: int):
+        """Consecutive time blocks of at most ``size`` samples, each read when reached."""
+        for a in range(0, self.shape[0], size):
+            yield self[a:a + size]
 
 
 @dataclasses.dataclass
@@ -33,6 +90,17 @@ class Series:
     @property
     def n_samples(self) -> int:
         return sum(m.shape[0] for m in self.members)
+
+    @property
+    def lazy(self) -> bool:
+        """True when members are read block by block (Dask-backed data)."""
+        return any(isinstance(m, LazyMember) for m in self.members)
+
+    def blocks(self, size: int):
+        """All states in consecutive blocks of at most ``size`` (member by member)."""
+        for m in self.members:
+            for a in range(0, m.shape[0], size):
+                yield np.asarray(m[a:a + size], dtype=float)
 
     def samples(self) -> np.ndarray:
         """All states stacked: shape (n_samples, *state)."""
@@ -87,15 +155,34 @@ def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> S
     state_dims = tuple(d for d in da.dims if d not in ("member", "time"))
     order = (("member",) if has_member else ()) + ("time", *state_dims)
     da = da.transpose(*order)
-    arr = _finite(np.asarray(da.values), name)
-    if not state_dims:
-        arr = arr[..., None]
-        state_dims = ("feature",)
-    members = list(arr) if has_member else [arr]
+    if da.chunks is not None:  # Dask-backed: read block by block when used
+        if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype,
+                                                                    np.complexfloating):
+            raise TypeError(f"{name} must hold real numbers, got dtype {da.dtype}")
+        if 0 in da.shape:
+            raise ValueError(f"{name} is empty")
+        data = da.data if state_dims else da.data[..., None]
+        members = ([LazyMember(data[k], name) for k in range(data.shape[0])] if has_member
+                   else [LazyMember(data, name)])
+        if not state_dims:
+            state_dims = ("feature",)
+    else:
+        arr = _finite(np.asarray(da.values), name)
+        if not state_dims:
+            arr = arr[..., None]
+            state_dims = ("feature",)
+        members = list(arr) if has_member else [arr]
     coords = {d: da.coords[d] for d in state_dims if d in da.coords}
     dt = _time_step(da["time"], name) if "time" in da.coords else None
     time_attrs = dict(da["time"].attrs) if "time" in da.coords else {}
     return Series(members, state_dims, coords, dt, time_attrs, dict(da.attrs))
+
+
+def _same_step(a, b) -> bool:
+    """Whether two time steps (floats or timedelta64) are equal (floats to 1e-6)."""
+    if isinstance(a, np.timedelta64) or isinstance(b, np.timedelta64):
+        return bool(a == b)
+    return abs(float(a) - float(b)) <= 1e-6 * max(abs(float(a)), abs(float(b)))
 
 
 def as_series(X, name: str = "X") -> Series:
@@ -125,6 +212,10 @@ def as_series(X, name: str = "X") -> Series:
         shapes = {p.state_shape for p in parts}
         if len(shapes) > 1:
             raise ValueError(f"the members of {name} have different state shapes: {shapes}")
+        steps = [p.dt for p in parts if p.dt is not None]
+        if any(not _same_step(s, steps[0]) for s in steps[1:]):
+            raise ValueError(f"the members of {name} have different time steps: "
+                             f"{sorted({str(s) for s in steps})}")
         first = parts[0]
         return Series([m for p in parts for m in p.members], first.state_dims,
                       first.state_coords, first.dt, first.time_attrs, first.attrs)
@@ -135,6 +226,8 @@ def as_series(X, name: str = "X") -> Series:
     if arr.dtype == object:
         raise TypeError(f"{name} must be an array, a list of arrays or xarray data")
     arr = _finite(arr, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have shape (time, *state), got a scalar")
     if arr.ndim == 1:
         arr = arr[:, None]
     dims = ("feature",) if arr.ndim == 2 else tuple(f"dim_{i}" for i in range(arr.ndim - 1))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import re
 from pathlib import Path
 
 import xarray as xr
+
+from gfdt._atomic import atomic_path
 
 __all__ = ["load", "open_run", "save"]
 
@@ -26,43 +29,94 @@ def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
         data = data.to_dataset(name=data.name or "data")
     if not isinstance(data, xr.Dataset):
         raise TypeError(f"data must be an xarray Dataset or DataArray, got {type(data).__name__}")
-    path = Path(path)
-    if not path.parent.exists():
-        raise ValueError(f"path: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    path = _as_path(path)
+    with atomic_path(path, "path") as tmp:
         data.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:
     """Read a netCDF file written by :func:`save` (fully into memory)."""
-    path = Path(path)
+    path = _as_path(path)
     if not path.exists():
         raise FileNotFoundError(f"path: no file {path}")
-    with xr.open_dataset(path, engine="netcdf4") as ds:
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4")
+    except (OSError, ValueError) as exc:  # not netCDF, or damaged
+        raise ValueError(f"path: cannot read {path} as netCDF ({exc})") from None
+    with ds:
         return ds.load()
 
 
-def open_run(path: str | os.PathLike) -> xr.Dataset:
+def _as_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    return Path(path)
+
+
+def open_run(path: str | os.PathLike, chunks: dict | str | None = None) -> xr.Dataset:
     """Open a run that :func:`gfdt.simulate` streamed to a folder (all finished segments).
 
-    Segments are concatenated along ``time``; a killed run gives the samples it
-    finished. The data are read into memory.
+    Segments are concatenated along ``time``; a run that Dask workers wrote in member
+    groups (``segment_NNNN_mAAAAA-BBBBB.nc``) is joined along ``member`` first. A killed
+    run gives the samples that every member finished (the longest run of segments that
+    all member groups wrote).
+
+    Parameters
+    ----------
+    path : path
+        The run's folder.
+    chunks : dict or "auto", optional
+        None (default) reads the data into memory. Anything else opens the files
+        lazily as Dask arrays with these chunks per file (``{}``: one chunk per file),
+        e.g. for an out-of-core :meth:`gfdt.ResponseEstimator.fit`.
 
     Returns
     -------
     xarray.Dataset
     """
-    path = Path(path)
+    path = _as_path(path)
+    if chunks is not None and not isinstance(chunks, (dict, str)):
+        raise TypeError(f"chunks must be None, a dict or 'auto', got {type(chunks).__name__}")
     files = sorted(path.glob("segment_*.nc"))
     if not files:
         raise FileNotFoundError(f"path: no segment_*.nc files in {path}")
-    parts = [load(f) for f in files]
-    ds = xr.concat(parts, dim="time", combine_attrs="override") if len(parts) > 1 else parts[0]
-    return ds
+    n_members = None
+    if (path / "run.json").exists():
+        n_members = json.loads((path / "run.json").read_text()).get("n_members")
+    by_segment: dict[int, dict[tuple[int, int] | None, Path]] = {}
+    for f in files:
+        m = _SEGMENT.fullmatch(f.name)
+        if m is not None:
+            group = (int(m[2]), int(m[3])) if m[2] is not None else None
+            by_segment.setdefault(int(m[1]), {})[group] = f
+    segments = []
+    for seg in sorted(by_segment):
+        groups = by_segment[seg]
+        if None in groups:
+            segments.append([groups[None]])
+            continue
+        order = sorted(groups)
+        stop = n_members if n_members is not None else order[-1][1]
+        edges = [0] + [b for _, b in order]
+        if [a for a, _ in order] != edges[:-1] or edges[-1] != stop:
+            break  # some member group has not finished this segment
+        segments.append([groups[g] for g in order])
+    if not segments:
+        raise FileNotFoundError(f"path: no segment in {path} was finished by every member")
+
+    def read(f: Path) -> xr.Dataset:
+        if chunks is None:
+            return load(f)
+        return xr.open_dataset(f, engine="netcdf4", chunks=chunks)
+
+    opts = {"data_vars": "minimal", "coords": "minimal", "compat": "override",
+            "join": "override", "combine_attrs": "override"}
+    parts = []
+    for group_files in segments:
+        ds = [read(f) for f in group_files]
+        parts.append(xr.concat(ds, dim="member", **opts) if len(ds) > 1 else ds[0])
+    return xr.concat(parts, dim="time", **opts) if len(parts) > 1 else parts[0]
+
+
+_SEGMENT = re.compile(r"segment_(\d+)(?:_m(\d+)-(\d+))?\.nc")

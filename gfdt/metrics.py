@@ -8,6 +8,22 @@ import xarray as xr
 __all__ = ["relative_fisher_error", "response_error", "stein_error", "summarize_errors"]
 
 
+def _real(values, name: str) -> np.ndarray:
+    """A finite, non-empty float64 array; errors name the argument."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array") from None
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
 def _as_response(r, name: str) -> xr.DataArray:
     if isinstance(r, xr.Dataset):
         if "response" not in r:
@@ -16,8 +32,9 @@ def _as_response(r, name: str) -> xr.DataArray:
     if isinstance(r, xr.DataArray):
         if "lag" not in r.dims:
             raise ValueError(f"{name} must have a 'lag' dimension, dims are {r.dims}")
-        return r.transpose("lag", ...)
-    arr = np.asarray(r, dtype=float)
+        r = r.transpose("lag", ...)
+        return r.copy(data=_real(r.values, name))
+    arr = _real(r, name)
     if arr.ndim < 2:
         raise ValueError(f"{name} must have shape (lag, ...), got {arr.shape}")
     return xr.DataArray(arr, dims=("lag", *[f"dim_{i}" for i in range(arr.ndim - 1)]))
@@ -65,7 +82,15 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
     if stderr is not None:
         se = _as_response(stderr, "stderr")
         if isinstance(se, xr.DataArray) and not isinstance(stderr, np.ndarray):
-            se = se.sel(lag=ref["lag"]) if "lag" in ref.coords and "lag" in se.coords else se
+            if "lag" in ref.coords and "lag" in se.coords:
+                if not np.isin(ref["lag"].values, se["lag"].values).all():
+                    raise ValueError("stderr lacks some lags of reference")
+                se = se.sel(lag=ref["lag"])
+        if se.shape != diff.shape:
+            raise ValueError(f"stderr must have the layout of reference {diff.shape}, got "
+                             f"{se.shape}")
+        if np.any(se.values < 0):
+            raise ValueError("stderr must be >= 0")
         se2 = (np.asarray(se.values) ** 2).sum(axis=other)
         out["l2_debiased"] = ("lag", np.sqrt(np.maximum(0.0, out["l2"][1] ** 2 - se2)),
                               {"long_name": "debiased L2 error"})
@@ -75,6 +100,12 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
 
 def summarize_errors(errors: xr.Dataset) -> dict[str, float]:
     """``l2_max``, ``l2_mean``, ``linf_max``, ``linf_mean`` (and debiased) as floats."""
+    if not isinstance(errors, xr.Dataset):
+        raise TypeError(f"errors must be the Dataset response_error returns, got "
+                        f"{type(errors).__name__}")
+    if not {"l2", "linf"} <= set(errors.data_vars):
+        raise ValueError(f"errors must hold 'l2' and 'linf' (from response_error), got "
+                         f"{list(errors.data_vars)}")
     out = {}
     for var in errors.data_vars:
         out[f"{var}_max"] = float(errors[var].max())
@@ -82,15 +113,31 @@ def summarize_errors(errors: xr.Dataset) -> dict[str, float]:
     return out
 
 
-def _evaluate(score, X: np.ndarray, batch_size: int) -> np.ndarray:
+def _evaluate(score, X: np.ndarray, batch_size: int, name: str = "score") -> np.ndarray:
     out = np.empty_like(X)
     for a in range(0, len(X), batch_size):
         s = np.asarray(score(X[a:a + batch_size]), dtype=float)
         if s.shape != X[a:a + batch_size].shape:
-            raise ValueError(f"score returned shape {s.shape} for a batch of shape "
+            raise ValueError(f"{name} returned shape {s.shape} for a batch of shape "
                              f"{X[a:a + batch_size].shape}")
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"{name} returned NaN or inf")
         out[a:a + batch_size] = s
     return out
+
+
+def _check_score_args(score, X, batch_size: int, min_samples: int) -> np.ndarray:
+    if not callable(score):
+        raise TypeError(f"score must be callable (an estimator or a function), got "
+                        f"{type(score).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    X = _real(X, "X")
+    if X.ndim < 2 or len(X) < min_samples:
+        raise ValueError(f"X must have shape (n_samples, *state) with at least {min_samples} "
+                         f"samples, got {X.shape}")
+    return X
 
 
 def relative_fisher_error(score, reference, X, *, batch_size: int = 512) -> float:
@@ -109,11 +156,11 @@ def relative_fisher_error(score, reference, X, *, batch_size: int = 512) -> floa
     float
         0 for a perfect score; 1 for the zero score.
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim < 2 or len(X) == 0:
-        raise ValueError(f"X must have shape (n_samples, *state), got {X.shape}")
+    X = _check_score_args(score, X, batch_size, 1)
+    if not callable(reference):
+        raise TypeError(f"reference must be callable, got {type(reference).__name__}")
     s = _evaluate(score, X, batch_size)
-    r = _evaluate(reference, X, batch_size)
+    r = _evaluate(reference, X, batch_size, "reference")
     den = float(np.sum(r**2))
     if den == 0:
         raise ValueError("reference: the reference score is zero on X")
@@ -141,9 +188,9 @@ def stein_error(score, X, *, homogeneous: bool = False, batch_size: int = 512) -
     -------
     float
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim < 2 or len(X) < 2:
-        raise ValueError(f"X must have shape (n_samples, *state), got {X.shape}")
+    X = _check_score_args(score, X, batch_size, 2)
+    if not isinstance(homogeneous, (bool, np.bool_)):
+        raise TypeError(f"homogeneous must be True or False, got {homogeneous!r}")
     s = _evaluate(score, X, batch_size)
     state = X.shape[1:]
     d = int(np.prod(state))
@@ -151,7 +198,8 @@ def stein_error(score, X, *, homogeneous: bool = False, batch_size: int = 512) -
         axes = tuple(range(1, X.ndim))
         xh = np.fft.rfftn(X - X.mean(), axes=axes)
         sh = np.fft.rfftn(s, axes=axes)
-        m = -np.fft.irfftn((xh * sh.conj()).mean(axis=0), s=state) / d
+        m = -np.fft.irfftn((xh * sh.conj()).mean(axis=0), s=state,
+                           axes=tuple(range(len(state)))) / d
         eye = np.zeros(state)
         eye[(0,) * len(state)] = 1.0
         return float(np.linalg.norm(m - eye))

@@ -15,7 +15,7 @@ _STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
 
 
 def _as_dict(x, default: str) -> dict:
-    if isinstance(x, Mapping):
+    if isinstance(x, Mapping) and not isinstance(x, xr.Dataset):  # a Dataset is one item
         return dict(x)
     return {default: x}
 
@@ -27,6 +27,38 @@ def _pick(r, offset: int, axis: str) -> xr.DataArray:
     if axis not in r.dims or other not in r.dims:
         raise ValueError(f"responses need dims 'lag', 'y', 'x'; got {r.dims}")
     return r.isel({axis: offset % r.sizes[axis], other: 0})
+
+
+def _unpack(r, se):
+    """(response, stderr) from a DataArray, a Dataset with ``stderr`` or a fitted
+    :class:`gfdt.ResponseEstimator` (its ``response_`` and ``response_stderr_``)."""
+    if not isinstance(r, (xr.DataArray, xr.Dataset)) and hasattr(r, "response_"):
+        if se is None:
+            se = getattr(r, "response_stderr_", None)
+        r = r.response_
+    if se is None and isinstance(r, xr.Dataset) and "stderr" in r:
+        se = r["stderr"]
+    if isinstance(r, xr.Dataset):
+        r = r["response"]
+    if isinstance(se, xr.Dataset):
+        se = se["stderr"]
+    return r, se
+
+
+def _curves(r: xr.DataArray, offsets: Sequence[int], axis: str) -> list[tuple[str, object]]:
+    """(legend key, selector) of each curve: offsets of a field, or observables."""
+    if set(r.dims) == {"lag", "observable"}:
+        vals = r["observable"].values if "observable" in r.coords else range(r.sizes[
+            "observable"])
+        return [(str(v), {"observable": k}) for k, v in enumerate(vals)]
+    name = "R{}1" if axis == "x" else "R1{}"
+    return [(name.format(off + 1), off) for off in offsets]
+
+
+def _select(r: xr.DataArray, key, axis: str) -> xr.DataArray:
+    if isinstance(key, dict):
+        return r.isel(key)
+    return _pick(r, key, axis)
 
 
 def plot_response(
@@ -41,57 +73,84 @@ def plot_response(
     """Response at a few offsets downstream of the kick against lag.
 
     With the default offsets these are the paper's R11, R31, R51, R71 (offsets 0, 2,
-    4, 6 pixels in +x).
+    4, 6 pixels in +x). Responses of observables (dims ``("lag", "observable")``)
+    are drawn one curve per observable instead.
 
     Parameters
     ----------
-    responses : xarray.DataArray, xarray.Dataset or mapping of label to them
-        Responses with dims ("lag", "y", "x"). A Dataset with ``stderr`` gets a band.
+    responses : DataArray, Dataset, ResponseEstimator or mapping of label to them
+        Responses with dims ("lag", "y", "x") or ("lag", "observable"). A Dataset with
+        ``stderr`` gets a band; so does a fitted :class:`gfdt.ResponseEstimator`, drawn
+        from its ``response_`` with ``response_stderr_`` as band.
     offsets : sequence of int
-        Offsets in grid points along ``axis``; colour encodes the offset, line style
-        the estimate.
+        Offsets in grid points along ``axis``; colour encodes the offset (or the
+        observable), line style the estimate.
     axis : {"x", "y"}
         Direction of the offsets.
     stderr : DataArray or mapping of label to DataArray, optional
-        Standard errors drawn as +- ``n_sigma`` bands.
+        Standard errors drawn as +- ``n_sigma`` bands (they take precedence over those
+        a Dataset or an estimator carries).
     ax : matplotlib.axes.Axes, optional
     n_sigma : float
-        Half-width of the bands in standard errors.
+        Half-width of the bands in standard errors (1.96 for a 95% normal band).
 
     Returns
     -------
     matplotlib.axes.Axes
+        The band of curve ``c`` is a ``PolyCollection`` between ``c - n_sigma * se`` and
+        ``c + n_sigma * se``.
     """
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    if isinstance(n_sigma, bool) or not isinstance(n_sigma, (int, float, np.number)) \
+            or not np.isfinite(n_sigma) or n_sigma < 0:
+        raise ValueError(f"n_sigma must be a finite number >= 0, got {n_sigma!r}")
+    try:
+        offsets = list(offsets)
+    except TypeError:
+        raise TypeError(f"offsets must be a sequence of ints, got {offsets!r}") from None
+    if isinstance(offsets, str) or not all(
+            isinstance(o, (int, np.integer)) and not isinstance(o, bool) for o in offsets):
+        raise TypeError(f"offsets must be a sequence of ints, got {offsets!r}")
     responses = _as_dict(responses, "response")
+    if not responses:
+        raise ValueError("responses is empty: pass at least one response")
     stderr = _as_dict(stderr, next(iter(responses))) if stderr is not None else {}
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    keys: list[str] = []
+    title = "offset"
     for i, (label, r) in enumerate(responses.items()):
-        se = stderr.get(label)
-        if se is None and isinstance(r, xr.Dataset) and "stderr" in r:
-            se = r["stderr"]
-        for j, off in enumerate(offsets):
-            line = _pick(r, off, axis)
+        r, se = _unpack(r, stderr.get(label))
+        if not isinstance(r, xr.DataArray) or "lag" not in r.dims:
+            raise TypeError(f"responses[{label!r}] must be a DataArray or Dataset with a "
+                            f"'lag' dim (or a fitted ResponseEstimator), got {type(r).__name__}")
+        if se is not None and (not isinstance(se, xr.DataArray) or se.sizes != r.sizes):
+            raise ValueError(f"stderr[{label!r}] must be a DataArray with the dims and sizes "
+                             f"of its response {dict(r.sizes)}")
+        curves = _curves(r, offsets, axis)
+        if not keys:
+            keys = [k for k, _ in curves]
+            title = "observable" if "observable" in r.dims else "offset"
+        for j, (key, sel) in enumerate(curves):
+            line = _select(r, sel, axis)
             lag = line["lag"].values
             ax.plot(lag, line.values, color=colors[j % len(colors)],
-                    linestyle=_STYLES[i % len(_STYLES)], label=f"{label}, offset {off}")
+                    linestyle=_STYLES[i % len(_STYLES)], label=f"{label}, {key}")
             if se is not None:
-                band = _pick(se, off, axis).values
+                band = _select(se, sel, axis).values
                 ax.fill_between(lag, line.values - n_sigma * band, line.values + n_sigma * band,
                                 color=colors[j % len(colors)], alpha=0.2, linewidth=0)
     ax.set_xlabel("lag (time units)")
     ax.set_ylabel("response")
     ax.axhline(0, color="0.6", linewidth=0.5)
-    # two compact legends: colour = offset, line style = estimate
-    name = "R{}1" if axis == "x" else "R1{}"
-    offs = [Line2D([], [], color=colors[j % len(colors)], label=name.format(off + 1))
-            for j, off in enumerate(offsets)]
+    # two compact legends: colour = offset (or observable), line style = estimate
+    curve_handles = [Line2D([], [], color=colors[j % len(colors)], label=key)
+                     for j, key in enumerate(keys)]
     meths = [Line2D([], [], color="0.2", linestyle=_STYLES[i % len(_STYLES)], label=label)
              for i, label in enumerate(responses)]
-    first = ax.legend(handles=offs, fontsize="small", loc="upper right", title="offset")
+    first = ax.legend(handles=curve_handles, fontsize="small", loc="upper right", title=title)
     ax.add_artist(first)
     ax.legend(handles=meths, fontsize="small", loc="upper center", title="estimate")
     return ax
@@ -111,6 +170,15 @@ def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[p
     (Axes, Axes)
     """
     errors = _as_dict(errors, "estimate")
+    if not errors:
+        raise ValueError("errors is empty: pass at least one Dataset of errors")
+    for label, e in errors.items():
+        if not isinstance(e, xr.Dataset) or not {"l2", "linf"} <= set(e.data_vars) \
+                or "lag" not in e.dims:
+            raise TypeError(f"errors[{label!r}] must be a Dataset from "
+                            "gfdt.metrics.response_error (l2, linf against lag)")
+    if axes is not None and len(axes) != 2:
+        raise ValueError(f"axes must be a pair of Axes, got {len(axes)}")
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 4))
     for i, (label, e) in enumerate(errors.items()):
@@ -158,6 +226,9 @@ def plot_spectrum(spectra, *, ax: plt.Axes | None = None, k_max: int | None = No
         One line per spectrum; the i-th spectrum gets the i-th colour and line style.
     """
     spectra = _as_dict(spectra, "spectrum")
+    if k_max is not None and (isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer))
+                              or k_max < 1):
+        raise ValueError(f"k_max must be an int >= 1 or None, got {k_max!r}")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -211,13 +282,19 @@ def plot_histogram(fields, *, bins: int | Sequence[float] = 60, ax: plt.Axes | N
     from gfdt.stats import marginal_moments
 
     fields = _as_dict(fields, "field")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
+    if not fields:
+        raise ValueError("fields is empty: pass at least one field")
+    if not isinstance(density, (bool, np.bool_)):
+        raise TypeError(f"density must be True or False, got {density!r}")
     values = {}
     for label, f in fields.items():
         if isinstance(f, xr.Dataset):
             raise TypeError(f"fields[{label!r}] is a Dataset; pass one variable, e.g. ds.u")
-        arr = np.asarray(f.values if isinstance(f, xr.DataArray) else f, dtype=float).ravel()
+        raw = np.asarray(f.values if isinstance(f, xr.DataArray) else f)
+        if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype,
+                                                                     np.complexfloating):
+            raise TypeError(f"fields[{label!r}] must hold real numbers, got dtype {raw.dtype}")
+        arr = raw.astype(float).ravel()
         if arr.size == 0 or not np.all(np.isfinite(arr)):
             raise ValueError(f"fields[{label!r}] must be non-empty and finite")
         values[label] = arr
@@ -228,9 +305,15 @@ def plot_histogram(fields, *, bins: int | Sequence[float] = 60, ax: plt.Axes | N
         hi = max(v.max() for v in values.values())
         edges = np.histogram_bin_edges(np.array([lo, hi]), bins=int(bins))
     else:
-        edges = np.asarray(bins, dtype=float)
-        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        try:
+            edges = np.asarray(bins, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"bins must be an int or a sequence of edges, got {bins!r}") from None
+        if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) \
+                or np.any(np.diff(edges) <= 0):
             raise ValueError("bins must be an int or a strictly increasing sequence of edges")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     xs = np.linspace(edges[0], edges[-1], 400)
     top = 0.0

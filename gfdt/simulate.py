@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import itertools
 import json
 import logging
 import os
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from gfdt._atomic import atomic_path, atomic_write_text
 from gfdt._runner import (
     Integrator,
     Progress,
@@ -54,13 +57,21 @@ def as_member_fields(initial, system: System, n_members: int | None, name: str) 
         if "member" in initial.dims:
             initial = initial.transpose("member", ...)
         initial = initial.values
-    arr = np.asarray(initial, dtype=float)
+    try:
+        raw = np.asarray(initial)
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"{name} must be an array of shape (member, y, x)") from None
+    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    arr = raw.astype(float)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != system.state_shape:
         raise ValueError(
             f"{name} must have shape (member, {system.n}, {system.n}), got {np.shape(initial)}"
         )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no members (shape {arr.shape})")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     if n_members is not None and arr.shape[0] != n_members:
@@ -108,12 +119,14 @@ def simulate(
     segment: float | None = None,
     resume: bool = False,
     save_hidden: bool = False,
+    client=None,
 ) -> xr.Dataset:
     """Simulate an ensemble of independent members of ``system``.
 
     Member ``k`` draws all its noise from its own random stream, spawned as child
     ``k`` of ``numpy.random.SeedSequence(seed)``, so the result depends only on the
-    arguments: not on ``n_workers``, thread counts, scheduling, streaming or resuming.
+    arguments: not on ``n_workers``, thread counts, scheduling, streaming, resuming or
+    on a Dask cluster (``client``) running the members.
 
     Parameters
     ----------
@@ -132,7 +145,8 @@ def simulate(
     initial : array_like or xarray.DataArray, shape (member, y, x), optional
         Starting fields (default: the system's initial state, zero for OU).
     n_workers : int, optional
-        Threads running members in parallel (default: the CPU count).
+        Threads running members in parallel (default: the CPU count). With ``client``:
+        threads each Dask task uses (default 1).
     progress : bool, optional
         Show a progress bar (default: only on a terminal).
     output : path, optional
@@ -148,7 +162,15 @@ def simulate(
         arguments must match). The result is bit-identical to an uninterrupted run.
     save_hidden : bool
         Also write the hidden state (e.g. Navier-Stokes forcing phases) with each
-        sample, as variable ``aux`` with dims (member, time, aux).
+        sample, as variable ``hidden_state`` with dims (member, time, hidden).
+    client : dask.distributed.Client, optional
+        Spread the members over a Dask cluster: contiguous member groups, one per
+        worker thread, each run as one task (needs ``pip install gfdt[distributed]``).
+        With ``output``, every task writes its group's segment files
+        (``segment_NNNN_mAAAAA-BBBBB.nc``) and checkpoint itself, so the folder must be
+        on a file system all workers share; :func:`gfdt.io.open_run` joins them. A
+        resumed run keeps the member groups it started with, whatever runs it now.
+        Without ``output`` the samples are sent back to the caller.
 
     Returns
     -------
@@ -191,7 +213,10 @@ def simulate(
         )
     ss = seed_sequence(seed)
     rngs = member_generators(ss, n_members)
-    n_workers = resolve_workers(n_workers, n_members)
+    if client is None:
+        n_workers = resolve_workers(n_workers, n_members)
+    else:
+        n_workers = 1 if n_workers is None else check_count(n_workers, "n_workers")
 
     if initial is not None:
         fields = as_member_fields(initial, system, n_members, "initial")
@@ -213,9 +238,10 @@ def simulate(
         "gfdt_burn_in": float(burn_in),
         "gfdt_save_interval": float(save_interval),
     }
+    groups = [(0, n_members)] if client is None else _split_members(n_members, client)
+    path = None
     if output is None:
         segs = [plan]
-        store = _MemoryStore(system, n_members, n_saves, save_hidden)
     else:
         seg_steps = (system._steps(segment, "segment") if segment is not None
                      else max(1, total_steps // 10))
@@ -226,49 +252,225 @@ def simulate(
                   "burn_in": float(burn_in), "duration": float(duration),
                   "save_interval": float(save_interval), "segments": [len(g) for g in segs],
                   "initial": _digest(fields), "save_hidden": bool(save_hidden)}
-        store = _DirectoryStore(Path(output), config, resume, system)
-        start = store.restore(fields, auxes, rngs)
-        if start > 0:
-            logger.info("resuming %s at segment %d of %d", output, start, len(segs))
-        segs_done = start
-        segs = segs[segs_done:]
+        path = Path(output)
+        groups = _prepare_directory(path, config, resume, groups)
 
-    warm_up(system)
-    integ = Integrator(system)
-    done_steps = total_steps - sum(c[0] for g in segs for c in g)
+    job = _Job(system=system, segs=segs, save_every=save_every, burn_in=float(burn_in),
+               save_interval=float(save_interval), n_members=n_members, n_saves=n_saves,
+               hidden=bool(save_hidden), attrs=json.loads(json.dumps(attrs, default=str)),
+               path=path)
     bar = Progress(n_members * total_steps, f"simulate {type(system).__name__}", progress)
-    bar.update(n_members * done_steps)
-    step = done_steps
-    sample = sum(c[1] for c in plan) - sum(c[1] for g in segs for c in g)
     try:
-        for seg in segs:
-            seg_saves = sum(c[1] for c in seg)
-            buf = np.empty((n_members, seg_saves, *system.state_shape))
-            abuf = np.empty((n_members, seg_saves, system.n_aux))
-
-            def run_member(k: int, seg=seg, buf=buf, abuf=abuf, step0=step) -> None:
-                u, aux, st, j = fields[k], auxes[k], step0, 0
-                for n_steps, n_out in seg:
-                    if n_steps == 0:  # snapshot
-                        buf[k, j] = u
-                        abuf[k, j] = aux
-                    else:
-                        integ(u, aux, n_steps, rngs[k], save_every=save_every if n_out else 0,
-                              out=buf[k, j:j + n_out] if n_out else None,
-                              aux_out=abuf[k, j:j + n_out] if n_out else None,
-                              member=k, step0=st)
-                        st += n_steps
-                        bar.update(n_steps)
-                    j += n_out
-
-            run_tasks(run_member, range(n_members), n_workers)
-            step += sum(c[0] for c in seg)
-            times = float(burn_in) + float(save_interval) * np.arange(sample, sample + seg_saves)
-            store.write(buf, abuf, times, fields, auxes, rngs)
-            sample += seg_saves
+        if client is None:
+            warm_up(system)
+            parts = [_run_group(job, a, b, fields[a:b], auxes[a:b], rngs[a:b], n_workers, bar)
+                     for a, b in groups]
+        else:
+            parts = _run_on_dask(client, job, groups, fields, auxes, rngs, n_workers, bar,
+                                 total_steps)
     finally:
         bar.close()
-    return store.result(system, attrs)
+    if path is not None:
+        from gfdt import io
+
+        return io.open_run(path)
+    u = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    aux = None
+    if save_hidden:
+        aux = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    return _dataset(system, u, aux, parts[0][2], attrs)
+
+
+@dataclasses.dataclass
+class _Job:
+    """What every member group of a run needs (sent to Dask workers as is)."""
+
+    system: System
+    segs: list[list[tuple[int, int]]]
+    save_every: int
+    burn_in: float
+    save_interval: float
+    n_members: int
+    n_saves: int
+    hidden: bool
+    attrs: dict
+    path: Path | None
+
+    @property
+    def total_steps(self) -> int:
+        return sum(c[0] for g in self.segs for c in g)
+
+
+def _run_group(job: _Job, start: int, stop: int, fields: np.ndarray, auxes: np.ndarray,
+               rngs: list[np.random.Generator], n_threads: int,
+               bar: Progress | None = None, stop_event: str | None = None):
+    """Run members ``start..stop-1`` through every segment of ``job``.
+
+    The kernel-call plan is the same for every member whichever group or process runs
+    it, so the result is bit-identical to running all members together. Returns the
+    samples ``(u, aux, times)`` when not streaming to a folder, else None. A Dask task
+    also stops between segments once the Dask event named ``stop_event`` is set.
+    """
+    system = job.system
+    n = stop - start
+    fields = np.array(fields, dtype=float, order="C", copy=True)
+    auxes = np.array(auxes, dtype=float, order="C", copy=True)
+    if job.path is None:
+        store: _MemoryStore | _DirectoryStore = _MemoryStore(system, n, job.n_saves, job.hidden)
+        first = 0
+    else:
+        store = _DirectoryStore(job.path, job.attrs, system, job.hidden, start, stop,
+                                job.n_members)
+        first = store.restore(fields, auxes, rngs)
+        if first > 0:
+            logger.info("resuming members %d-%d of %s at segment %d of %d", start, stop - 1,
+                        job.path, first, len(job.segs))
+    segs = job.segs[first:]
+    warm_up(system)
+    integ = Integrator(system)
+    save_every = job.save_every
+    step = job.total_steps - sum(c[0] for g in segs for c in g)
+    if bar is not None:
+        bar.update(n * step)
+    sample = sum(c[1] for g in job.segs[:first] for c in g)
+    for i, seg in enumerate(segs):
+        if i > 0 and _stop_requested(stop_event):
+            logger.info("members %d-%d stopped after segment %d: another group failed",
+                        start, stop - 1, first + i)
+            return None
+        seg_saves = sum(c[1] for c in seg)
+        buf = np.empty((n, seg_saves, *system.state_shape))
+        abuf = np.empty((n, seg_saves, system.n_aux))
+
+        def run_member(k: int, seg=seg, buf=buf, abuf=abuf, step0=step) -> None:
+            u, aux, st, j = fields[k], auxes[k], step0, 0
+            for n_steps, n_out in seg:
+                if n_steps == 0:  # snapshot
+                    buf[k, j] = u
+                    abuf[k, j] = aux
+                else:
+                    integ(u, aux, n_steps, rngs[k], save_every=save_every if n_out else 0,
+                          out=buf[k, j:j + n_out] if n_out else None,
+                          aux_out=abuf[k, j:j + n_out] if n_out else None,
+                          member=start + k, step0=st)
+                    st += n_steps
+                    if bar is not None:
+                        bar.update(n_steps)
+                j += n_out
+
+        run_tasks(run_member, range(n), n_threads)
+        step += sum(c[0] for c in seg)
+        times = job.burn_in + job.save_interval * np.arange(sample, sample + seg_saves)
+        store.write(buf, abuf, times, fields, auxes, rngs)
+        sample += seg_saves
+    if isinstance(store, _MemoryStore):
+        return store.u, store.aux, np.concatenate(store.times)
+    return None
+
+
+def _client_threads(client) -> int:
+    """Total worker threads of a dask.distributed Client."""
+    try:
+        threads = client.nthreads()
+    except AttributeError:
+        raise TypeError(
+            f"client must be a dask.distributed.Client, got {type(client).__name__}"
+        ) from None
+    total = sum(threads.values())
+    if total < 1:
+        raise ValueError("client has no workers; start some or wait for them "
+                         "(client.wait_for_workers(n))")
+    return total
+
+
+def _split_members(n_members: int, client) -> list[tuple[int, int]]:
+    """Contiguous member groups, one per worker thread of ``client`` (sizes differ by <= 1)."""
+    n_groups = min(n_members, _client_threads(client))
+    edges = [round(i * n_members / n_groups) for i in range(n_groups + 1)]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def _run_on_dask(client, job: _Job, groups, fields, auxes, rngs, n_threads: int,
+                 bar: Progress, total_steps: int) -> list:
+    """One Dask task per member group; results in member order.
+
+    After the first failure the other groups stop at their next segment boundary (as
+    a run without Dask does); then the error of the first failed group is re-raised.
+    """
+    from distributed import Event, as_completed
+
+    token = _token()
+    stop = Event(f"gfdt-simulate-stop-{token}", client=client)
+    futures = [client.submit(_run_group, job, a, b, fields[a:b], auxes[a:b], rngs[a:b],
+                             n_threads, None, stop.name, pure=False,
+                             key=f"gfdt-simulate-m{a}-{b}-{token}")
+               for a, b in groups]
+    order = {f.key: i for i, f in enumerate(futures)}
+    parts: list = [None] * len(futures)
+    errors: dict[int, BaseException] = {}
+    try:
+        for fut in as_completed(futures):
+            i = order[fut.key]
+            if fut.status == "error":
+                errors[i] = fut.exception()
+                stop.set()
+                continue
+            parts[i] = fut.result()
+            a, b = groups[i]
+            bar.update((b - a) * total_steps)  # (resumed steps included)
+            fut.release()
+    finally:
+        stop.set()  # a no-op unless interrupted: tasks still running stop early
+        for fut in futures:
+            if not fut.done():
+                fut.cancel()
+    if errors:
+        raise errors[min(errors)]
+    return parts
+
+
+def _stop_requested(name: str | None) -> bool:
+    """Whether the Dask run that started this task asked it to stop."""
+    if name is None:
+        return False
+    from distributed import Event
+
+    return Event(name).is_set()
+
+
+def _token() -> str:
+    return os.urandom(6).hex()
+
+
+def _prepare_directory(path: Path, config: dict, resume: bool,
+                       groups: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Create ``path/run.json`` or check it against ``config`` when resuming.
+
+    Returns the member groups to run: on resume those of the stored run (each group
+    continues from its own checkpoint, whatever runs it now).
+    """
+    config = json.loads(json.dumps(config, default=str))
+    cfg = path / "run.json"
+    if cfg.exists():
+        if not resume:
+            raise ValueError(
+                f"output: {path} already holds a run; pass resume=True to continue it "
+                "or choose another folder"
+            )
+        stored = json.loads(cfg.read_text())
+        stored_groups = stored.pop("member_groups", [[0, config["n_members"]]])
+        if stored != config:
+            raise ValueError(
+                f"output: the run in {path} was started with other arguments; "
+                "resume needs the same system, seed, sizes and initial state"
+            )
+        for stale in [*path.glob(".*.tmp"), *path.glob("*.tmp.npz")]:
+            stale.unlink()  # writes that a kill interrupted
+        return [(int(a), int(b)) for a, b in stored_groups]
+    path.mkdir(parents=True, exist_ok=True)
+    _atomic_text(cfg, json.dumps({**config, "member_groups": [list(g) for g in groups]},
+                                 indent=1))
+    return groups
 
 
 def _now() -> str:
@@ -282,7 +484,7 @@ def _digest(a: np.ndarray) -> str:
 
 
 def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.ndarray,
-             attrs: dict) -> xr.Dataset:
+             attrs: dict, member0: int = 0) -> xr.Dataset:
     # the variable carries the system too, so a DataArray alone is self-describing
     sys_attrs = {k: v for k, v in attrs.items()
                  if k in ("gfdt_system", "gfdt_parameters", "gfdt_homogeneous")}
@@ -295,7 +497,8 @@ def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.nd
     return xr.Dataset(
         data,
         coords={
-            "member": ("member", np.arange(u.shape[0]), {"long_name": "ensemble member"}),
+            "member": ("member", np.arange(member0, member0 + u.shape[0]),
+                       {"long_name": "ensemble member"}),
             "time": ("time", times, {"units": "1", "long_name": "model time", "axis": "T"}),
             **system.coords(),
         },
@@ -320,39 +523,27 @@ class _MemoryStore:
         self.times.append(times)
         self.pos += n
 
-    def result(self, system: System, attrs: dict) -> xr.Dataset:
-        return _dataset(system, self.u, self.aux, np.concatenate(self.times), attrs)
-
 
 class _DirectoryStore:
-    """Streams segments to netCDF files in a folder and keeps a checkpoint."""
+    """Streams one member group's segments to netCDF files and keeps its checkpoint.
 
-    def __init__(self, path: Path, config: dict, resume: bool, system: System) -> None:
+    The whole ensemble as one group writes ``segment_NNNN.nc`` and ``checkpoint.npz``;
+    a group of members ``a..b-1`` of a larger ensemble (a Dask run) writes
+    ``segment_NNNN_maaaaa-bbbbb.nc`` and ``checkpoint_maaaaa-bbbbb.npz``.
+    """
+
+    def __init__(self, path: Path, attrs: dict, system: System, hidden: bool, start: int,
+                 stop: int, n_members: int) -> None:
         self.path = path
+        self.attrs = attrs
         self.system = system
-        self.config = json.loads(json.dumps(config, default=str))
-        self.hidden = bool(config["save_hidden"])
-        cfg = path / "run.json"
-        if cfg.exists():
-            if not resume:
-                raise ValueError(
-                    f"output: {path} already holds a run; pass resume=True to continue it "
-                    "or choose another folder"
-                )
-            if json.loads(cfg.read_text()) != self.config:
-                raise ValueError(
-                    f"output: the run in {path} was started with other arguments; "
-                    "resume needs the same system, seed, sizes and initial state"
-                )
-            for stale in [*path.glob(".*.tmp"), *path.glob("*.tmp.npz")]:
-                stale.unlink()  # writes that a kill interrupted
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            _atomic_text(cfg, json.dumps(self.config, indent=1))
+        self.hidden = hidden
+        self.start = start
+        self.tag = "" if (start, stop) == (0, n_members) else f"_m{start:05d}-{stop:05d}"
         self.segment = 0
 
     def restore(self, fields, auxes, rngs) -> int:
-        ck = self.path / "checkpoint.npz"
+        ck = self.path / f"checkpoint{self.tag}.npz"
         if not ck.exists():
             return 0
         with np.load(ck) as z:
@@ -369,21 +560,14 @@ class _DirectoryStore:
 
         if buf.shape[1]:
             ds = _dataset(self.system, buf, abuf if self.hidden else None, times,
-                          self.config["attrs"])
-            io.save(ds, self.path / f"segment_{self.segment:04d}.nc")
+                          self.attrs, member0=self.start)
+            io.save(ds, self.path / f"segment_{self.segment:04d}{self.tag}.nc")
         self.segment += 1
-        tmp = self.path / "checkpoint.tmp.npz"
-        np.savez(tmp, fields=fields, aux=auxes, segment=self.segment,
-                 rng_states=json.dumps([r.bit_generator.state for r in rngs]))
-        os.replace(tmp, self.path / "checkpoint.npz")
-
-    def result(self, system: System, attrs: dict) -> xr.Dataset:
-        from gfdt import io
-
-        return io.open_run(self.path)
+        with atomic_path(self.path / f"checkpoint{self.tag}.npz") as tmp, \
+                open(tmp, "wb") as fh:
+            np.savez(fh, fields=fields, aux=auxes, segment=self.segment,
+                     rng_states=json.dumps([r.bit_generator.state for r in rngs]))
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text, "output")

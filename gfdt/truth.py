@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 
 import numpy as np
 import xarray as xr
 
+from gfdt._conjugate import Observable, Perturbation
 from gfdt._runner import (
     Integrator,
     Progress,
@@ -22,7 +25,7 @@ from gfdt._runner import (
 from gfdt.simulate import as_member_fields
 from gfdt.systems.base import System
 
-__all__ = ["perturbation_response"]
+__all__ = ["forced_response", "perturbation_response"]
 
 logger = logging.getLogger("gfdt")
 
@@ -43,6 +46,10 @@ def perturbation_response(
     n_workers: int | None = None,
     progress: bool | None = None,
     return_state: bool = False,
+    client=None,
+    observable=None,
+    perturbation=None,
+    keep_members: bool = False,
 ) -> xr.Dataset | tuple[xr.Dataset, np.ndarray, np.ndarray]:
     """Response to an impulse at one pixel, from paired ("common random numbers") runs.
 
@@ -90,6 +97,30 @@ def perturbation_response(
     return_state : bool
         Also return the unperturbed members' final fields and hidden states, e.g. to
         continue with another batch of impulses.
+    client : dask.distributed.Client, optional
+        Spread the members over a Dask cluster (``pip install gfdt[distributed]``):
+        each task runs a contiguous group of members and sends back their mean
+        responses, reduced here in member order, so the result is bit-identical to a
+        run without ``client``. ``n_workers`` then means threads per task (default 1).
+    observable : callable or str, optional
+        Report the response of an observable :math:`A` instead of the field: the mean
+        of :math:`(A(x'(t)) - A(x(t)))/\\delta` over impulses, dims ``("lag",
+        "observable")``. A callable maps ``(batch, y, x)`` to ``(batch, n_obs)`` or
+        ``(batch,)``; ``"mean"`` is the spatial mean; ``"identity"`` (or None) the field.
+        With pixel kicks the observable is not shifted by the pixel.
+    perturbation : callable or array_like, optional
+        Kick :math:`x \\to x + \\delta\\, u(x)` instead of a pixel: ``u`` maps
+        ``(batch, y, x)`` to fields of the same shape (state dependent), or is an
+        ``(n, n)`` array (a constant direction). Excludes ``pixel``. Without an
+        observable the output is the mean field change per unit :math:`\\delta`, dims
+        ``("lag", "y", "x")`` (absolute positions, not offsets). For a nonlinear
+        ``u`` or ``A`` the result carries an :math:`O(\\delta)` bias besides its
+        sampling error.
+    keep_members : bool
+        Also return each member's mean response, variable ``member_response`` with a
+        leading ``member`` dim (memory: members times the response size). Needed to
+        pool runs that continue the same members (e.g. successive batches) with an
+        honest standard error: the member, not the batch, is the independent unit.
 
     Returns
     -------
@@ -113,6 +144,302 @@ def perturbation_response(
     if not np.isfinite(delta) or delta == 0:
         raise ValueError(f"delta must be finite and non-zero, got {delta}")
     pixels = _check_pixels(pixel, system.n)
+    obs = _observable(observable, system)
+    pert = None
+    if perturbation is not None:
+        if pixels != [(0, 0)]:
+            raise ValueError("pass either pixel or perturbation, not both")
+        pert = Perturbation(perturbation, system.state_shape)
+        pert.field(fields[:1])  # check the shape now, not inside a worker
+    ss = seed_sequence(seed)
+    rngs = member_generators(ss, n_members)
+    if initial_aux is None:
+        auxes = np.stack([system.initial_state(r)[1] for r in rngs]) if system.n_aux else \
+            np.zeros((n_members, 0))
+    else:
+        auxes = np.asarray(initial_aux, dtype=float)
+        if auxes.shape != (n_members, system.n_aux):
+            raise ValueError(
+                f"initial_aux must have shape ({n_members}, {system.n_aux}), got {auxes.shape}"
+            )
+    if client is None:
+        n_workers = resolve_workers(n_workers, n_members)
+    else:
+        n_workers = 1 if n_workers is None else check_count(n_workers, "n_workers")
+    warm_up(system)
+    integ = Integrator(system)
+    steps = max_lag * save_every
+    shape = (max_lag + 1, *system.state_shape)
+    res_shape = shape if obs is None else (max_lag + 1, obs(fields[:1]).shape[1])
+    bar = Progress((1 + len(pixels)) * n_members * n_windows * steps,
+                   f"paired {type(system).__name__}", progress)
+
+    job = _PairedJob(system=system, pixels=pixels, delta=float(delta), n_windows=n_windows,
+                     steps=steps, save_every=save_every, shape=shape, observable=obs,
+                     perturbation=pert, result_shape=res_shape)
+
+    def run_member(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _paired_member(job, integ, fields[k], auxes[k], rngs[k], k, bar)
+
+    mean = np.zeros(res_shape)  # Welford's running mean and sum of squared deviations
+    m2 = np.zeros(res_shape)
+    final_u = np.empty_like(fields)
+    final_aux = np.empty_like(auxes)
+    per_member = np.empty((n_members, *res_shape)) if keep_members else None
+    try:
+        batches = [range(a, min(a + _BATCH, n_members)) for a in range(0, n_members, _BATCH)]
+        if client is None:
+            results = (run_tasks(run_member, b, n_workers) for b in batches)
+        else:
+            results = _dask_batches(client, job, batches, fields, auxes, rngs, n_workers, bar)
+        for batch, parts in zip(batches, results, strict=True):
+            for k, (m, u_end, aux_end) in enumerate(parts, batch.start):  # member order
+                d = m - mean
+                mean += d / (k + 1)
+                m2 += d * (m - mean)
+                final_u[k] = u_end
+                final_aux[k] = aux_end
+                if per_member is not None:
+                    per_member[k] = m
+    finally:
+        bar.close()
+
+    n_imp = n_members * n_windows * len(pixels)
+    if n_members > 1:
+        # members are independent; impulses within a member (windows, pixels) need not be
+        se = np.sqrt(m2 / (n_members - 1) / n_members)
+    else:
+        se = np.full(res_shape, np.nan)
+    coords = system.coords()
+    lags = float(save_interval) * np.arange(max_lag + 1)
+    attrs = {"units": "1"}
+    what = "a unit impulse" if pert is None else f"x -> x + delta u(x), u = {pert.label}"
+    if obs is None:
+        dims = ("lag", "y", "x")
+        crd = {"y": coords["y"], "x": coords["x"]}
+    else:
+        dims = ("lag", "observable")
+        crd = {"observable": ["mean"] if obs.label == "mean" else np.arange(res_shape[1])}
+        attrs = {"units": "observable units per unit delta"}
+    extra: dict = {"pixels": np.asarray(pixels, dtype=np.int64).ravel()} if pert is None \
+        else {"perturbation": pert.label}
+    if obs is not None:
+        extra["observable"] = obs.label
+    ds = xr.Dataset(
+        {
+            "response": (dims, mean,
+                         {**attrs, "long_name": f"dynamical response to {what}"}),
+            "stderr": (dims, se,
+                       {**attrs, "long_name": "standard error of the dynamical response"}),
+        },
+        coords={"lag": ("lag", lags, {"units": "1", "long_name": "time lag"}), **crd},
+        attrs={
+            "Conventions": "CF-1.10",
+            "title": f"paired perturbation response of {type(system).__name__}",
+            **system.attrs(),
+            "method": "dynamical",
+            "n_impulses": n_imp,
+            "delta": float(delta),
+            **extra,
+            "gfdt_seed_entropy": str(ss.entropy),
+        },
+    )
+    if per_member is not None:
+        ds["member_response"] = (("member", *dims), per_member,
+                                 {**attrs, "long_name": "mean dynamical response of each "
+                                  "member"})
+    if return_state:
+        return ds, final_u, final_aux
+    return ds
+
+
+@dataclasses.dataclass
+class _PairedJob:
+    """Configuration of the paired runs of one member (sent to Dask workers as is)."""
+
+    system: System
+    pixels: list[tuple[int, int]]
+    delta: float
+    n_windows: int
+    steps: int
+    save_every: int
+    shape: tuple[int, ...]
+    observable: Observable | None = None
+    perturbation: Perturbation | None = None
+    result_shape: tuple[int, ...] | None = None
+
+
+def _paired_member(job: _PairedJob, integ: Integrator, u0: np.ndarray, aux0: np.ndarray,
+                   rng: np.random.Generator, k: int, bar: Progress | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Member ``k``'s mean impulse response over its windows and pixels, final state."""
+    pixels, delta, steps, save_every = job.pixels, job.delta, job.steps, job.save_every
+    u = u0.copy()
+    aux = aux0.copy()
+    total = np.zeros(job.result_shape or job.shape)
+    out_u = np.empty(job.shape)
+    out_p = np.empty(job.shape)
+    step = 0
+    for _ in range(job.n_windows):
+        # every perturbed copy replays the unperturbed member's noise exactly
+        twins = [clone_generator(rng) for _ in pixels]
+        start_u, start_aux = u.copy(), aux.copy()
+        out_u[0] = u
+        integ(u, aux, steps, rng, save_every=save_every, out=out_u[1:],
+              member=k, step0=step)
+        for (py, px), rng_p in zip(pixels, twins, strict=True):
+            up = start_u.copy()
+            aux_p = start_aux.copy()
+            if job.perturbation is not None:
+                up += delta * job.perturbation.field(start_u[None])[0]
+            else:
+                up[py, px] += delta
+            out_p[0] = up
+            integ(up, aux_p, steps, rng_p, save_every=save_every, out=out_p[1:],
+                  member=k, step0=step)
+            if job.observable is not None:
+                total += (job.observable(out_p) - job.observable(out_u)) / delta
+            elif job.perturbation is not None:
+                total += (out_p - out_u) / delta
+            else:
+                total += np.roll((out_p - out_u) / delta, (-py, -px), axis=(1, 2))
+        step += steps
+        if bar is not None:
+            bar.update((1 + len(pixels)) * steps)
+    return total / (job.n_windows * len(pixels)), u, aux
+
+
+def _paired_group(job: _PairedJob, start: int, fields: np.ndarray, auxes: np.ndarray,
+                  rngs: list[np.random.Generator], n_threads: int) -> list:
+    """Dask task: :func:`_paired_member` for members ``start, start + 1, ...``."""
+    warm_up(job.system)
+    integ = Integrator(job.system)
+    return run_tasks(lambda i: _paired_member(job, integ, fields[i], auxes[i], rngs[i],
+                                              start + i, None),
+                     range(len(fields)), n_threads)
+
+
+def _dask_batches(client, job: _PairedJob, batches: list[range], fields, auxes, rngs,
+                  n_threads: int, bar: Progress):
+    """Yield each batch's per-member results in order; members split over the cluster.
+
+    Every batch is split into one task per worker thread; at most two batches are in
+    flight, so the caller's memory stays bounded.
+    """
+    from gfdt.simulate import _client_threads, _token
+
+    n_tasks = _client_threads(client)
+
+    def submit(batch: range) -> list:
+        edges = np.linspace(batch.start, batch.stop, min(n_tasks, len(batch)) + 1).round()
+        pieces = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+        return [client.submit(_paired_group, job, a, fields[a:b], auxes[a:b], rngs[a:b],
+                              n_threads, pure=False, key=f"gfdt-paired-m{a}-{b}-{_token()}")
+                for a, b in pieces]
+
+    pending = [submit(b) for b in batches[:2]]
+    try:
+        for i, batch in enumerate(batches):
+            futures = pending.pop(0)
+            if i + 2 < len(batches):
+                pending.append(submit(batches[i + 2]))
+            parts = [r for f in futures for r in f.result()]
+            for f in futures:
+                f.release()
+            bar.update((1 + len(job.pixels)) * len(batch) * job.n_windows * job.steps)
+            yield parts
+    finally:
+        for futures in pending:
+            for f in futures:
+                f.cancel()
+
+
+def _observable(observable, system: System) -> Observable | None:
+    """None for the field itself (None or "identity"), else the batched observable."""
+    if observable is None or (isinstance(observable, str)
+                              and observable.lower() == "identity"):
+        return None
+    return Observable(observable, system.state_shape)
+
+
+def forced_response(
+    system: System,
+    initial,
+    forcing,
+    *,
+    save_interval: float,
+    seed: SeedLike = None,
+    observable=None,
+    perturbation=None,
+    initial_aux: np.ndarray | None = None,
+    n_workers: int | None = None,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Mean change under a time-dependent forcing, from paired ("common random numbers") runs.
+
+    Every member is copied; the forced copy receives the kick :math:`f(t_j)\\,\\Delta t`
+    at each save time :math:`t_j = j\\,\\Delta t` (:math:`\\Delta t` = ``save_interval``),
+    applied to the state between kernel calls and recorded right after it, then both
+    copies are integrated to :math:`t_{j+1}` with identical noise (and hidden state).
+    The result is the mean over members of forced minus unforced (of the field, or of
+    an observable), with the standard error across members. This is the discrete
+    forcing that :meth:`gfdt.ResponseEstimator.predict` and
+    :func:`gfdt.response.response_to_forcing` convolve with a response:
+    :math:`\\delta\\langle A\\rangle(t_n) \\approx \\sum_{j\\le n} R(t_n - t_j)
+    f(t_j)\\Delta t`, exactly so for a linear system with additive noise (the OU
+    field), where the paired difference is deterministic.
+
+    Parameters
+    ----------
+    system : gfdt.systems.System
+    initial : array_like or xarray.DataArray, shape (member, y, x)
+        Stationary starting fields, one per member.
+    forcing : numpy.ndarray or xarray.DataArray
+        Forcing per unit time (field units per time unit), one value per save time:
+        shape ``(time, y, x)``; with ``perturbation``, the amplitude :math:`f(t)` of
+        the forcing :math:`f(t)\\,u(x)`, shape ``(time,)``. A DataArray needs a
+        ``time`` dim (its numeric coordinate, if any, must be spaced by
+        ``save_interval``).
+    save_interval : float
+        Time between kicks and saved states (time units, multiple of dt).
+    seed : int, numpy.random.SeedSequence or None
+        Root seed; member k uses child stream k.
+    observable : callable or str, optional
+        Report :math:`A(x_{forced}) - A(x)`, dims ``("time", "observable")``, instead
+        of the field (see :func:`perturbation_response`).
+    perturbation : callable or array_like, optional
+        Direction field :math:`u(x)` of the forcing (state dependent), or an ``(n, n)``
+        array; the kick at :math:`t_j` is :math:`f(t_j)\\,\\Delta t\\, u(x)` at the
+        forced copy's current state.
+    initial_aux : numpy.ndarray, shape (member, n_aux), optional
+        Hidden state at the start (systems with hidden state only).
+    n_workers : int, optional
+        Threads (default: CPU count).
+    progress : bool, optional
+        Progress bar (default: only on a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``response`` (forced minus unforced, mean over members) and ``stderr`` (NaN with
+        one member), dims ``("time", "y", "x")`` or ``("time", "observable")``;
+        ``time`` from 0 (the first kick) in time units.
+    """
+    if not isinstance(system, System):
+        raise TypeError(f"system must be a gfdt System, got {type(system).__name__}")
+    fields = as_member_fields(initial, system, None, "initial")
+    n_members = fields.shape[0]
+    save_every = system._steps(save_interval, "save_interval")
+    if save_every == 0:
+        raise ValueError("save_interval must be > 0")
+    dt_save = float(save_interval)
+    pert = None if perturbation is None else Perturbation(perturbation, system.state_shape)
+    kicks, tcoord = _forcing_array(forcing, system, dt_save, pert is not None)
+    kicks = kicks * dt_save
+    obs = _observable(observable, system)
+    if pert is not None:
+        pert.field(fields[:1])  # check the shape now, not inside a worker
+    n_times = kicks.shape[0]
     ss = seed_sequence(seed)
     rngs = member_generators(ss, n_members)
     if initial_aux is None:
@@ -127,86 +454,111 @@ def perturbation_response(
     n_workers = resolve_workers(n_workers, n_members)
     warm_up(system)
     integ = Integrator(system)
-    steps = max_lag * save_every
-    shape = (max_lag + 1, *system.state_shape)
-    bar = Progress((1 + len(pixels)) * n_members * n_windows * steps,
-                   f"paired {type(system).__name__}", progress)
+    shape = (n_times, *system.state_shape)
+    res_shape = shape if obs is None else (n_times, obs(fields[:1]).shape[1])
+    bar = Progress(2 * n_members * (n_times - 1) * save_every,
+                   f"forced {type(system).__name__}", progress)
 
-    def run_member(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        u = fields[k].copy()
-        aux = auxes[k].copy()
-        total = np.zeros(shape)
+    def run_member(k: int) -> np.ndarray:
+        u, aux = fields[k].copy(), auxes[k].copy()
+        uf, aux_f = u.copy(), aux.copy()
+        twin = clone_generator(rngs[k])  # the forced copy replays the member's noise
         out_u = np.empty(shape)
-        out_p = np.empty(shape)
-        step = 0
-        for _ in range(n_windows):
-            # every perturbed copy replays the unperturbed member's noise exactly
-            twins = [clone_generator(rngs[k]) for _ in pixels]
-            start_u, start_aux = u.copy(), aux.copy()
-            out_u[0] = u
-            integ(u, aux, steps, rngs[k], save_every=save_every, out=out_u[1:],
-                  member=k, step0=step)
-            for (py, px), rng_p in zip(pixels, twins, strict=True):
-                up = start_u.copy()
-                aux_p = start_aux.copy()
-                up[py, px] += delta
-                out_p[0] = up
-                integ(up, aux_p, steps, rng_p, save_every=save_every, out=out_p[1:],
-                      member=k, step0=step)
-                total += np.roll((out_p - out_u) / delta, (-py, -px), axis=(1, 2))
-            step += steps
-            bar.update((1 + len(pixels)) * steps)
-        return total / (n_windows * len(pixels)), u, aux
+        out_f = np.empty(shape)
+        for j in range(n_times):
+            if pert is None:
+                uf += kicks[j]
+            else:
+                uf += kicks[j] * pert.field(uf[None])[0]
+            out_u[j] = u
+            out_f[j] = uf
+            if j + 1 < n_times:
+                integ(u, aux, save_every, rngs[k], member=k, step0=j * save_every)
+                integ(uf, aux_f, save_every, twin, member=k, step0=j * save_every)
+                bar.update(2 * save_every)
+        if obs is None:
+            return out_f - out_u
+        return obs(out_f) - obs(out_u)
 
-    mean = np.zeros(shape)  # Welford's running mean and sum of squared deviations
-    m2 = np.zeros(shape)
-    final_u = np.empty_like(fields)
-    final_aux = np.empty_like(auxes)
+    mean = np.zeros(res_shape)  # Welford's running mean and sum of squared deviations
+    m2 = np.zeros(res_shape)
     try:
         for start in range(0, n_members, _BATCH):
             parts = run_tasks(run_member, range(start, min(start + _BATCH, n_members)),
                               n_workers)
-            for k, (m, u_end, aux_end) in enumerate(parts, start):  # member order
+            for k, m in enumerate(parts, start):  # member order
                 d = m - mean
                 mean += d / (k + 1)
                 m2 += d * (m - mean)
-                final_u[k] = u_end
-                final_aux[k] = aux_end
     finally:
         bar.close()
-
-    n_imp = n_members * n_windows * len(pixels)
-    if n_members > 1:
-        # members are independent; impulses within a member (windows, pixels) need not be
-        se = np.sqrt(m2 / (n_members - 1) / n_members)
-    else:
-        se = np.full(shape, np.nan)
+    se = np.sqrt(m2 / (n_members - 1) / n_members) if n_members > 1 else \
+        np.full(res_shape, np.nan)
     coords = system.coords()
-    lags = float(save_interval) * np.arange(max_lag + 1)
-    attrs = {"units": "1"}
-    ds = xr.Dataset(
+    if tcoord is None:
+        tcoord = ("time", dt_save * np.arange(n_times),
+                  {"units": "1", "long_name": "time since the forcing started"})
+    if obs is None:
+        dims = ("time", "y", "x")
+        crd = {"y": coords["y"], "x": coords["x"]}
+        units = "1"
+    else:
+        dims = ("time", "observable")
+        crd = {"observable": ["mean"] if obs.label == "mean" else np.arange(res_shape[1])}
+        units = "observable units"
+    extra: dict = {} if pert is None else {"perturbation": pert.label}
+    if obs is not None:
+        extra["observable"] = obs.label
+    return xr.Dataset(
         {
-            "response": (("lag", "y", "x"), mean,
-                         {**attrs, "long_name": "dynamical response to a unit impulse"}),
-            "stderr": (("lag", "y", "x"), se,
-                       {**attrs, "long_name": "standard error of the dynamical response"}),
+            "response": (dims, mean, {"units": units,
+                                      "long_name": "mean change under the forcing"}),
+            "stderr": (dims, se, {"units": units,
+                                  "long_name": "standard error of the mean change"}),
         },
-        coords={"lag": ("lag", lags, {"units": "1", "long_name": "time lag"}),
-                "y": coords["y"], "x": coords["x"]},
+        coords={"time": tcoord, **crd},
         attrs={
             "Conventions": "CF-1.10",
-            "title": f"paired perturbation response of {type(system).__name__}",
+            "title": f"paired forced response of {type(system).__name__}",
             **system.attrs(),
             "method": "dynamical",
-            "n_impulses": n_imp,
-            "delta": float(delta),
-            "pixels": np.asarray(pixels, dtype=np.int64).ravel(),
+            "n_members": n_members,
+            "save_interval": dt_save,
+            **extra,
             "gfdt_seed_entropy": str(ss.entropy),
         },
     )
-    if return_state:
-        return ds, final_u, final_aux
-    return ds
+
+
+def _forcing_array(forcing, system: System, dt: float, amplitude: bool
+                   ) -> tuple[np.ndarray, object]:
+    """Forcing as (time, n, n) (or (time,) amplitudes) and its time coordinate."""
+    tcoord = None
+    want = ("time",) if amplitude else ("time", "y", "x")
+    if isinstance(forcing, xr.DataArray):
+        if set(forcing.dims) != set(want):
+            raise ValueError(f"forcing must have dims {want}, got {forcing.dims}")
+        forcing = forcing.transpose(*want)
+        if "time" in forcing.coords:
+            tv = forcing["time"].values
+            if tv.size > 1 and np.issubdtype(tv.dtype, np.number):
+                steps = np.diff(tv.astype(float))
+                if np.any(np.abs(steps - dt) > 1e-6 * dt):
+                    raise ValueError(f"forcing's time coordinate must be spaced by "
+                                     f"save_interval = {dt:g}")
+            tcoord = forcing["time"]
+        forcing = forcing.values
+    try:
+        arr = np.asarray(forcing, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("forcing must be a real numeric array") from None
+    shape = "(time,)" if amplitude else f"(time, {system.n}, {system.n})"
+    if arr.ndim != len(want) or arr.shape[1:] != (() if amplitude else system.state_shape) \
+            or arr.shape[0] < 1:
+        raise ValueError(f"forcing must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("forcing contains NaN or inf")
+    return arr, tcoord
 
 
 def _check_pixels(pixel, n: int) -> list[tuple[int, int]]:

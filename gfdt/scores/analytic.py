@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gfdt.scores.base import ScoreEstimator
+from gfdt.scores.base import ScoreEstimator, as_points
 
 __all__ = ["AnalyticScore"]
 
@@ -41,4 +41,4 @@ class AnalyticScore(ScoreEstimator):
         return self
 
     def score(self, x) -> np.ndarray:
-        return np.asarray(self.function(np.asarray(x, dtype=float)), dtype=float)
+        return np.asarray(self.function(as_points(x)), dtype=float)

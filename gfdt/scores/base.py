@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
+import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ScoreEstimator", "as_samples"]
+from gfdt._atomic import atomic_path
+
+__all__ = ["ScoreEstimator", "as_points", "as_samples", "check_flag", "check_number",
+           "load_blob"]
 
 
 def as_samples(X, name: str = "X") -> np.ndarray:
     """Validate a batch of samples, shape (n_samples, *state), as float64."""
     try:
-        arr = np.asarray(X, dtype=float)
+        raw = np.asarray(X)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a numeric array of shape (n_samples, ...)") from None
+    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    arr = raw.astype(float)
     if arr.ndim < 2:
         raise ValueError(f"{name} must have shape (n_samples, *state), got {arr.shape}")
     if arr.shape[0] < 2:
@@ -27,13 +37,138 @@ def as_samples(X, name: str = "X") -> np.ndarray:
     return arr
 
 
+def check_number(value, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, integer: bool = False,
+                 optional: bool = False):
+    """Validate a numeric parameter; errors name it.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        The parameter's name.
+    low, high : float, optional
+        Bounds (closed unless ``low_open`` / ``high_open``).
+    integer : bool
+        Require an int (bools are refused).
+    optional : bool
+        Accept None.
+
+    Returns
+    -------
+    int, float or None
+        The value (an int or a float).
+    """
+    if value is None and optional:
+        return None
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        v = int(value)
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high:
+        if low is not None and high is not None:
+            rng = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            rng = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            rng = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{name} must be {rng}, got {value!r}")
+    return v
+
+
+def check_flag(value, name: str, optional: bool = False):
+    """Validate a True/False parameter (None too when ``optional``); errors name it."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False{' or None' if optional else ''}, got "
+                        f"{value!r}")
+    return bool(value)
+
+
+def as_points(x, name: str = "x") -> np.ndarray:
+    """Points at which to evaluate a score: a finite real array, as float64."""
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array of states") from None
+    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    arr = raw.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def load_blob(path, cls: type, reader: Callable[[Path], Any]) -> dict:
+    """Read what ``cls.save`` wrote to ``path`` with ``reader``; errors name ``path``.
+
+    Returns
+    -------
+    dict
+        The saved blob; its ``"class"`` entry is ``cls.__name__``.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no file {path}")
+    try:
+        blob = reader(path)
+    except Exception as exc:  # unpickling errors come in many types
+        raise ValueError(f"path: {path} is not a saved gfdt estimator ({exc})") from None
+    if not isinstance(blob, dict) or "state" not in blob:
+        raise ValueError(f"path: {path} is not a saved gfdt estimator")
+    if blob.get("class") != cls.__name__:
+        raise ValueError(f"path: {path} holds a {blob.get('class')}, not a {cls.__name__}")
+    return blob
+
+
 class ScoreEstimator:
     """Base class of score estimators.
 
     ``__init__`` stores parameters only; :meth:`fit` learns from samples and returns
     ``self``; learned attributes end in ``_``; :meth:`score` (or calling the object)
     returns :math:`\\nabla \\log p` at a batch of points, in the data's own units.
+
+    Every subclass's ``fit`` first checks the constructor parameters whose default is
+    a number: an int default needs an int, a float default a finite real number, and
+    ``seed`` must be >= 0 (a TypeError or ValueError naming the parameter). Ranges are
+    the subclass's own checks.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is None or getattr(fit, "_checks_numbers", False):
+            return
+
+        @functools.wraps(fit)
+        def checked_fit(self, *args, **kw):
+            self._check_numeric_params()
+            return fit(self, *args, **kw)
+
+        checked_fit._checks_numbers = True
+        cls.fit = checked_fit
+
+    def _check_numeric_params(self) -> None:
+        for p in inspect.signature(type(self).__init__).parameters.values():
+            d = p.default
+            if p.name == "self" or isinstance(d, bool) or not isinstance(d, (int, float)):
+                continue
+            value = getattr(self, p.name, d)
+            check_number(value, p.name, integer=isinstance(d, int),
+                         low=0 if p.name == "seed" else None)
 
     def fit(self, X) -> ScoreEstimator:  # pragma: no cover - interface
         raise NotImplementedError
@@ -65,7 +200,7 @@ class ScoreEstimator:
 
     def _check_input(self, x, state_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
         """Return x as (batch, *state) float64 and whether a single state was given."""
-        arr = np.asarray(x, dtype=float)
+        arr = as_points(x)
         if arr.shape == state_shape:
             return arr[None], True
         if arr.shape[1:] != state_shape:
@@ -79,19 +214,13 @@ class ScoreEstimator:
     def save(self, path: str | Path) -> None:
         """Write the fitted estimator to ``path`` (pickle of its attributes)."""
         self._check_fitted()
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             pickle.dump({"class": type(self).__name__, "state": vars(self)}, fh)
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> ScoreEstimator:
         """Read an estimator written by :meth:`save`."""
-        with open(path, "rb") as fh:
-            blob = pickle.load(fh)
-        if blob.get("class") != cls.__name__:
-            raise ValueError(f"{path} holds a {blob.get('class')}, not a {cls.__name__}")
+        blob = load_blob(path, cls, lambda p: pickle.loads(p.read_bytes()))
         obj = cls.__new__(cls)
         vars(obj).update(blob["state"])
         return obj

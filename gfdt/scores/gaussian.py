@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfdt.scores.base import ScoreEstimator, as_samples
+from gfdt.scores.base import ScoreEstimator, as_samples, check_flag, check_number
 
 __all__ = ["GaussianScore"]
 
@@ -42,8 +42,13 @@ class GaussianScore(ScoreEstimator):
         self.homogeneous = homogeneous
         self.rcond = rcond
 
+    def _check_params(self) -> None:
+        check_flag(self.homogeneous, "homogeneous")
+        check_number(self.rcond, "rcond", low=0)
+
     def fit(self, X) -> GaussianScore:
         """Estimate mean and covariance from samples ``X`` of shape ``(n_samples, *state)``."""
+        self._check_params()
         X = as_samples(X)
         self.state_shape_ = X.shape[1:]
         if self.homogeneous:
@@ -54,16 +59,94 @@ class GaussianScore(ScoreEstimator):
                 xh = np.fft.rfftn(X[start:start + 256] - self.mean_, axes=axes)
                 spec += (np.abs(xh) ** 2).sum(axis=0)
             self.spectrum_ = spec / (X.shape[0] * np.prod(self.state_shape_))
-            inv = np.zeros_like(self.spectrum_)
-            ok = self.spectrum_ > self.rcond * self.spectrum_.max()
-            inv[ok] = 1.0 / self.spectrum_[ok]
-            self._inv_spectrum = inv
+            self._set_inverse_spectrum()
         else:
             Xf = X.reshape(X.shape[0], -1)
             self.mean_ = Xf.mean(axis=0).reshape(self.state_shape_)
             self.covariance_ = np.atleast_2d(np.cov(Xf, rowvar=False, bias=True))
             self.precision_ = np.linalg.pinv(self.covariance_, rcond=self.rcond, hermitian=True)
         return self
+
+    def fit_blocks(self, blocks) -> GaussianScore:
+        """Estimate mean and covariance in one streaming pass over blocks of samples.
+
+        The same estimate as :meth:`fit` on all blocks concatenated (up to rounding),
+        in memory of one block plus the result: block moments are merged with the
+        pairwise update of Chan, Golub and LeVeque, about a shift taken from the first
+        block (so a large mean costs no precision).
+
+        Parameters
+        ----------
+        blocks : iterable of array_like, each of shape ``(n_i, *state)``
+            E.g. consecutive time blocks read from files.
+
+        Returns
+        -------
+        GaussianScore
+            ``self``, fitted.
+        """
+        self._check_params()
+        n = 0
+        shift = mean = m2 = None
+        state_shape = None
+        for X in blocks:
+            X = np.asarray(X, dtype=float)
+            if X.ndim < 2 or X.shape[0] == 0:
+                raise ValueError(f"blocks must have shape (n_samples, *state), got {X.shape}")
+            if not np.all(np.isfinite(X)):
+                raise ValueError("blocks contain NaN or inf")
+            if state_shape is None:
+                state_shape = X.shape[1:]
+                shift = X.mean() if self.homogeneous else X.mean(axis=0)
+            elif X.shape[1:] != state_shape:
+                raise ValueError(f"blocks have different state shapes: {state_shape} and "
+                                 f"{X.shape[1:]}")
+            k = X.shape[0]
+            if self.homogeneous:
+                # per-sample spatial means carry the mean and mode 0; the other modes
+                # do not depend on the (scalar) mean
+                axes = tuple(range(1, X.ndim))
+                ncell = int(np.prod(state_shape))
+                dev = X - shift
+                means = dev.reshape(k, -1).mean(axis=1)
+                b_mean = means.mean()
+                spec = (np.abs(np.fft.rfftn(dev, axes=axes)) ** 2).sum(axis=0)
+                spec.flat[0] = ncell**2 * np.sum((means - b_mean) ** 2)
+            else:
+                dev = (X - shift).reshape(k, -1)
+                b_mean = dev.mean(axis=0)
+                c = dev - b_mean
+                spec = c.T @ c
+            if mean is None:
+                mean, m2 = b_mean, spec
+            else:
+                delta = b_mean - mean
+                w = n * k / (n + k)
+                if self.homogeneous:
+                    spec.flat[0] += ncell**2 * w * delta**2
+                    m2 = m2 + spec
+                else:
+                    m2 = m2 + spec + w * np.outer(delta, delta)
+                mean = mean + delta * k / (n + k)
+            n += k
+        if n < 2:
+            raise ValueError(f"blocks hold {n} samples; at least 2 are needed")
+        self.state_shape_ = state_shape
+        if self.homogeneous:
+            self.mean_ = np.asarray(shift + mean)
+            self.spectrum_ = m2 / (n * np.prod(state_shape))
+            self._set_inverse_spectrum()
+        else:
+            self.mean_ = (shift.ravel() + mean).reshape(state_shape)
+            self.covariance_ = np.atleast_2d(m2 / n)
+            self.precision_ = np.linalg.pinv(self.covariance_, rcond=self.rcond, hermitian=True)
+        return self
+
+    def _set_inverse_spectrum(self) -> None:
+        inv = np.zeros_like(self.spectrum_)
+        ok = self.spectrum_ > self.rcond * self.spectrum_.max()
+        inv[ok] = 1.0 / self.spectrum_[ok]
+        self._inv_spectrum = inv
 
     def score(self, x) -> np.ndarray:
         """:math:`-C^{-1}(x - \\mu)` for x of shape ``(batch, *state)`` or the state shape."""

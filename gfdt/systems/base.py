@@ -33,6 +33,7 @@ class SimulationDiverged(RuntimeError):
         self.step = int(step)
         self.time = float(time)
         self.member = int(member)
+        self.detail = detail
         msg = (
             f"simulation diverged in member {member} at step {step} (t = {time:g}): "
             "the state became non-finite or exceeded the divergence threshold"
@@ -41,6 +42,10 @@ class SimulationDiverged(RuntimeError):
             msg += f"; {detail}"
         msg += ". Reduce dt or check the parameters; data already written is kept."
         super().__init__(msg)
+
+    def __reduce__(self):
+        # pickled by its fields (Dask workers send it back to the caller)
+        return type(self), (self.step, self.time, self.member, self.detail)
 
 
 @dataclasses.dataclass(frozen=True)
