@@ -137,6 +137,25 @@ def _sigma_grid(sigma_min: float, sigma_max: float, n_steps: int) -> np.ndarray:
     return sigma_max * (sigma_min / sigma_max) ** (np.arange(n_steps + 1) / n_steps)
 
 
+def _ve_integrate(step: Callable, desc: str, model, x_init, n_samples, sigma_min, sigma_max,
+                  n_steps, seed, progress) -> np.ndarray:
+    """Run ``x = step(score, x, sigma_i, sigma_i+1, rng)`` down the geometric noise grid
+    from the start of :func:`_ve_setup`; returns data units."""
+    n_steps = _check_int(n_steps, "n_steps")
+    rng = np.random.default_rng(seed)
+    score, x, smin, smax, back = _ve_setup(model, x_init, n_samples, sigma_min, sigma_max,
+                                           rng)
+    sig = _sigma_grid(smin, smax, n_steps)
+    bar = _bar(n_steps, desc, progress)
+    try:
+        for i in range(n_steps):
+            x = step(score, x, sig[i], sig[i + 1], rng)
+            bar.update(1)
+    finally:
+        bar.close()
+    return back(x)
+
+
 # ------------------------------------------------------------------ VE samplers
 def reverse_sde(model, n_samples: int | None = None, *, x_init=None,
                 sigma_min: float | None = None, sigma_max: float | None = None,
@@ -170,21 +189,13 @@ def reverse_sde(model, n_samples: int | None = None, *, x_init=None,
     -------
     numpy.ndarray, shape ``(n_samples, *state)``
     """
-    n_steps = _check_int(n_steps, "n_steps")
-    rng = np.random.default_rng(seed)
-    score, x, smin, smax, back = _ve_setup(model, x_init, n_samples, sigma_min, sigma_max,
-                                           rng)
-    sig = _sigma_grid(smin, smax, n_steps)
-    bar = _bar(n_steps, "reverse SDE", progress)
-    try:
-        for i in range(n_steps):
-            delta = sig[i] ** 2 - sig[i + 1] ** 2
-            x = x + delta * _call(score, x, sig[i], shape=x.shape) + \
-                math.sqrt(delta) * rng.standard_normal(x.shape)
-            bar.update(1)
-    finally:
-        bar.close()
-    return back(x)
+    def euler_maruyama(score, x, s0, s1, rng):
+        delta = s0**2 - s1**2
+        return x + delta * _call(score, x, s0, shape=x.shape) + \
+            math.sqrt(delta) * rng.standard_normal(x.shape)
+
+    return _ve_integrate(euler_maruyama, "reverse SDE", model, x_init, n_samples, sigma_min,
+                         sigma_max, n_steps, seed, progress)
 
 
 def probability_flow(model, n_samples: int | None = None, *, x_init=None,
@@ -207,23 +218,15 @@ def probability_flow(model, n_samples: int | None = None, *, x_init=None,
     -------
     numpy.ndarray, shape ``(n_samples, *state)``
     """
-    n_steps = _check_int(n_steps, "n_steps")
-    rng = np.random.default_rng(seed)
-    score, x, smin, smax, back = _ve_setup(model, x_init, n_samples, sigma_min, sigma_max,
-                                           rng)
-    sig = _sigma_grid(smin, smax, n_steps)
-    bar = _bar(n_steps, "probability flow", progress)
-    try:
-        for i in range(n_steps):
-            h = sig[i + 1] - sig[i]
-            k1 = -sig[i] * _call(score, x, sig[i], shape=x.shape)
-            xp = x + h * k1
-            k2 = -sig[i + 1] * _call(score, xp, sig[i + 1], shape=x.shape)
-            x = x + 0.5 * h * (k1 + k2)
-            bar.update(1)
-    finally:
-        bar.close()
-    return back(x)
+    def heun(score, x, s0, s1, rng):
+        h = s1 - s0
+        k1 = -s0 * _call(score, x, s0, shape=x.shape)
+        xp = x + h * k1
+        k2 = -s1 * _call(score, xp, s1, shape=x.shape)
+        return x + 0.5 * h * (k1 + k2)
+
+    return _ve_integrate(heun, "probability flow", model, x_init, n_samples, sigma_min,
+                         sigma_max, n_steps, seed, progress)
 
 
 def langevin(score_fn: Callable, x0, step: float, n_steps: int, seed: int = 0,

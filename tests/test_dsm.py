@@ -5,33 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _score_helpers import mixture_samples, mixture_score
 
 import gfdt
 from gfdt.metrics import relative_fisher_error, stein_error
 from gfdt.scores import DenoisingScoreModel
 from gfdt.scores.dsm import resolve_device
 from gfdt.scores.networks import MLP, PeriodicCNN, PeriodicUNet
-
-# a 2-D Gaussian mixture with a closed-form score
-MEANS = np.array([[-1.5, 0.0], [1.5, 0.5]])
-STDS = np.array([0.5, 0.7])
-WEIGHTS = np.array([0.4, 0.6])
-
-
-def mixture_samples(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    comp = rng.choice(2, size=n, p=WEIGHTS)
-    return MEANS[comp] + STDS[comp, None] * rng.standard_normal((n, 2))
-
-
-def mixture_score(x: np.ndarray) -> np.ndarray:
-    d2 = ((x[:, None, :] - MEANS[None]) ** 2).sum(-1)  # (n, 2)
-    logw = np.log(WEIGHTS) - 2 * np.log(STDS) - d2 / (2 * STDS**2)
-    w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
-    comp_scores = -(x[:, None, :] - MEANS[None]) / STDS[None, :, None] ** 2
-    return (w[..., None] * comp_scores).sum(axis=1)
-
 
 FAST = dict(max_steps=1500, batch_size=256, eval_every=250, patience=20, progress=False,
             n_threads=1, lr=3e-3)

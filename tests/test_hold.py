@@ -6,7 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from _score_helpers import (
+    mixture_samples,
+    mixture_score,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 from gfdt.metrics import relative_fisher_error, stein_error
 from gfdt.scores import GaussianScore, HOLDScoreModel
@@ -19,35 +23,7 @@ from gfdt.scores.hold import (
     propagator,
 )
 
-MEANS = np.array([[-1.5, 0.0], [1.5, 0.5]])
-STDS = np.array([0.5, 0.7])
-WEIGHTS = np.array([0.4, 0.6])
 COV = np.array([[1.0, 0.6], [0.6, 0.5]])
-
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Score evaluations on one thread (the machine is shared; 2 threads thrash)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def mixture_samples(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    comp = rng.choice(2, size=n, p=WEIGHTS)
-    return MEANS[comp] + STDS[comp, None] * rng.standard_normal((n, 2))
-
-
-def mixture_score(x: np.ndarray) -> np.ndarray:
-    d2 = ((x[:, None, :] - MEANS[None]) ** 2).sum(-1)
-    logw = np.log(WEIGHTS) - 2 * np.log(STDS) - d2 / (2 * STDS**2)
-    w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
-    comp_scores = -(x[:, None, :] - MEANS[None]) / STDS[None, :, None] ** 2
-    return (w[..., None] * comp_scores).sum(axis=1)
 
 
 def gaussian_block_score(C: np.ndarray, t: float):

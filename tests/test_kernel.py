@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _score_helpers import mixture_samples, mixture_score
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
@@ -22,25 +23,6 @@ from gfdt.scores.kernel import (
 )
 
 torch.set_num_threads(1)
-
-# a 2-D Gaussian mixture with a closed-form score
-MEANS = np.array([[-1.5, 0.0], [1.5, 0.5]])
-STDS = np.array([0.5, 0.7])
-WEIGHTS = np.array([0.4, 0.6])
-
-
-def mixture_samples(n: int, rng) -> np.ndarray:
-    rng = np.random.default_rng(rng)
-    comp = rng.choice(2, size=n, p=WEIGHTS)
-    return MEANS[comp] + STDS[comp, None] * rng.standard_normal((n, 2))
-
-
-def mixture_score(x: np.ndarray) -> np.ndarray:
-    d2 = ((x[:, None, :] - MEANS[None]) ** 2).sum(-1)
-    logw = np.log(WEIGHTS) - 2 * np.log(STDS) - d2 / (2 * STDS**2)
-    w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
-    return (w[..., None] * (-(x[:, None, :] - MEANS[None]) / STDS[None, :, None] ** 2)).sum(1)
 
 
 def random_spd(rng, m: int, d: int, lo: float = 0.5, hi: float = 4.0) -> np.ndarray:

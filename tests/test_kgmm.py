@@ -6,31 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _score_helpers import mixture_samples, mixture_score
 
 from gfdt.metrics import relative_fisher_error, stein_error
 from gfdt.scores import KGMMScoreModel
 from gfdt.scores.kgmm import bisecting_kmeans
 
 torch.set_num_threads(1)
-
-# a 2-D Gaussian mixture with a closed-form score
-MEANS = np.array([[-1.5, 0.0], [1.5, 0.5]])
-STDS = np.array([0.5, 0.7])
-WEIGHTS = np.array([0.4, 0.6])
-
-
-def mixture_samples(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    comp = rng.choice(2, size=n, p=WEIGHTS)
-    return MEANS[comp] + STDS[comp, None] * rng.standard_normal((n, 2))
-
-
-def mixture_score(x: np.ndarray) -> np.ndarray:
-    d2 = ((x[:, None, :] - MEANS[None]) ** 2).sum(-1)
-    logw = np.log(WEIGHTS) - 2 * np.log(STDS) - d2 / (2 * STDS**2)
-    w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
-    return (w[..., None] * (-(x[:, None, :] - MEANS[None]) / STDS[None, :, None] ** 2)).sum(1)
 
 
 def test_bisecting_kmeans_separates_blobs():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats as st
-import torch
+from _score_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from gfdt.sampling import (
     GMM_1D,
@@ -27,14 +27,6 @@ from gfdt.scores.hold import propagator
 
 MU, C = 0.5, 0.3  # a 1-D Gaussian target N(MU, C)
 N = 20000
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def assert_moments(x: np.ndarray, mean: float, var: float, k: float = 4.0) -> None:

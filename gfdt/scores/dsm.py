@@ -14,27 +14,27 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from gfdt._atomic import atomic_path
-from gfdt.scores.base import ScoreEstimator, check_flag, check_number, load_blob
+from gfdt.scores._torch_common import (
+    check_positive_ints,
+    ema_update,
+    is_homogeneous,
+    load_torch,
+    progress_bar,
+    resolve_device,
+    save_torch,
+    seeded,
+    torch_threads,
+    warmup_lr,
+)
+from gfdt.scores.base import ScoreEstimator, check_flag, check_number
 from gfdt.scores.data import SnapshotDataset
 from gfdt.scores.networks import default_network
 
 __all__ = ["DenoisingScoreModel", "resolve_device"]
 
 logger = logging.getLogger("gfdt")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch device, got "
-                         f"{device!r}") from None
 
 
 def _stream_seed(seed: int, *key: int) -> int:
@@ -386,10 +386,8 @@ class DenoisingScoreModel(ScoreEstimator):
         check_flag(self.residual, "residual")
         check_flag(self.homogeneous, "homogeneous", optional=True)
         check_flag(self.progress, "progress", optional=True)
-        for name in ("batch_size", "max_steps", "eval_every", "patience", "chunk_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("batch_size", "max_steps", "eval_every", "patience",
+                                   "chunk_size"))
         check_number(self.warmup, "warmup", low=0, integer=True)
         check_number(self.n_threads, "n_threads", low=1, integer=True, optional=True)
         check_number(self.seed, "seed", low=0, integer=True)
@@ -456,8 +454,7 @@ class DenoisingScoreModel(ScoreEstimator):
         if n_train < 2:
             raise ValueError(f"X has too few samples ({n}) for a validation split")
         state_shape = data.state_shape
-        homogeneous = (len(state_shape) == 2) if self.homogeneous is None else \
-            bool(self.homogeneous)
+        homogeneous = is_homogeneous(state_shape, self.homogeneous)
         ctx = _setup_distributed(self.distributed, self.device)
         device, rank, world = ctx.device, ctx.rank, ctx.world
         if self.batch_size % world:
@@ -490,8 +487,7 @@ class DenoisingScoreModel(ScoreEstimator):
         self.homogeneous_ = homogeneous
         self.mean_, self.std_ = mean, std
         self.prior_ = _GaussianPrior(stat, homogeneous, state_shape).to(device)
-        with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left alone
-            torch.manual_seed(_stream_seed(self.seed, 0))
+        with seeded(_stream_seed(self.seed, 0)):  # the caller's global RNG is left alone
             net = (default_network(state_shape, self.network) if isinstance(self.network, str)
                    else copy.deepcopy(self.network))
         net = net.to(device)
@@ -535,83 +531,75 @@ class DenoisingScoreModel(ScoreEstimator):
         ctx.barrier()
         model = ctx.wrap(net)
 
-        old_threads = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(int(self.n_threads))
-        show = None if self.progress is None else bool(self.progress)
-        bar = tqdm(total=self.max_steps, initial=state["step"], desc="DSM training",
-                   disable=True if rank else (None if show is None else not show), leave=False)
-        t0 = time.perf_counter() - state["elapsed"]
-        running, n_running = 0.0, 0
-        perm_epoch, perm = -1, None
-        try:
-            while state["step"] < self.max_steps and state["bad"] < self.patience:
-                step = state["step"]
-                epoch, pos = divmod(step, steps_per_epoch)
-                if epoch != perm_epoch:
-                    perm_rng = np.random.default_rng(np.random.SeedSequence(
-                        self.seed, spawn_key=(1, epoch)))
-                    perm, perm_epoch = perm_rng.permutation(n_train), epoch
-                for g in opt.param_groups:
-                    g["lr"] = self.lr * min(1.0, (step + 1) / max(1, self.warmup))
-                # this rank's shard of the global batch, and the noise of those samples
-                start = pos * B + rank * local
-                x = batch(perm[start:start + local])
-                gen = torch.Generator(device="cpu").manual_seed(_stream_seed(self.seed, 2, step))
-                sigma = torch.exp(lo + (hi - lo) * torch.rand(B, generator=gen))
-                z = torch.randn((B, *state_shape), generator=gen)
-                sl = slice(rank * local, (rank + 1) * local)
-                loss = self._loss(model, x, sigma[sl].to(device), z[sl].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()  # DDP: gradients averaged over the ranks here
-                nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-                opt.step()
-                with torch.no_grad():
-                    decay = min(self.ema, (1 + step) / (10 + step))
-                    for pe, p in zip(ema_net.parameters(), net.parameters(), strict=True):
-                        pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
-                    for be, b in zip(ema_net.buffers(), net.buffers(), strict=True):
-                        be.copy_(b)
-                running += float(loss.detach())
-                n_running += 1
-                state["step"] = step + 1
-                bar.update(1)
-                out_of_time = (self.max_time is not None
-                               and time.perf_counter() - t0 > self.max_time)
-                if self.max_time is not None:  # every rank stops at the same step
-                    out_of_time = bool(ctx.allreduce(np.array([float(out_of_time)]))[0] > 0)
-                if state["step"] % self.eval_every == 0 or out_of_time or \
-                        state["step"] == self.max_steps:
-                    with torch.no_grad():
-                        vl = float(sum(
-                            self._loss(ema_net, Xv[a:a + 128], v_sigma[a:a + 128],
-                                       v_z[a:a + 128]) * len(Xv[a:a + 128])
-                            for a in range(0, nv, 128)) / nv)
-                    # mean of the global-batch losses; rank 0's validation loss for all
-                    tot = ctx.allreduce(np.array([running, vl if rank == 0 else 0.0]))
-                    hist["step"].append(state["step"])
-                    hist["train_loss"].append(float(tot[0]) / world / n_running)
-                    hist["val_loss"].append(float(tot[1]))
-                    vl = float(tot[1])
-                    running, n_running = 0.0, 0
-                    if vl < state["best"]:
-                        state["best"], state["bad"] = vl, 0
-                        best_net.load_state_dict(ema_net.state_dict())
-                    else:
-                        state["bad"] += 1
-                    bar.set_postfix(val=f"{vl:.4f}")
-                    state["elapsed"] = time.perf_counter() - t0
-                    if ck is not None and rank == 0:
-                        self._save_checkpoint(ck, config, (mean, std, stat), net, ema_net,
-                                              best_net, opt, hist, state)
-                if out_of_time:
-                    if rank == 0:
-                        logger.info("DSM training stopped by max_time at step %d",
-                                    state["step"])
-                    break
-        finally:
-            bar.close()
-            torch.set_num_threads(old_threads)
+        with torch_threads(self.n_threads):
+            bar = progress_bar(self.max_steps, "DSM training",
+                               False if rank else self.progress, initial=state["step"])
+            t0 = time.perf_counter() - state["elapsed"]
+            running, n_running = 0.0, 0
+            perm_epoch, perm = -1, None
+            try:
+                while state["step"] < self.max_steps and state["bad"] < self.patience:
+                    step = state["step"]
+                    epoch, pos = divmod(step, steps_per_epoch)
+                    if epoch != perm_epoch:
+                        perm_rng = np.random.default_rng(np.random.SeedSequence(
+                            self.seed, spawn_key=(1, epoch)))
+                        perm, perm_epoch = perm_rng.permutation(n_train), epoch
+                    warmup_lr(opt, self.lr, step, self.warmup)
+                    # this rank's shard of the global batch, and the noise of those samples
+                    start = pos * B + rank * local
+                    x = batch(perm[start:start + local])
+                    gen = torch.Generator(device="cpu").manual_seed(
+                        _stream_seed(self.seed, 2, step))
+                    sigma = torch.exp(lo + (hi - lo) * torch.rand(B, generator=gen))
+                    z = torch.randn((B, *state_shape), generator=gen)
+                    sl = slice(rank * local, (rank + 1) * local)
+                    loss = self._loss(model, x, sigma[sl].to(device), z[sl].to(device))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()  # DDP: gradients averaged over the ranks here
+                    nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+                    opt.step()
+                    ema_update(ema_net, net, self.ema, step)
+                    running += float(loss.detach())
+                    n_running += 1
+                    state["step"] = step + 1
+                    bar.update(1)
+                    out_of_time = (self.max_time is not None
+                                   and time.perf_counter() - t0 > self.max_time)
+                    if self.max_time is not None:  # every rank stops at the same step
+                        out_of_time = bool(
+                            ctx.allreduce(np.array([float(out_of_time)]))[0] > 0)
+                    if state["step"] % self.eval_every == 0 or out_of_time or \
+                            state["step"] == self.max_steps:
+                        with torch.no_grad():
+                            vl = float(sum(
+                                self._loss(ema_net, Xv[a:a + 128], v_sigma[a:a + 128],
+                                           v_z[a:a + 128]) * len(Xv[a:a + 128])
+                                for a in range(0, nv, 128)) / nv)
+                        # mean of the global-batch losses; rank 0's validation loss for all
+                        tot = ctx.allreduce(np.array([running, vl if rank == 0 else 0.0]))
+                        hist["step"].append(state["step"])
+                        hist["train_loss"].append(float(tot[0]) / world / n_running)
+                        hist["val_loss"].append(float(tot[1]))
+                        vl = float(tot[1])
+                        running, n_running = 0.0, 0
+                        if vl < state["best"]:
+                            state["best"], state["bad"] = vl, 0
+                            best_net.load_state_dict(ema_net.state_dict())
+                        else:
+                            state["bad"] += 1
+                        bar.set_postfix(val=f"{vl:.4f}")
+                        state["elapsed"] = time.perf_counter() - t0
+                        if ck is not None and rank == 0:
+                            self._save_checkpoint(ck, config, (mean, std, stat), net, ema_net,
+                                                  best_net, opt, hist, state)
+                    if out_of_time:
+                        if rank == 0:
+                            logger.info("DSM training stopped by max_time at step %d",
+                                        state["step"])
+                        break
+            finally:
+                bar.close()
         self.network_ = best_net.eval()
         self.history_ = hist
         self.train_time_ = time.perf_counter() - t0
@@ -680,25 +668,10 @@ class DenoisingScoreModel(ScoreEstimator):
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the fitted model (parameters, weights, standardisation) to ``path``."""
-        self._check_fitted()
-        path = Path(path)
-        state = {k: v for k, v in vars(self).items() if k not in ("network_", "prior_")}
-        state["device_"] = "cpu"
-        blob = {"class": type(self).__name__, "state": state,
-                "network_": copy.deepcopy(self.network_).cpu(),
-                "prior_": copy.deepcopy(self.prior_).cpu()}
-        with atomic_path(path) as tmp:
-            torch.save(blob, tmp)
+        save_torch(self, path, ("network_", "prior_"))
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> DenoisingScoreModel:
         """Read a model written by :meth:`save` onto ``device``."""
-        blob = load_blob(path, cls, lambda p: torch.load(p, map_location="cpu",
-                                                         weights_only=False))
-        obj = cls.__new__(cls)
-        vars(obj).update(blob["state"])
-        dev = resolve_device(device)
-        obj.network_ = blob["network_"].to(dev).eval()
-        obj.prior_ = blob["prior_"].to(dev)
-        obj.device_ = dev
-        return obj
+        return load_torch(cls, path, device, ("network_", "prior_"),
+                          eval_modules=("network_",))

@@ -76,18 +76,29 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from gfdt._atomic import atomic_path
-from gfdt.scores.base import ScoreEstimator, as_samples, load_blob
-from gfdt.scores.dsm import resolve_device
+from gfdt.scores._torch_common import (
+    TrainingRecord,
+    check_max_time,
+    check_network,
+    check_positive_ints,
+    ema_update,
+    is_homogeneous,
+    load_torch,
+    resolve_device,
+    save_torch,
+    seeded,
+    standardise,
+    torch_threads,
+    warmup_lr,
+)
+from gfdt.scores.base import ScoreEstimator, as_samples
 from gfdt.scores.hsm import _gaussian_statistic, _PlainMLP
 from gfdt.scores.networks import default_network
 
@@ -408,10 +419,7 @@ class HOLDScoreModel(ScoreEstimator):
 
     # ----------------------------------------------------------------- checks
     def _check_params(self) -> None:
-        for name in ("hidden", "depth", "n_iter", "batch_size", "n_draws"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("hidden", "depth", "n_iter", "batch_size", "n_draws"))
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, np.integer)) \
                 or self.warmup < 0:
             raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
@@ -426,11 +434,8 @@ class HOLDScoreModel(ScoreEstimator):
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
         if not (0 <= self.ema < 1):
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        if self.max_time is not None and not self.max_time > 0:
-            raise ValueError(f"max_time must be > 0 or None, got {self.max_time}")
-        if not isinstance(self.network, (str, nn.Module)):
-            raise TypeError(f"network must be a name or a torch Module, got "
-                            f"{type(self.network).__name__}")
+        check_max_time(self.max_time)
+        check_network(self.network)
 
     def _build(self, state_shape: tuple[int, ...]) -> nn.Module:
         if isinstance(self.network, nn.Module):
@@ -480,20 +485,10 @@ class HOLDScoreModel(ScoreEstimator):
         self._check_params()
         X = as_samples(X)
         state_shape = X.shape[1:]
-        homogeneous = (len(state_shape) == 2) if self.homogeneous is None else \
-            bool(self.homogeneous)
-        if homogeneous:
-            mean = np.asarray(X.mean())
-            std = np.asarray(X.std())
-        else:
-            mean = X.mean(axis=0)
-            std = np.full(state_shape, X.std())
-        if np.any(std <= 0):
-            raise ValueError("X has zero variance")
-        Xs = (X - mean) / std
+        homogeneous = is_homogeneous(state_shape, self.homogeneous)
+        mean, std, Xs = standardise(X, homogeneous)
         device = resolve_device(self.device)
-        with torch.random.fork_rng(devices=[]):  # the caller's global RNG is untouched
-            torch.manual_seed(self.seed)
+        with seeded(self.seed):  # the caller's global RNG is untouched
             net = self._build(state_shape).to(device)
         self.gauss_ = (_GaussianBlock(_gaussian_statistic(Xs, homogeneous), homogeneous)
                        .to(device) if self.residual else None)
@@ -502,13 +497,8 @@ class HOLDScoreModel(ScoreEstimator):
         self.mean_, self.std_ = mean, std
         self.device_ = device
         self.sigma_eff_ = float(effective_noise(self.t_min, beta=self.beta, r=self.r))
-        old_threads = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(int(self.n_threads))
-        try:
+        with torch_threads(self.n_threads):
             self._train(net, Xs, device)
-        finally:
-            torch.set_num_threads(old_threads)
         return self
 
     def _train(self, net: nn.Module, Xs: np.ndarray, device: torch.device) -> None:
@@ -518,17 +508,11 @@ class HOLDScoreModel(ScoreEstimator):
         rng = np.random.default_rng(self.seed)
         gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
         lo, hi = math.log(self.t_min), math.log(self.t_max)
-        hist: dict[str, list] = {"step": [], "loss": []}
-        running: list[float] = []
-        record = max(1, self.n_iter // 50)
-        bar = tqdm(total=self.n_iter, desc="HOLD training", leave=False,
-                   disable=None if self.progress is None else not self.progress)
-        t0 = time.perf_counter()
-        step = 0
+        rec = TrainingRecord("HOLD", self.n_iter, ("loss",), "loss", self.max_time,
+                             self.progress)
         try:
-            while step < self.n_iter:
-                for grp in opt.param_groups:
-                    grp["lr"] = self.lr * min(1.0, (step + 1) / max(1, self.warmup))
+            while rec.step < self.n_iter:
+                warmup_lr(opt, self.lr, rec.step, self.warmup)
                 idx = torch.as_tensor(rng.integers(0, len(Xt), self.batch_size), device=device)
                 x0 = Xt[idx]
                 t = torch.exp(lo + (hi - lo) * torch.rand(len(x0), generator=gen,
@@ -549,31 +533,16 @@ class HOLDScoreModel(ScoreEstimator):
                 loss.backward()
                 nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
                 opt.step()
-                with torch.no_grad():
-                    decay = min(self.ema, (1 + step) / (10 + step))
-                    for pe, p in zip(ema_net.parameters(), net.parameters(), strict=True):
-                        pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
-                    for be, b in zip(ema_net.buffers(), net.buffers(), strict=True):
-                        be.copy_(b)
-                running.append(float(loss.detach()))
-                step += 1
-                bar.update(1)
-                if step % record == 0 or step == self.n_iter:
-                    hist["step"].append(step)
-                    hist["loss"].append(float(np.mean(running)))
-                    running = []
-                    bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
-                if self.max_time is not None and time.perf_counter() - t0 > self.max_time:
-                    logger.info("HOLD training stopped by max_time at step %d", step)
+                ema_update(ema_net, net, self.ema, rec.step)
+                if rec.update(loss=float(loss.detach())):
                     break
         finally:
-            bar.close()
+            rec.close()
         self.network_ = ema_net.eval()
-        self.history_ = hist
-        self.train_time_ = time.perf_counter() - t0
-        self.n_steps_ = step
-        logger.info("HOLD: %d steps in %.1f s, final loss %.4f", step, self.train_time_,
-                    hist["loss"][-1] if hist["loss"] else float("nan"))
+        self.history_ = rec.history
+        self.train_time_ = rec.train_time
+        self.n_steps_ = rec.step
+        rec.log_summary()
 
     def _eps_gauss(self, u: torch.Tensor, co: dict) -> torch.Tensor:
         """:math:`\\epsilon_a` predictor of the Gaussian part (zero network), float64."""
@@ -666,28 +635,13 @@ class HOLDScoreModel(ScoreEstimator):
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the fitted model (parameters, networks, standardisation) to ``path``."""
-        self._check_fitted()
-        path = Path(path)
-        state = {k: v for k, v in vars(self).items() if k not in ("network_", "gauss_")}
-        state["device_"] = "cpu"
-        blob = {"class": type(self).__name__, "state": state,
-                "network_": copy.deepcopy(self.network_).cpu(),
-                "gauss_": None if self.gauss_ is None else copy.deepcopy(self.gauss_).cpu()}
-        with atomic_path(path) as tmp:
-            torch.save(blob, tmp)
+        save_torch(self, path, ("network_", "gauss_"))
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> HOLDScoreModel:
         """Read a model written by :meth:`save` onto ``device``."""
-        blob = load_blob(path, cls, lambda p: torch.load(p, map_location="cpu",
-                                                         weights_only=False))
-        obj = cls.__new__(cls)
-        vars(obj).update(blob["state"])
-        dev = resolve_device(device)
-        obj.network_ = blob["network_"].to(dev).eval()
-        obj.gauss_ = None if blob["gauss_"] is None else blob["gauss_"].to(dev)
-        obj.device_ = dev
-        return obj
+        return load_torch(cls, path, device, ("network_", "gauss_"),
+                          eval_modules=("network_",))
 
 
 def _project(u: torch.Tensor, co: dict) -> torch.Tensor:

@@ -29,18 +29,28 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from gfdt._atomic import atomic_path
-from gfdt.scores.base import ScoreEstimator, as_samples, load_blob
-from gfdt.scores.dsm import resolve_device
+from gfdt.scores._torch_common import (
+    TrainingRecord,
+    check_max_time,
+    check_network,
+    check_positive_ints,
+    ema_update,
+    is_homogeneous,
+    load_torch,
+    resolve_device,
+    save_torch,
+    seeded,
+    standardise,
+    torch_threads,
+)
+from gfdt.scores.base import ScoreEstimator, as_samples
 from gfdt.scores.networks import PeriodicCNN
 
 __all__ = [
@@ -567,10 +577,8 @@ class HamiltonianScoreModel(ScoreEstimator):
 
     # ----------------------------------------------------------------- checks
     def _check_params(self) -> None:
-        for name in ("hidden", "depth", "n_iter", "batch_size", "inner_steps", "n_leapfrog"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("hidden", "depth", "n_iter", "batch_size", "inner_steps",
+                                   "n_leapfrog"))
         for name in ("lr", "lr_velocity"):
             v = getattr(self, name)
             if not (0 < v < 1):
@@ -583,11 +591,8 @@ class HamiltonianScoreModel(ScoreEstimator):
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
-        if self.max_time is not None and not self.max_time > 0:
-            raise ValueError(f"max_time must be > 0 or None, got {self.max_time}")
-        if not isinstance(self.network, (str, nn.Module)):
-            raise TypeError(f"network must be a name or a torch Module, got "
-                            f"{type(self.network).__name__}")
+        check_max_time(self.max_time)
+        check_network(self.network)
         if not isinstance(self.velocity_network, (str, nn.Module)):
             raise TypeError(f"velocity_network must be 'auto' or a torch Module, got "
                             f"{type(self.velocity_network).__name__}")
@@ -637,29 +642,14 @@ class HamiltonianScoreModel(ScoreEstimator):
         self._check_params()
         X = as_samples(X)
         state_shape = X.shape[1:]
-        homogeneous = (len(state_shape) == 2) if self.homogeneous is None else \
-            bool(self.homogeneous)
-        if homogeneous:
-            mean = np.asarray(X.mean())
-            std = np.asarray(X.std())
-        else:
-            mean = X.mean(axis=0)
-            std = np.full(state_shape, X.std())  # one scale keeps the geometry
-        if np.any(std <= 0):
-            raise ValueError("X has zero variance")
-        Xs = (X - mean) / std
+        homogeneous = is_homogeneous(state_shape, self.homogeneous)
+        mean, std, Xs = standardise(X, homogeneous)
         device = resolve_device(self.device)
-        old_threads = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(int(self.n_threads))
-        try:
-            with torch.random.fork_rng(devices=[]):  # the caller's global RNG is untouched
-                torch.manual_seed(self.seed)
+        with torch_threads(self.n_threads):
+            with seeded(self.seed):
                 force, vel = self._build(state_shape, Xs, homogeneous)
             force, vel = force.to(device), vel.to(device)
             self._train(force, vel, Xs, device)
-        finally:
-            torch.set_num_threads(old_threads)
         self.state_shape_ = state_shape
         self.homogeneous_ = homogeneous
         self.mean_, self.std_ = mean, std
@@ -676,16 +666,10 @@ class HamiltonianScoreModel(ScoreEstimator):
         Xt = torch.tensor(Xs, dtype=torch.float32, device=device)
         rng = np.random.default_rng(self.seed)
         gen = torch.Generator(device="cpu").manual_seed(self.seed + 1)
-        hist: dict[str, list] = {"step": [], "objective": [], "velocity_loss": []}
-        run_obj: list[float] = []
-        run_vl: list[float] = []
-        record = max(1, self.n_iter // 50)
-        bar = tqdm(total=self.n_iter, desc="HSM training", leave=False,
-                   disable=None if self.progress is None else not self.progress)
-        t0 = time.perf_counter()
-        step = 0
+        rec = TrainingRecord("HSM", self.n_iter, ("objective", "velocity_loss"), "obj",
+                             self.max_time, self.progress)
         try:
-            while step < self.n_iter:
+            while rec.step < self.n_iter:
                 idx = torch.as_tensor(rng.integers(0, len(Xt), self.batch_size), device=device)
                 x0 = Xt[idx]
                 v0 = torch.randn(x0.shape, generator=gen).to(device)
@@ -713,32 +697,17 @@ class HamiltonianScoreModel(ScoreEstimator):
                 nn.utils.clip_grad_norm_(f_params, self.grad_clip)
                 opt_f.step()
                 vel.requires_grad_(True)
-                with torch.no_grad():
-                    decay = min(self.ema, (1 + step) / (10 + step))
-                    for pe, p in zip(ema_force.parameters(), force.parameters(), strict=True):
-                        pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
-                run_obj.append(float(obj.detach()))
-                run_vl.append(float(vl.detach()))
-                step += 1
-                bar.update(1)
-                if step % record == 0 or step == self.n_iter:
-                    hist["step"].append(step)
-                    hist["objective"].append(float(np.mean(run_obj)))
-                    hist["velocity_loss"].append(float(np.mean(run_vl)))
-                    run_obj, run_vl = [], []
-                    bar.set_postfix(obj=f"{hist['objective'][-1]:.4f}")
-                if self.max_time is not None and time.perf_counter() - t0 > self.max_time:
-                    logger.info("HSM training stopped by max_time at step %d", step)
+                ema_update(ema_force, force, self.ema, rec.step, buffers=False)
+                if rec.update(objective=float(obj.detach()), velocity_loss=float(vl.detach())):
                     break
         finally:
-            bar.close()
+            rec.close()
         self.force_ = ema_force.eval()
         self.velocity_ = vel.eval().requires_grad_(False)
-        self.history_ = hist
-        self.train_time_ = time.perf_counter() - t0
-        self.n_steps_ = step
-        logger.info("HSM: %d steps in %.1f s, final objective %.4f", step, self.train_time_,
-                    hist["objective"][-1] if hist["objective"] else float("nan"))
+        self.history_ = rec.history
+        self.train_time_ = rec.train_time
+        self.n_steps_ = rec.step
+        rec.log_summary()
 
     # ------------------------------------------------------------------ score
     def score(self, x, batch_size: int = 1024) -> np.ndarray:
@@ -754,15 +723,7 @@ class HamiltonianScoreModel(ScoreEstimator):
         -------
         numpy.ndarray, same shape as ``x``
         """
-        self._check_fitted()
-        arr, single = self._check_input(x, self.state_shape_)
-        xs = (arr - self.mean_) / self.std_
-        out = np.empty_like(xs)
-        with torch.no_grad():
-            for a in range(0, len(xs), batch_size):
-                xt = torch.tensor(xs[a:a + batch_size], dtype=torch.float32,
-                                  device=self.device_)
-                out[a:a + batch_size] = self.force_(xt).cpu().numpy()
+        out, single = self._batched(x, batch_size, self.force_)
         out = out / self.std_
         return out[0] if single else out
 
@@ -780,6 +741,17 @@ class HamiltonianScoreModel(ScoreEstimator):
         -------
         numpy.ndarray, same shape as ``x``
         """
+        def vel(xt: torch.Tensor) -> torch.Tensor:
+            tt = torch.full((len(xt),), float(t), dtype=torch.float32, device=self.device_)
+            return self.velocity_(xt, tt)
+
+        out, single = self._batched(x, batch_size, vel)
+        return out[0] if single else out
+
+    def _batched(self, x, batch_size: int,
+                 fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[np.ndarray, bool]:
+        """``fn`` on the standardised ``x`` (float32, ``batch_size`` states at a time);
+        returns the output (float64, standardised units) and whether ``x`` was one state."""
         self._check_fitted()
         arr, single = self._check_input(x, self.state_shape_)
         xs = (arr - self.mean_) / self.std_
@@ -788,32 +760,16 @@ class HamiltonianScoreModel(ScoreEstimator):
             for a in range(0, len(xs), batch_size):
                 xt = torch.tensor(xs[a:a + batch_size], dtype=torch.float32,
                                   device=self.device_)
-                tt = torch.full((len(xt),), float(t), dtype=torch.float32, device=self.device_)
-                out[a:a + batch_size] = self.velocity_(xt, tt).cpu().numpy()
-        return out[0] if single else out
+                out[a:a + batch_size] = fn(xt).cpu().numpy()
+        return out, single
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the fitted model (parameters, networks, standardisation) to ``path``."""
-        self._check_fitted()
-        path = Path(path)
-        state = {k: v for k, v in vars(self).items() if k not in ("force_", "velocity_")}
-        state["device_"] = "cpu"
-        blob = {"class": type(self).__name__, "state": state,
-                "force_": copy.deepcopy(self.force_).cpu(),
-                "velocity_": copy.deepcopy(self.velocity_).cpu()}
-        with atomic_path(path) as tmp:
-            torch.save(blob, tmp)
+        save_torch(self, path, ("force_", "velocity_"))
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> HamiltonianScoreModel:
         """Read a model written by :meth:`save` onto ``device``."""
-        blob = load_blob(path, cls, lambda p: torch.load(p, map_location="cpu",
-                                                         weights_only=False))
-        obj = cls.__new__(cls)
-        vars(obj).update(blob["state"])
-        dev = resolve_device(device)
-        obj.force_ = blob["force_"].to(dev).eval()
-        obj.velocity_ = blob["velocity_"].to(dev).eval()
-        obj.device_ = dev
-        return obj
+        return load_torch(cls, path, device, ("force_", "velocity_"),
+                          eval_modules=("force_", "velocity_"))

@@ -34,9 +34,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from gfdt.scores._calibration import apply_calibration, fit_calibration
+from gfdt.scores._torch_common import (
+    check_max_time,
+    check_positive_ints,
+    is_homogeneous,
+    progress_bar,
+    seed_from,
+    seeded,
+    torch_threads,
+)
 from gfdt.scores.base import ScoreEstimator, as_samples
 from gfdt.scores.dsm import resolve_device
 
@@ -445,10 +453,7 @@ class KernelScoreModel(ScoreEstimator):
 
     # ----------------------------------------------------------------- checks
     def _check_params(self) -> None:
-        for name in ("n_centers", "hidden", "depth", "batch_size", "eval_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("n_centers", "hidden", "depth", "batch_size", "eval_every"))
         if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) \
                 or self.n_iter < 0:
             raise ValueError(f"n_iter must be a non-negative int, got {self.n_iter!r}")
@@ -464,8 +469,7 @@ class KernelScoreModel(ScoreEstimator):
             raise ValueError(f"validation must be in [0, 0.9), got {self.validation}")
         if self.calibrate and self.validation == 0:
             raise ValueError("calibrate=True needs held-out samples: set validation > 0")
-        if self.max_time is not None and not self.max_time > 0:
-            raise ValueError(f"max_time must be > 0 or None, got {self.max_time}")
+        check_max_time(self.max_time)
 
     # ---------------------------------------------------------------- helpers
     def _init_precision(self, Xs: np.ndarray, kind: str, M: int) -> np.ndarray:
@@ -538,8 +542,7 @@ class KernelScoreModel(ScoreEstimator):
         n = len(X)
         state_shape = X.shape[1:]
         d = int(np.prod(state_shape))
-        homogeneous = (len(state_shape) == 2) if self.homogeneous is None else \
-            bool(self.homogeneous)
+        homogeneous = is_homogeneous(state_shape, self.homogeneous)
         kind = self.precision
         if kind == "auto":
             kind = "fourier" if homogeneous else ("full" if d <= 64 else "diagonal")
@@ -579,8 +582,7 @@ class KernelScoreModel(ScoreEstimator):
 
         init = self._init_precision(Xs[:n_train], kind, M)
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        with seeded(seed_from(gen)):
             module = _PrecisionModule(kind, d, init, state_shape, self.hidden, self.depth,
                                       self.reg, self.shared_spectrum).to(device)
         Zs32 = torch.tensor(Xs[centre_idx].reshape(M, d), dtype=torch.float32, device=device)
@@ -615,51 +617,47 @@ class KernelScoreModel(ScoreEstimator):
             hist["step"].append(0)
             hist["train_loss"].append(math.nan)
             hist["val_loss"].append(best)
-        old_threads = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(int(self.n_threads))
-        bar = tqdm(total=self.n_iter, desc="kernel score training",
-                   disable=None if self.progress is None else not self.progress, leave=False)
-        t0 = time.perf_counter()
-        running: list[float] = []
-        step = 0
-        arange_b = torch.arange(self.batch_size, device=device)
-        try:
-            while step < self.n_iter:
-                for grp in opt.param_groups:  # cosine decay to lr / 10
-                    grp["lr"] = self.lr * (0.55 + 0.45 * math.cos(math.pi * step / self.n_iter))
-                idx = torch.randint(0, n_train, (self.batch_size,), generator=gen).to(device)
-                m = own_t[idx]
-                mask = torch.zeros(self.batch_size, M, dtype=torch.bool, device=device)
-                hit = m >= 0
-                mask[arange_b[hit], m[hit]] = True
-                loss = ism(Xt[idx], mask).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                running.append(float(loss.detach()))
-                step += 1
-                bar.update(1)
-                out_of_time = (self.max_time is not None
-                               and time.perf_counter() - t0 > self.max_time)
-                if step % self.eval_every == 0 or step == self.n_iter or out_of_time:
-                    if len(Xv):
-                        vl = validate()
-                    else:
-                        vl = float(np.mean(running))
-                    hist["step"].append(step)
-                    hist["train_loss"].append(float(np.mean(running)))
-                    hist["val_loss"].append(vl)
-                    running = []
-                    bar.set_postfix(val=f"{vl:.4f}")
-                    if vl < best or not len(Xv):
-                        best, best_state = vl, copy.deepcopy(module.state_dict())
-                if out_of_time:
-                    logger.info("kernel score training stopped by max_time at step %d", step)
-                    break
-        finally:
-            bar.close()
-            torch.set_num_threads(old_threads)
+        with torch_threads(self.n_threads):
+            bar = progress_bar(self.n_iter, "kernel score training", self.progress)
+            t0 = time.perf_counter()
+            running: list[float] = []
+            step = 0
+            arange_b = torch.arange(self.batch_size, device=device)
+            try:
+                while step < self.n_iter:
+                    for grp in opt.param_groups:  # cosine decay to lr / 10
+                        grp["lr"] = self.lr * (0.55 + 0.45 * math.cos(math.pi * step / self.n_iter))
+                    idx = torch.randint(0, n_train, (self.batch_size,), generator=gen).to(device)
+                    m = own_t[idx]
+                    mask = torch.zeros(self.batch_size, M, dtype=torch.bool, device=device)
+                    hit = m >= 0
+                    mask[arange_b[hit], m[hit]] = True
+                    loss = ism(Xt[idx], mask).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    running.append(float(loss.detach()))
+                    step += 1
+                    bar.update(1)
+                    out_of_time = (self.max_time is not None
+                                   and time.perf_counter() - t0 > self.max_time)
+                    if step % self.eval_every == 0 or step == self.n_iter or out_of_time:
+                        if len(Xv):
+                            vl = validate()
+                        else:
+                            vl = float(np.mean(running))
+                        hist["step"].append(step)
+                        hist["train_loss"].append(float(np.mean(running)))
+                        hist["val_loss"].append(vl)
+                        running = []
+                        bar.set_postfix(val=f"{vl:.4f}")
+                        if vl < best or not len(Xv):
+                            best, best_state = vl, copy.deepcopy(module.state_dict())
+                    if out_of_time:
+                        logger.info("kernel score training stopped by max_time at step %d", step)
+                        break
+            finally:
+                bar.close()
         module.load_state_dict(best_state)
         with torch.no_grad():
             prec = module(Zs32)

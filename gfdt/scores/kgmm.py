@@ -27,9 +27,15 @@ import time
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from gfdt.scores._calibration import apply_calibration, fit_calibration
+from gfdt.scores._torch_common import (
+    check_positive_ints,
+    progress_bar,
+    seed_from,
+    seeded,
+    torch_threads,
+)
 from gfdt.scores.base import ScoreEstimator, as_samples
 from gfdt.scores.dsm import resolve_device
 
@@ -223,10 +229,8 @@ class KGMMScoreModel(ScoreEstimator):
         self.progress = progress
 
     def _check_params(self) -> None:
-        for name in ("n_clusters", "n_noise", "hidden", "depth", "n_iter", "max_dim"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("n_clusters", "n_noise", "hidden", "depth", "n_iter",
+                                   "max_dim"))
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
             raise ValueError(f"sigma must be a positive number, got {self.sigma}")
         if not (0 < self.lr < 1):
@@ -285,8 +289,7 @@ class KGMMScoreModel(ScoreEstimator):
 
         device = resolve_device(self.device)
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        with seeded(seed_from(gen)):
             net = _MLP(d, self.hidden, self.depth).to(device)
         perm = rng.permutation(K)
         n_vc = round(self.val_clusters * K)
@@ -304,29 +307,25 @@ class KGMMScoreModel(ScoreEstimator):
         hist: dict[str, list] = {"step": [], "train_loss": [], "val_loss": []}
         best, best_state = math.inf, copy.deepcopy(net.state_dict())
         every = max(1, self.n_iter // 50)
-        old_threads = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(int(self.n_threads))
-        bar = tqdm(total=self.n_iter, desc="KGMM interpolation",
-                   disable=None if self.progress is None else not self.progress, leave=False)
-        try:
-            for step in range(1, self.n_iter + 1):
-                lt = loss(ti_t)
-                opt.zero_grad(set_to_none=True)
-                lt.backward()
-                opt.step()
-                bar.update(1)
-                if step % every == 0 or step == self.n_iter:
-                    with torch.no_grad():
-                        lv = float(loss(vi_t)) if n_vc else float(lt)
-                    hist["step"].append(step)
-                    hist["train_loss"].append(float(lt.detach()))
-                    hist["val_loss"].append(lv)
-                    if lv < best:
-                        best, best_state = lv, copy.deepcopy(net.state_dict())
-        finally:
-            bar.close()
-            torch.set_num_threads(old_threads)
+        with torch_threads(self.n_threads):
+            bar = progress_bar(self.n_iter, "KGMM interpolation", self.progress)
+            try:
+                for step in range(1, self.n_iter + 1):
+                    lt = loss(ti_t)
+                    opt.zero_grad(set_to_none=True)
+                    lt.backward()
+                    opt.step()
+                    bar.update(1)
+                    if step % every == 0 or step == self.n_iter:
+                        with torch.no_grad():
+                            lv = float(loss(vi_t)) if n_vc else float(lt)
+                        hist["step"].append(step)
+                        hist["train_loss"].append(float(lt.detach()))
+                        hist["val_loss"].append(lv)
+                        if lv < best:
+                            best, best_state = lv, copy.deepcopy(net.state_dict())
+            finally:
+                bar.close()
         net.load_state_dict(best_state)
         self.state_shape_ = state_shape
         self.mean_, self.std_ = mean.reshape(state_shape), std
