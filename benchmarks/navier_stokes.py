@@ -53,7 +53,7 @@ GOAL_TIME = 0.75  # time units over which the goal is measured
 SIZES = {
     "quick": dict(spin_members=2, spin_up=200.0, members=8, branch=10.0, duration=4.0,
                   max_lag=96, train_stride=4, source_stride=4,
-                  dsm=dict(max_steps=200, eval_every=100, batch_size=32)),
+                  dsm=dict(max_steps=200, eval_every=100, batch_size=32, max_time=60.0)),
     "default": dict(spin_members=4, spin_up=1000.0, members=32, branch=20.0, duration=16.0,
                     max_lag=256, train_stride=8, source_stride=8,
                     dsm=dict(max_steps=6000, max_time=600.0)),
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], "results/navier_stokes")
     p.add_argument("--truth", type=Path, default=TRUTH, help="stored paired truth (netCDF)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads for training (default: torch's choice)")
+                   help="torch CPU threads for training (default: 1 at --quick size, "
+                        "else torch's choice)")
     args = p.parse_args(argv)
     setup_logging()
     cfg = SIZES[args.size]
@@ -143,7 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
         # whitened: every Fourier mode of the turbulent field has unit variance, so the
         # network's errors are even across scales (see gfdt.scores.WhitenedScore)
         dsm = gfdt.scores.DenoisingScoreModel(progress=progress, seed=args.seed,
-                                              n_threads=args.threads, **cfg["dsm"])
+                                              n_threads=args.threads or (
+                                                  1 if args.size == "quick" else None),
+                                              **cfg["dsm"])
         model = gfdt.scores.WhitenedScore(dsm, floor=1e-10).fit(X)
     del X
     estimates, stein = {}, {}
