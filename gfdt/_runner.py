@@ -64,15 +64,24 @@ def resolve_workers(n_workers: int | None, n_tasks: int) -> int:
     return check_count(n_workers, "n_workers")
 
 
+_WARM_UP_LOCK = threading.Lock()
+
+
 def warm_up(system: System) -> None:
-    """Compile (or load from cache) the system's kernel in the calling thread."""
-    u, aux = system.initial_state(np.random.default_rng(0))
-    out = np.empty((0, *system.state_shape))
-    system._kernel()(
-        u, aux, 1, 0, out, np.empty((0, system.n_aux)), np.random.default_rng(0),
-        system.divergence_threshold,
-        *system._kernel_args()
-    )
+    """Compile (or load from cache) the system's kernel in the calling thread.
+
+    Serialised by a process-wide lock: Dask workers that are threads of one process
+    (``LocalCluster(processes=False)``) otherwise compile or load the same kernel
+    concurrently, which crashed the process in about half of our CI runs.
+    """
+    with _WARM_UP_LOCK:
+        u, aux = system.initial_state(np.random.default_rng(0))
+        out = np.empty((0, *system.state_shape))
+        system._kernel()(
+            u, aux, 1, 0, out, np.empty((0, system.n_aux)), np.random.default_rng(0),
+            system.divergence_threshold,
+            *system._kernel_args()
+        )
 
 
 class Integrator:

@@ -266,6 +266,7 @@ def simulate(
             parts = [_run_group(job, a, b, fields[a:b], auxes[a:b], rngs[a:b], n_workers, bar)
                      for a, b in groups]
         else:
+            warm_up(system)  # compiled here once: threaded workers then load it in turn
             parts = _run_on_dask(client, job, groups, fields, auxes, rngs, n_workers, bar,
                                  total_steps)
     finally:
