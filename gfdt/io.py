@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 import xarray as xr
@@ -12,6 +13,10 @@ import xarray as xr
 from gfdt._atomic import atomic_path
 
 __all__ = ["load", "open_run", "save"]
+
+#: The HDF5 library under netCDF4 is not thread-safe: gfdt's own reads and writes
+#: (e.g. from Dask workers that are threads of one process) take turns.
+_NETCDF_LOCK = threading.RLock()
 
 
 def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
@@ -30,7 +35,7 @@ def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
     if not isinstance(data, xr.Dataset):
         raise TypeError(f"data must be an xarray Dataset or DataArray, got {type(data).__name__}")
     path = _as_path(path)
-    with atomic_path(path, "path") as tmp:
+    with _NETCDF_LOCK, atomic_path(path, "path") as tmp:
         data.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
     return path
 
@@ -40,12 +45,13 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     path = _as_path(path)
     if not path.exists():
         raise FileNotFoundError(f"path: no file {path}")
-    try:
-        ds = xr.open_dataset(path, engine="netcdf4")
-    except (OSError, ValueError) as exc:  # not netCDF, or damaged
-        raise ValueError(f"path: cannot read {path} as netCDF ({exc})") from None
-    with ds:
-        return ds.load()
+    with _NETCDF_LOCK:
+        try:
+            ds = xr.open_dataset(path, engine="netcdf4")
+        except (OSError, ValueError) as exc:  # not netCDF, or damaged
+            raise ValueError(f"path: cannot read {path} as netCDF ({exc})") from None
+        with ds:
+            return ds.load()
 
 
 def _as_path(path) -> Path:
