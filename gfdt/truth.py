@@ -151,17 +151,7 @@ def perturbation_response(
             raise ValueError("pass either pixel or perturbation, not both")
         pert = Perturbation(perturbation, system.state_shape)
         pert.field(fields[:1])  # check the shape now, not inside a worker
-    ss = seed_sequence(seed)
-    rngs = member_generators(ss, n_members)
-    if initial_aux is None:
-        auxes = np.stack([system.initial_state(r)[1] for r in rngs]) if system.n_aux else \
-            np.zeros((n_members, 0))
-    else:
-        auxes = np.asarray(initial_aux, dtype=float)
-        if auxes.shape != (n_members, system.n_aux):
-            raise ValueError(
-                f"initial_aux must have shape ({n_members}, {system.n_aux}), got {auxes.shape}"
-            )
+    ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
     if client is None:
         n_workers = resolve_workers(n_workers, n_members)
     else:
@@ -440,17 +430,7 @@ def forced_response(
     if pert is not None:
         pert.field(fields[:1])  # check the shape now, not inside a worker
     n_times = kicks.shape[0]
-    ss = seed_sequence(seed)
-    rngs = member_generators(ss, n_members)
-    if initial_aux is None:
-        auxes = np.stack([system.initial_state(r)[1] for r in rngs]) if system.n_aux else \
-            np.zeros((n_members, 0))
-    else:
-        auxes = np.asarray(initial_aux, dtype=float)
-        if auxes.shape != (n_members, system.n_aux):
-            raise ValueError(
-                f"initial_aux must have shape ({n_members}, {system.n_aux}), got {auxes.shape}"
-            )
+    ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
     n_workers = resolve_workers(n_workers, n_members)
     warm_up(system)
     integ = Integrator(system)
@@ -560,6 +540,22 @@ def _forcing_array(forcing, system: System, dt: float, amplitude: bool
         raise ValueError("forcing contains NaN or inf")
     return arr, tcoord
 
+
+
+def _streams_and_hidden(system: System, seed: SeedLike, n_members: int, initial_aux):
+    """Root seed sequence, one generator per member, and the members' hidden states."""
+    ss = seed_sequence(seed)
+    rngs = member_generators(ss, n_members)
+    if initial_aux is None:
+        auxes = np.stack([system.initial_state(r)[1] for r in rngs]) if system.n_aux else \
+            np.zeros((n_members, 0))
+    else:
+        auxes = np.asarray(initial_aux, dtype=float)
+        if auxes.shape != (n_members, system.n_aux):
+            raise ValueError(
+                f"initial_aux must have shape ({n_members}, {system.n_aux}), got {auxes.shape}"
+            )
+    return ss, rngs, auxes
 
 def _check_pixels(pixel, n: int) -> list[tuple[int, int]]:
     """One (iy, ix) pair or a sequence of them, inside the grid."""
