@@ -119,20 +119,13 @@ class WhitenedScore(ScoreEstimator):
         if not isinstance(hom, (bool, np.bool_)):
             raise TypeError(f"homogeneous must be True, False or None, got {hom!r}")
         self.homogeneous_ = bool(hom)
+        # the Gaussian fit's moments: scalar mean and power spectrum, or full covariance
+        gauss = GaussianScore(homogeneous=self.homogeneous_).fit(X)
+        self.mean_ = gauss.mean_
         if self.homogeneous_:
-            axes = self._axes(X.ndim)
-            self.mean_ = np.asarray(X.mean())
-            spec = np.zeros(np.fft.rfftn(X[0]).shape)
-            for a in range(0, len(X), 512):
-                spec += (np.abs(np.fft.rfftn(X[a:a + 512] - self.mean_, axes=axes)) ** 2
-                         ).sum(axis=0)
-            spec /= len(X) * np.prod(self.state_shape_)
-            self.spectrum_ = np.maximum(spec, self.floor * spec.max())
+            self.spectrum_ = np.maximum(gauss.spectrum_, self.floor * gauss.spectrum_.max())
         else:
-            flat = X.reshape(len(X), -1)
-            self.mean_ = flat.mean(axis=0).reshape(self.state_shape_)
-            cov = np.atleast_2d(np.cov(flat, rowvar=False, bias=True))
-            lam, vec = np.linalg.eigh(cov)
+            lam, vec = np.linalg.eigh(gauss.covariance_)
             self.eigvals_ = np.maximum(lam, self.floor * lam.max())
             self.eigvecs_ = vec
         W = self._apply(X - self.mean_, -0.5)
