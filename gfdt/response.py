@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -26,16 +27,14 @@ from gfdt._conjugate import Observable, Perturbation
 from gfdt._data import Series, as_series
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes, stats_block
 from gfdt.scores.analytic import AnalyticScore
-from gfdt.scores.base import ScoreEstimator
+from gfdt.scores.base import ScoreEstimator, get_score_class, score_names
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems.base import System, system_from_attrs
 
-__all__ = ["SCORE_NAMES", "ResponseEstimator", "response_to_forcing"]
+__all__ = ["ResponseEstimator", "response_to_forcing"]
 
 logger = logging.getLogger("gfdt")
 
-#: Names accepted by ``ResponseEstimator(score=...)``.
-SCORE_NAMES = ("gaussian", "exact", "dsm", "hsm", "hold", "kernel", "kgmm")
 
 _MODE_CHUNK_BYTES = 64 * 2**20
 _KEEP_REPLICATES_BYTES = 64 * 2**20  # bootstrap replicates kept for predict() errors
@@ -372,35 +371,13 @@ class ResponseEstimator:
                         f"{type(system).__name__}(n={system.n})"
                     )
                 return AnalyticScore(system.exact_score, name="exact").fit()
-            if name == "dsm":
-                from gfdt.scores.dsm import DenoisingScoreModel
-
-                opts = {"homogeneous": homogeneous, "progress": self.progress,
-                        **(self.score_options or {})}
-                return DenoisingScoreModel(**opts).fit(series.samples())
-            if name in ("hsm", "hold"):
-                from gfdt.scores.hold import HOLDScoreModel
-                from gfdt.scores.hsm import HamiltonianScoreModel
-
-                cls = HamiltonianScoreModel if name == "hsm" else HOLDScoreModel
-                opts = {"homogeneous": homogeneous, "progress": self.progress,
-                        **(self.score_options or {})}
-                return cls(**opts).fit(series.samples())
-            if name == "kernel":
-                from gfdt.scores.kernel import KernelScoreModel
-
-                opts = {"homogeneous": homogeneous, "progress": self.progress,
-                        **(self.score_options or {})}
-                return KernelScoreModel(**opts).fit(series.samples())
-            if name == "kgmm":
-                from gfdt.scores.kgmm import KGMMScoreModel
-
-                opts = {"progress": self.progress, **(self.score_options or {})}
-                return KGMMScoreModel(**opts).fit(series.samples())
-            raise ValueError(
-                f"unknown score {s!r}; choose one of {', '.join(SCORE_NAMES)}, "
-                "or pass a callable or a score estimator"
-            )
+            cls = get_score_class(name)
+            if cls is GaussianScore:
+                return self._fit_gaussian(GaussianScore(homogeneous=homogeneous), series)
+            opts = {"progress": self.progress, **(self.score_options or {})}
+            if "homogeneous" in inspect.signature(cls.__init__).parameters:
+                opts = {"homogeneous": homogeneous, **opts}
+            return cls(**opts).fit(series.samples())
         if isinstance(s, ScoreEstimator):
             if not s.is_fitted and isinstance(s, GaussianScore):
                 return self._fit_gaussian(s, series)
@@ -408,8 +385,8 @@ class ResponseEstimator:
         if callable(s):
             return AnalyticScore(s, name=getattr(s, "__name__", "callable")).fit()
         raise TypeError(
-            f"score must be a name ({', '.join(SCORE_NAMES)}), a callable or a ScoreEstimator, "
-            f"got {type(s).__name__}"
+            f"score must be a name ({', '.join(('exact', *score_names()))}), a callable or a "
+            f"ScoreEstimator, got {type(s).__name__}"
         )
 
     # ---------------------------------------------------------------- compute

@@ -15,8 +15,77 @@ import numpy as np
 
 from gfdt._atomic import atomic_path
 
-__all__ = ["ScoreEstimator", "as_points", "as_samples", "check_flag", "check_number",
-           "load_blob"]
+__all__ = ["NotFittedError", "ScoreEstimator", "as_points", "as_samples", "check_flag",
+           "check_number", "get_score_class", "load_blob", "register_score", "score_names"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before :meth:`fit` (one type for every gfdt estimator).
+
+    It derives from ``ValueError`` and ``AttributeError``, as scikit-learn's
+    ``NotFittedError`` does, so existing ``except ValueError`` handlers keep working.
+    """
+
+
+# ----------------------------------------------------------------- registry
+#: name -> estimator class; filled by the estimators themselves (``@register_score``).
+_REGISTRY: dict[str, type] = {}
+
+#: Modules holding registered estimators, imported on the first look-up of a name that is
+#: not registered yet (this keeps ``import gfdt`` free of torch).
+_ESTIMATOR_MODULES = ("gaussian", "dsm", "hsm", "hold", "kernel", "kgmm")
+
+
+def register_score(name: str) -> Callable[[type], type]:
+    """Class decorator: make an estimator available as ``ResponseEstimator(score=name)``.
+
+    Parameters
+    ----------
+    name : str
+        Lower-case name; registering a second class under a name is an error.
+    """
+    key = name.lower()
+
+    def decorate(cls: type) -> type:
+        old = _REGISTRY.get(key)
+        if old is not None and old.__qualname__ != cls.__qualname__:
+            raise ValueError(f"score name {key!r} is already registered to {old.__name__}")
+        _REGISTRY[key] = cls
+        cls.registry_name = key
+        return cls
+
+    return decorate
+
+
+def _load_all() -> None:
+    import importlib
+
+    for mod in _ESTIMATOR_MODULES:
+        importlib.import_module(f"gfdt.scores.{mod}")
+
+
+def get_score_class(name: str) -> type:
+    """The estimator class registered under ``name`` (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the registered ones.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"score name must be a str, got {type(name).__name__}")
+    key = name.lower()
+    if key not in _REGISTRY:
+        _load_all()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown score {name!r}; choose one of {', '.join(score_names())}")
+    return _REGISTRY[key]
+
+
+def score_names() -> tuple[str, ...]:
+    """Every registered estimator name, sorted."""
+    _load_all()
+    return tuple(sorted(_REGISTRY))
 
 
 def as_samples(X, name: str = "X") -> np.ndarray:
@@ -180,10 +249,41 @@ class ScoreEstimator:
         return self.score(x)
 
     # ------------------------------------------------------------ sklearn bits
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters and their current values."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters and their current values (scikit-learn contract).
+
+        Parameters
+        ----------
+        deep : bool
+            Also return the parameters of nested estimators as ``name__param``.
+        """
         sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+        out = {p: getattr(self, p) for p, v in sig.parameters.items()
+               if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+        if deep:
+            for k, v in list(out.items()):
+                if hasattr(v, "get_params") and not isinstance(v, type):
+                    out.update({f"{k}__{kk}": vv for kk, vv in v.get_params().items()})
+        return out
+
+    def set_params(self, **params: Any) -> ScoreEstimator:
+        """Set constructor parameters (``name__param`` for nested estimators).
+
+        Returns
+        -------
+        self
+        """
+        valid = self.get_params(deep=False)
+        for key, value in params.items():
+            head, _, rest = key.partition("__")
+            if head not in valid:
+                raise ValueError(f"{key!r} is not a parameter of {type(self).__name__}; "
+                                 f"valid: {', '.join(sorted(valid))}")
+            if rest:
+                getattr(self, head).set_params(**{rest: value})
+            else:
+                setattr(self, head, value)
+        return self
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -196,7 +296,7 @@ class ScoreEstimator:
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit(X) first")
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(X) first")
 
     def _check_input(self, x, state_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
         """Return x as (batch, *state) float64 and whether a single state was given."""

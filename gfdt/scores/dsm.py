@@ -28,7 +28,7 @@ from gfdt.scores._torch_common import (
     torch_threads,
     warmup_lr,
 )
-from gfdt.scores.base import ScoreEstimator, check_flag, check_number
+from gfdt.scores.base import ScoreEstimator, check_flag, check_number, register_score
 from gfdt.scores.data import SnapshotDataset
 from gfdt.scores.networks import default_network
 
@@ -201,6 +201,7 @@ class _GaussianPrior(nn.Module):
         return -(c @ self.vec.T).reshape(x.shape)
 
 
+@register_score("dsm")
 class DenoisingScoreModel(ScoreEstimator):
     """Score of stationary data by denoising score matching (variance-exploding noise).
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from gfdt.scores.base import ScoreEstimator, as_samples, check_flag, check_number
+from gfdt.scores.base import ScoreEstimator, as_samples, check_flag, check_number, register_score
 
 __all__ = ["GaussianScore"]
 
 
+@register_score("gaussian")
 class GaussianScore(ScoreEstimator):
     """Score of the Gaussian with the data's mean and covariance.
 

@@ -98,7 +98,7 @@ from gfdt.scores._torch_common import (
     torch_threads,
     warmup_lr,
 )
-from gfdt.scores.base import ScoreEstimator, as_samples
+from gfdt.scores.base import ScoreEstimator, as_samples, register_score
 from gfdt.scores.hsm import _gaussian_statistic, _PlainMLP
 from gfdt.scores.networks import default_network
 
@@ -295,6 +295,7 @@ class _AugmentedMLP(nn.Module):
 
 
 # ------------------------------------------------------------------ estimator
+@register_score("hold")
 class HOLDScoreModel(ScoreEstimator):
     """Score of stationary data by HOLD block coordinate score matching.
 

@@ -50,7 +50,7 @@ from gfdt.scores._torch_common import (
     standardise,
     torch_threads,
 )
-from gfdt.scores.base import ScoreEstimator, as_samples
+from gfdt.scores.base import ScoreEstimator, as_samples, register_score
 from gfdt.scores.networks import PeriodicCNN
 
 __all__ = [
@@ -441,6 +441,7 @@ def _zero_last_layer(net: nn.Module) -> None:
 
 
 # ------------------------------------------------------------------ estimator
+@register_score("hsm")
 class HamiltonianScoreModel(ScoreEstimator):
     """Score of stationary data by Hamiltonian score matching (HSM).
 

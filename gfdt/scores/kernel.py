@@ -45,7 +45,7 @@ from gfdt.scores._torch_common import (
     seeded,
     torch_threads,
 )
-from gfdt.scores.base import ScoreEstimator, as_samples
+from gfdt.scores.base import ScoreEstimator, as_samples, register_score
 from gfdt.scores.dsm import resolve_device
 
 __all__ = ["KernelScoreModel"]
@@ -299,6 +299,7 @@ def _precision_terms(kind: str, prec: torch.Tensor, basis: _Basis | None, c: flo
 
 
 # --------------------------------------------------------------- the estimator
+@register_score("kernel")
 class KernelScoreModel(ScoreEstimator):
     """WPO-informed kernel score: Gaussian mixture with learned local precisions.
 

@@ -36,7 +36,7 @@ from gfdt.scores._torch_common import (
     seeded,
     torch_threads,
 )
-from gfdt.scores.base import ScoreEstimator, as_samples
+from gfdt.scores.base import ScoreEstimator, as_samples, register_score
 from gfdt.scores.dsm import resolve_device
 
 __all__ = ["KGMMScoreModel", "bisecting_kmeans"]
@@ -134,6 +134,7 @@ class _MLP(nn.Module):
         return self.net(x)
 
 
+@register_score("kgmm")
 class KGMMScoreModel(ScoreEstimator):
     """KGMM score: cluster-averaged Tweedie estimates of noised samples + an MLP.
 
