@@ -40,15 +40,74 @@ def _as_response(r, name: str) -> xr.DataArray:
     return xr.DataArray(arr, dims=("lag", *[f"dim_{i}" for i in range(arr.ndim - 1)]))
 
 
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    if np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number):
+        scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+        return bool(np.all(np.abs(a.astype(float) - b.astype(float)) <= 1e-9 * scale))
+    return bool(np.array_equal(a, b))
+
+
+def _lag_positions(a: xr.DataArray, b: xr.DataArray, na: str, nb: str) -> np.ndarray | None:
+    """Positions in ``b`` of the lags of ``a`` (None: both have no lag coordinate)."""
+    if "lag" not in a.coords or "lag" not in b.coords:
+        if a.sizes["lag"] != b.sizes["lag"]:
+            raise ValueError(f"{na} has {a.sizes['lag']} lags and {nb} has {b.sizes['lag']} "
+                             "(without lag coordinates to match them)")
+        return None
+    ua, ub = a["lag"].attrs.get("units"), b["lag"].attrs.get("units")
+    if ua is not None and ub is not None and ua != ub:
+        raise ValueError(f"{na}'s lags are in {ua!r} and {nb}'s in {ub!r}: convert one first")
+    la = np.asarray(a["lag"].values, dtype=float)
+    lb = np.asarray(b["lag"].values, dtype=float)
+    tol = 1e-9 * max(float(np.max(np.abs(lb), initial=0.0)), 1e-300)
+    pos = np.full(len(la), -1)
+    for i, v in enumerate(la):
+        hit = np.flatnonzero(np.abs(lb - v) <= tol)
+        if hit.size:
+            pos[i] = hit[0]
+    if np.any(pos < 0):
+        missing = la[pos < 0]
+        raise ValueError(f"{na} has lags that {nb} lacks ({missing[:5].tolist()}"
+                         f"{' ...' if missing.size > 5 else ''}); every lag of {na} must be in "
+                         f"{nb} (select them first, e.g. {na}.sel(lag=slice(...)))")
+    return pos
+
+
+def _aligned(a: xr.DataArray, b: xr.DataArray, na: str, nb: str) -> xr.DataArray:
+    """``b`` on the grid of ``a``: same dims, sizes and coordinates, or a ValueError.
+
+    ``b`` may hold more lags than ``a`` (a longer reference); nothing else is
+    intersected, so every point of ``a`` is scored.
+    """
+    if set(a.dims) != set(b.dims):
+        raise ValueError(f"{na} and {nb} have different dims: {a.dims} and {b.dims}")
+    b = b.transpose(*a.dims)
+    pos = _lag_positions(a, b, na, nb)
+    if pos is not None:
+        b = b.isel(lag=pos)
+    for d in a.dims[1:]:
+        if a.sizes[d] != b.sizes[d]:
+            raise ValueError(f"{na} and {nb} differ in size along {d!r}: {a.sizes[d]} and "
+                             f"{b.sizes[d]}")
+        if d in a.coords and d in b.coords and not _same_values(a[d].values, b[d].values):
+            raise ValueError(f"{na} and {nb} have different {d!r} coordinates; select the "
+                             f"same points first (e.g. {nb}.sel({d}={na}.{d}))")
+    return b
+
+
 def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
     """Per-lag errors of a response estimate against a reference.
 
     Parameters
     ----------
     estimate, reference : xarray.DataArray, xarray.Dataset or numpy.ndarray
-        Responses with a leading ``lag`` dim (Datasets: their ``response``). xarray
-        inputs are aligned on their coordinates (common lags only); arrays must have
-        equal shapes.
+        Responses with a leading ``lag`` dim (Datasets: their ``response``), finite.
+        xarray inputs must have the same dims (in any order), sizes and coordinates;
+        the reference may hold more lags than the estimate (a longer truth): the lags
+        of the estimate are taken from it. Arrays must have equal shapes. Nothing is
+        intersected silently: a mismatch is a ValueError naming both arguments.
     stderr : array_like, optional
         Standard error of the reference, same layout. Adds ``l2_debiased``,
         :math:`\\sqrt{\\max(0, \\|R - T\\|^2 - \\|se_T\\|^2)}`, which removes the
@@ -58,7 +117,8 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
     -------
     xarray.Dataset
         ``l2`` (Euclidean norm over all non-lag dims) and ``linf`` (max abs), dims
-        ``("lag",)``, and ``l2_debiased`` when ``stderr`` is given.
+        ``("lag",)`` with the estimate's lags, and ``l2_debiased`` when ``stderr`` is
+        given.
     """
     if stderr is None and isinstance(reference, xr.Dataset) and "stderr" in reference:
         stderr = reference["stderr"]
@@ -67,13 +127,10 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
     if isinstance(estimate, np.ndarray) or isinstance(reference, np.ndarray):
         if est.shape != ref.shape:
             raise ValueError(f"estimate shape {est.shape} != reference shape {ref.shape}")
-        est = est.copy(data=est.values)
         ref = xr.DataArray(ref.values, dims=est.dims)
     else:
-        est, ref = xr.align(est, ref, join="inner")
-        if est.sizes["lag"] == 0:
-            raise ValueError("estimate and reference share no lags")
-    diff = (est - ref).values
+        ref = _aligned(est, ref, "estimate", "reference")
+    diff = est.values - ref.values
     other = tuple(range(1, diff.ndim))
     out = {
         "l2": ("lag", np.sqrt((diff**2).sum(axis=other)), {"long_name": "L2 error"}),
@@ -81,11 +138,8 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
     }
     if stderr is not None:
         se = _as_response(stderr, "stderr")
-        if isinstance(se, xr.DataArray) and not isinstance(stderr, np.ndarray):
-            if "lag" in ref.coords and "lag" in se.coords:
-                if not np.isin(ref["lag"].values, se["lag"].values).all():
-                    raise ValueError("stderr lacks some lags of reference")
-                se = se.sel(lag=ref["lag"])
+        if not isinstance(stderr, np.ndarray) and not isinstance(reference, np.ndarray):
+            se = _aligned(ref, se, "reference", "stderr")
         if se.shape != diff.shape:
             raise ValueError(f"stderr must have the layout of reference {diff.shape}, got "
                              f"{se.shape}")

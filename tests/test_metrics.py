@@ -38,20 +38,59 @@ def test_hand_made_values():
     np.testing.assert_allclose(err["linf"].values, [4.0, 2.0], rtol=0, atol=0)
 
 
-def test_alignment_on_lag():
+def test_reference_may_hold_more_lags():
     rng = np.random.default_rng(1)
-    a = rng.standard_normal((5, 2, 2))
-    b = rng.standard_normal((4, 2, 2))
-    est = field(a, lags=np.arange(5.0))  # lags 0..4
-    ref = field(b, lags=np.arange(2.0, 6.0))  # lags 2..5
+    a = rng.standard_normal((3, 2, 2))
+    b = rng.standard_normal((6, 2, 2))
+    est = field(a, lags=np.arange(2.0, 5.0))  # lags 2..4
+    ref = field(b, lags=np.arange(6.0))  # lags 0..5: a longer truth
     err = response_error(est, ref)
     np.testing.assert_array_equal(err["lag"], [2.0, 3.0, 4.0])
-    diff = a[2:5] - b[0:3]
+    diff = a - b[2:5]
     np.testing.assert_allclose(err["l2"].values, np.sqrt((diff**2).sum(axis=(1, 2))),
                                rtol=1e-14)
     np.testing.assert_allclose(err["linf"].values, np.abs(diff).max(axis=(1, 2)), rtol=1e-14)
-    with pytest.raises(ValueError, match="share no lags"):
-        response_error(est, field(b, lags=np.arange(10.0, 14.0)))
+
+
+def test_no_silent_intersection():
+    """Every point of the estimate is scored or the call fails, naming both arguments."""
+    rng = np.random.default_rng(11)
+    est = field(rng.standard_normal((3, 8, 8))).assign_coords(y=np.arange(8.0),
+                                                               x=np.arange(8.0))
+    # the issue's case: x/y coordinates that share one point (was: 1 of 64 points scored)
+    shifted = est.assign_coords(y=np.arange(7.0, 15.0), x=np.arange(7.0, 15.0))
+    with pytest.raises(ValueError, match=r"estimate and reference have different 'y' "
+                                         r"coordinates"):
+        response_error(est, shifted)
+    with pytest.raises(ValueError, match=r"differ in size along 'x'"):
+        response_error(est, est.isel(x=slice(0, 4)))
+    with pytest.raises(ValueError, match="different dims"):
+        response_error(est, est.rename(x="lon"))
+    with pytest.raises(ValueError, match=r"estimate has lags that reference lacks \(\[3.0\]"):
+        response_error(field(rng.standard_normal((4, 2, 2))), field(np.zeros((3, 2, 2))))
+    with pytest.raises(ValueError, match="estimate's lags are in 'months' and reference's "
+                                         "in 'days'"):
+        response_error(est.assign_coords(lag=est.lag.assign_attrs(units="months")),
+                       est.assign_coords(lag=est.lag.assign_attrs(units="days")))
+    no_lag = xr.DataArray(np.zeros((2, 8, 8)), dims=("lag", "y", "x"))
+    with pytest.raises(ValueError, match="estimate has 3 lags and reference has 2"):
+        response_error(est.drop_vars("lag"), no_lag)
+    # stderr on another grid than the reference
+    with pytest.raises(ValueError, match="reference and stderr have different 'y'"):
+        response_error(est, est, stderr=abs(shifted))
+    # the same grid, in another dim order and with coordinates on one side only: fine
+    err = response_error(est, est.transpose("x", "y", "lag").drop_vars("y") + 1.0)
+    np.testing.assert_allclose(err["l2"].values, 8.0, rtol=1e-14)
+
+
+def test_nan_inputs_are_errors():
+    est = field(np.zeros((2, 2, 2)))
+    bad = est.copy(data=np.where(np.eye(2, dtype=bool)[None], np.nan, np.zeros((2, 2, 2))))
+    for kwargs, name in [({"estimate": bad, "reference": est}, "estimate"),
+                         ({"estimate": est, "reference": bad}, "reference"),
+                         ({"estimate": est, "reference": est, "stderr": abs(bad)}, "stderr")]:
+        with pytest.raises(ValueError, match=f"{name} contains NaN"):
+            response_error(**kwargs)
 
 
 def test_transposed_dims_align():
@@ -77,15 +116,15 @@ def test_l2_debiased():
     np.testing.assert_allclose(err["l2_debiased"].values, expected, rtol=1e-14)
     assert err["l2_debiased"].values[2] == 0.0
     assert err["l2_debiased"].values[0] > 0.0
-    # a reference Dataset brings its stderr along, aligned on lag
-    ds = xr.Dataset({"response": field(ref, lags=np.arange(1.0, 4.0)),
-                     "stderr": field(se, lags=np.arange(1.0, 4.0))})
-    err2 = response_error(field(est, lags=np.arange(0.0, 3.0)), ds)
+    # a reference Dataset brings its stderr along, taken at the estimate's lags
+    ds = xr.Dataset({"response": field(ref, lags=np.arange(0.0, 3.0)),
+                     "stderr": field(se, lags=np.arange(0.0, 3.0))})
+    err2 = response_error(field(est[1:3], lags=np.arange(1.0, 3.0)), ds)
     np.testing.assert_array_equal(err2["lag"], [1.0, 2.0])
-    l2sq2 = ((est[1:3] - ref[0:2]) ** 2).sum(axis=(1, 2))
+    l2sq2 = ((est[1:3] - ref[1:3]) ** 2).sum(axis=(1, 2))
     np.testing.assert_allclose(
         err2["l2_debiased"].values,
-        np.sqrt(np.maximum(0.0, l2sq2 - (se[0:2] ** 2).sum(axis=(1, 2)))), rtol=1e-14)
+        np.sqrt(np.maximum(0.0, l2sq2 - (se[1:3] ** 2).sum(axis=(1, 2)))), rtol=1e-14)
 
 
 def test_summarize_errors():
