@@ -57,22 +57,52 @@ def _bar(n: int, desc: str, progress: bool | None):
                 disable=None if progress is None else not progress)
 
 
+def _number(v, name: str, positive: bool = True) -> float:
+    """A finite real number (> 0 with ``positive``); TypeError/ValueError name it."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number, "
+                         f"got {v!r}")
+    return float(v)
+
+
+def _states(x, name: str, min_ndim: int = 2) -> np.ndarray:
+    """A finite float64 copy of a start array; errors name it."""
+    try:
+        arr = np.array(x, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array of shape (n, *state)") from None
+    if arr.ndim < min_ndim or 0 in arr.shape:
+        raise ValueError(f"{name} must have shape (n_samples, *state), got {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN or inf values (first at "
+                         f"index {tuple(int(i) for i in np.argwhere(bad)[0])})")
+    return arr
+
+
 def _initial(x_init, n_samples, state_shape, name: str = "x_init") -> np.ndarray | None:
     if x_init is not None:
-        x = np.asarray(x_init, dtype=float)
-        if x.ndim < 2:
-            raise ValueError(f"{name} must have shape (n_samples, *state), got {x.shape}")
-        return x.copy()
+        return _states(x_init, name)
     if n_samples is None:
         return None
     _check_int(n_samples, "n_samples")
     return None
 
 
-def _call(score: Callable, *args, shape) -> np.ndarray:
+def _call(score: Callable, *args, shape, step: int | None = None) -> np.ndarray:
+    """Evaluate a score; its output must have ``shape`` and be finite."""
     s = np.asarray(score(*args), dtype=float)
     if s.shape != shape:
         raise ValueError(f"score returned shape {s.shape}, expected {shape}")
+    bad = ~np.isfinite(s)
+    if bad.any():
+        where = "" if step is None else (
+            " at the first step (check the score and the start)" if step == 0 else
+            f" at step {step} (the state diverged: try a smaller step size)")
+        raise ValueError(f"score returned {int(bad.sum())} NaN or inf values{where}")
     return s
 
 
@@ -112,7 +142,7 @@ def _ve_setup(model, x_init, n_samples, sigma_min, sigma_max, rng):
     if hasattr(model, "score") and hasattr(model, "std_") and hasattr(model, "sigma_min"):
         ve = _VEScore(model, sigma_min, sigma_max)
         if x_init is not None:
-            x = (np.asarray(x_init, dtype=float) - ve.mean) / ve.std
+            x = (_states(x_init, "x_init") - ve.mean) / ve.std
         else:
             if n_samples is None:
                 raise ValueError("give n_samples or x_init")
@@ -126,8 +156,8 @@ def _ve_setup(model, x_init, n_samples, sigma_min, sigma_max, rng):
                          "data law convolved with N(0, sigma_max^2)")
     if sigma_min is None or sigma_max is None:
         raise ValueError("sigma_min and sigma_max are required with a callable score")
-    return model, np.asarray(x_init, dtype=float).copy(), float(sigma_min), \
-        float(sigma_max), (lambda xs: xs)
+    return model, _states(x_init, "x_init"), _number(sigma_min, "sigma_min"), \
+        _number(sigma_max, "sigma_max"), (lambda xs: xs)
 
 
 def _sigma_grid(sigma_min: float, sigma_max: float, n_steps: int) -> np.ndarray:
@@ -251,21 +281,26 @@ def langevin(score_fn: Callable, x0, step: float, n_steps: int, seed: int = 0,
     Returns
     -------
     numpy.ndarray, shape of ``x0``
+
+    Raises
+    ------
+    ValueError
+        ``x0`` not finite, or the score returns NaN or inf (at the start, or later when
+        the chain diverges; the step is named).
+    TypeError
+        ``step`` not a real number.
     """
     if not callable(score_fn):
         raise TypeError("score_fn must be callable")
-    if not (step > 0 and math.isfinite(step)):
-        raise ValueError(f"step must be a positive finite number, got {step}")
+    step = _number(step, "step")
     n_steps = _check_int(n_steps, "n_steps", 0)
-    x = np.asarray(x0, dtype=float).copy()
-    if x.ndim < 2:
-        raise ValueError(f"x0 must have shape (n, *state), got {x.shape}")
+    x = _states(x0, "x0")
     rng = np.random.default_rng(seed)
     noise = math.sqrt(2 * step)
     bar = _bar(n_steps, "Langevin", progress)
     try:
-        for _ in range(n_steps):
-            x = x + step * _call(score_fn, x, shape=x.shape) + \
+        for i in range(n_steps):
+            x = x + step * _call(score_fn, x, shape=x.shape, step=i) + \
                 noise * rng.standard_normal(x.shape)
             bar.update(1)
     finally:
@@ -317,6 +352,8 @@ def vp_euler_maruyama(score_fn: Callable, n_samples: int | None = None, *, x_ini
     if not callable(score_fn):
         raise TypeError("score_fn must be callable")
     n_steps = _check_int(n_steps, "n_steps")
+    t_eps = _number(t_eps, "t_eps")
+    beta_min, beta_max = _number(beta_min, "beta_min"), _number(beta_max, "beta_max")
     if not (0 < t_eps < 1):
         raise ValueError(f"t_eps must be in (0, 1), got {t_eps}")
     if not (0 < beta_min < beta_max):
@@ -397,6 +434,8 @@ def hold_lie_trotter(model, n_samples: int | None = None, *,
     numpy.ndarray, shape ``(n, *state)``: the :math:`x` block at ``t_end``.
     """
     n_steps = _check_int(n_steps, "n_steps")
+    T, t_end = _number(T, "T"), _number(t_end, "t_end", positive=False)
+    rho = _number(rho, "rho")
     if not (0 <= t_end < T) or not math.isfinite(T):
         raise ValueError(f"need 0 <= t_end < T < inf, got t_end={t_end}, T={T}")
     if not (rho >= 1 and math.isfinite(rho)):
@@ -419,8 +458,8 @@ def hold_lie_trotter(model, n_samples: int | None = None, *,
         raise TypeError("model must be a fitted HOLDScoreModel or a callable s_a(u, t)")
     rng = np.random.default_rng(seed)
     if u_init is not None:
-        u = np.asarray(u_init, dtype=float).copy()
-        if u.ndim < 3 or u.shape[1] != 3:
+        u = _states(u_init, "u_init", 3)
+        if u.shape[1] != 3:
             raise ValueError(f"u_init must have shape (n, 3, *state), got {u.shape}")
     else:
         if n_samples is None:
@@ -490,14 +529,13 @@ def hamiltonian_flow(velocity: Callable, n_samples: int | None = None, *, x_init
     if not callable(velocity):
         raise TypeError("velocity must be callable")
     n_steps = _check_int(n_steps, "n_steps")
-    if alpha is not None and not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
+    if alpha is not None:
+        alpha = _number(alpha, "alpha")
     if T is None:
         if alpha is None:
             raise ValueError("give T (or alpha, for T = pi / (2 alpha))")
         T = math.pi / (2 * alpha)
-    if not T > 0:
-        raise ValueError(f"T must be > 0, got {T}")
+    T = _number(T, "T")
     rng = np.random.default_rng(seed)
     x = _initial(x_init, n_samples, state_shape)
     if x is None:

@@ -204,3 +204,49 @@ def test_bad_input():
         hold_lie_trotter(3, 10)
     with pytest.raises(ValueError, match="shape"):
         langevin(lambda x: x[:, :1], np.zeros((3, 2)), 0.1, 1)
+
+
+def test_langevin_no_silent_nan():
+    """NaN in the start or the score is an error, not an all-NaN result (issue 14)."""
+    x0 = np.zeros((4, 2))
+    bad = x0.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"x0 contains 1 NaN or inf values \(first at index "
+                                         r"\(2, 1\)\)"):
+        langevin(lambda x: -x, bad, 0.1, 5)
+    with pytest.raises(ValueError, match="score returned 8 NaN or inf values at the first step"):
+        langevin(lambda x: np.full_like(x, np.nan), x0, 0.1, 5)
+    # a chain that diverges: the step is named
+    def exploding(x):  # finite at the start, then inf after a few steps
+        return np.where(np.abs(x) > 1.0, np.inf, 10.0)
+
+    with pytest.raises(ValueError, match=r"at step \d+ \(the state diverged"):
+        langevin(exploding, x0, 0.5, 50)
+    with pytest.raises(TypeError, match="step must be a real number, got str"):
+        langevin(lambda x: -x, x0, "0.1", 5)
+    with pytest.raises(TypeError, match="step must be a real number"):
+        langevin(lambda x: -x, x0, None, 5)
+    with pytest.raises(ValueError, match="step must be a positive finite number"):
+        langevin(lambda x: -x, x0, float("nan"), 5)
+    with pytest.raises(TypeError, match="x0 must be a numeric array"):
+        langevin(lambda x: -x, [["a"]], 0.1, 5)
+
+
+def test_other_samplers_check_starts_numbers_and_scores():
+    x = np.zeros((3, 1))
+    with pytest.raises(ValueError, match="x_init contains"):
+        reverse_sde(ve_score, x_init=np.full((3, 1), np.inf), sigma_min=0.1, sigma_max=1.0)
+    with pytest.raises(TypeError, match="sigma_max must be a real number"):
+        reverse_sde(ve_score, x_init=x, sigma_min=0.1, sigma_max="1")
+    with pytest.raises(ValueError, match="score returned 3 NaN"):
+        probability_flow(lambda x, s: x * np.nan, x_init=x, sigma_min=0.1, sigma_max=1.0)
+    with pytest.raises(TypeError, match="t_eps must be a real number"):
+        vp_euler_maruyama(lambda x, t: -x, 3, t_eps="small")
+    with pytest.raises(ValueError, match="x_init contains"):
+        vp_euler_maruyama(lambda x, t: -x, x_init=np.full((3, 1), np.nan))
+    with pytest.raises(TypeError, match="T must be a real number"):
+        hold_lie_trotter(gmm_hold_score([1.0], [0.0], [1.0]), 10, T="8")
+    with pytest.raises(ValueError, match="u_init contains"):
+        hold_lie_trotter(gmm_hold_score([1.0], [0.0], [1.0]), u_init=np.full((2, 3, 1), np.nan))
+    with pytest.raises(TypeError, match="alpha must be a real number"):
+        hamiltonian_flow(lambda x, t: -x, 3, alpha="1")
