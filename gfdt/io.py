@@ -8,6 +8,7 @@ import re
 import threading
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from gfdt._atomic import atomic_path
@@ -24,6 +25,16 @@ def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
 
     The file is written to a temporary name beside ``path`` and renamed into place,
     so an interrupted write never leaves a partial file and keeps any old one.
+    Dask-backed data are computed chunk by chunk into the file by a thread pool of
+    this call's own; if a chunk fails, every thread has stopped writing before the
+    temporary file is removed.
+
+    Parameters
+    ----------
+    data : xarray.Dataset or xarray.DataArray
+        A DataArray is written as a Dataset with its name (default ``"data"``).
+    path : path
+        The file to (re)write; its folder must exist.
 
     Returns
     -------
@@ -35,9 +46,33 @@ def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
     if not isinstance(data, xr.Dataset):
         raise TypeError(f"data must be an xarray Dataset or DataArray, got {type(data).__name__}")
     path = _as_path(path)
+    if not os.fspath(path).strip() or path.name in ("", ".", "..") or path.is_dir():
+        raise ValueError(f"path must name a file, got {os.fspath(path)!r}"
+                         + (" (a directory)" if path.is_dir() else ""))
     with _NETCDF_LOCK, atomic_path(path, "path") as tmp:
-        data.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        if data.chunks:
+            _write_dask(data, tmp)
+        else:
+            data.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
     return path
+
+
+def _write_dask(data: xr.Dataset, tmp: Path) -> None:
+    """Compute Dask-backed ``data`` into ``tmp`` on a pool that is drained on failure.
+
+    Dask's threaded scheduler raises at the first failing chunk while other threads
+    may still be writing; the file must not be removed (or renamed) under them.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+
+    delayed = data.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", compute=False)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    try:
+        dask.compute(delayed, scheduler="threads", pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:
@@ -55,8 +90,11 @@ def load(path: str | os.PathLike) -> xr.Dataset:
 
 
 def _as_path(path) -> Path:
+    """``path`` as a Path (an empty string stays as it is, to be named in errors)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    if not os.fspath(path).strip():
+        raise ValueError(f"path must name a file, got {os.fspath(path)!r}")
     return Path(path)
 
 
@@ -96,11 +134,12 @@ def open_run(path: str | os.PathLike, chunks: dict | str | None = None) -> xr.Da
         if m is not None:
             group = (int(m[2]), int(m[3])) if m[2] is not None else None
             by_segment.setdefault(int(m[1]), {})[group] = f
-    segments = []
+    segments, numbers = [], []
     for seg in sorted(by_segment):
         groups = by_segment[seg]
         if None in groups:
             segments.append([groups[None]])
+            numbers.append(seg)
             continue
         order = sorted(groups)
         stop = n_members if n_members is not None else order[-1][1]
@@ -108,6 +147,7 @@ def open_run(path: str | os.PathLike, chunks: dict | str | None = None) -> xr.Da
         if [a for a, _ in order] != edges[:-1] or edges[-1] != stop:
             break  # some member group has not finished this segment
         segments.append([groups[g] for g in order])
+        numbers.append(seg)
     if not segments:
         raise FileNotFoundError(f"path: no segment in {path} was finished by every member")
 
@@ -122,7 +162,45 @@ def open_run(path: str | os.PathLike, chunks: dict | str | None = None) -> xr.Da
     for group_files in segments:
         ds = [read(f) for f in group_files]
         parts.append(xr.concat(ds, dim="member", **opts) if len(ds) > 1 else ds[0])
+    _check_contiguous(parts, numbers, segments, path)
     return xr.concat(parts, dim="time", **opts) if len(parts) > 1 else parts[0]
+
+
+def _check_contiguous(parts: list[xr.Dataset], numbers: list[int],
+                      segments: list[list[Path]], path: Path) -> None:
+    """A run stitched across a missing segment has a gap in time: an error naming it.
+
+    With a time coordinate, the stitched axis must be evenly spaced (segments that
+    held no samples may be absent from the numbering); without one, the segment
+    numbers must be consecutive.
+    """
+    from gfdt._time import time_step
+
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    what = (f"segment {', '.join(f'{m:04d}' for m in missing)} is missing"
+            if missing else "a segment is missing or out of place")
+    if not all("time" in p.coords for p in parts):
+        if missing:
+            raise ValueError(f"path: {what} in {path}; the run has a gap in time (restore "
+                             "the file, or open the segments before the gap yourself)")
+        return
+    times = [p["time"].values for p in parts]
+    if len(parts) < 2 or sum(len(t) for t in times) < 3:
+        return
+    try:
+        time_step(np.concatenate(times), name="the run's time coordinate")
+        return
+    except ValueError:
+        pass
+    for k in range(1, len(parts)):  # the first junction where the axis breaks
+        try:
+            time_step(np.concatenate(times[:k + 1]), name="time")
+        except ValueError:
+            raise ValueError(
+                f"path: {what} in {path}: the run's time jumps from {times[k - 1][-1]} "
+                f"({segments[k - 1][0].name}) to {times[k][0]} ({segments[k][0].name}); "
+                "restore the segment, or open the segments before the gap yourself"
+            ) from None
 
 
 _SEGMENT = re.compile(r"segment_(\d+)(?:_m(\d+)-(\d+))?\.nc")
