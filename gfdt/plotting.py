@@ -20,15 +20,6 @@ def _as_dict(x, default: str) -> dict:
     return {default: x}
 
 
-def _pick(r, offset: int, axis: str) -> xr.DataArray:
-    if isinstance(r, xr.Dataset):
-        r = r["response"]
-    other = "y" if axis == "x" else "x"
-    if axis not in r.dims or other not in r.dims:
-        raise ValueError(f"responses need dims 'lag', 'y', 'x'; got {r.dims}")
-    return r.isel({axis: offset % r.sizes[axis], other: 0})
-
-
 def _unpack(r, se):
     """(response, stderr) from a DataArray, a Dataset with ``stderr`` or a fitted
     :class:`gfdt.ResponseEstimator` (its ``response_`` and ``response_stderr_``)."""
@@ -45,20 +36,143 @@ def _unpack(r, se):
     return r, se
 
 
-def _curves(r: xr.DataArray, offsets: Sequence[int], axis: str) -> list[tuple[str, object]]:
-    """(legend key, selector) of each curve: offsets of a field, or observables."""
-    if set(r.dims) == {"lag", "observable"}:
-        vals = r["observable"].values if "observable" in r.coords else range(r.sizes[
-            "observable"])
-        return [(str(v), {"observable": k}) for k, v in enumerate(vals)]
-    name = "R{}1" if axis == "x" else "R1{}"
-    return [(name.format(off + 1), off) for off in offsets]
+_LAYOUTS = ("('lag',) for an index, ('lag', 'observable') or ('lag', <dim>) for a few "
+            "observables, ('lag', 'observable', 'source') for a matrix, ('lag', 'y', 'x') "
+            "or ('lag', 'x') for a field")
 
 
-def _select(r: xr.DataArray, key, axis: str) -> xr.DataArray:
-    if isinstance(key, dict):
-        return r.isel(key)
-    return _pick(r, key, axis)
+def _labels(r: xr.DataArray, dim: str) -> list[str]:
+    vals = r[dim].values if dim in r.coords else range(r.sizes[dim])
+    return [str(v) for v in vals]
+
+
+def _resolve_pair(r: xr.DataArray, pair, dims=("observable", "source")) -> dict:
+    try:
+        i, j = pair
+    except (TypeError, ValueError):
+        raise TypeError(f"pairs must be (observable, source) pairs, got {pair!r}") from None
+    sel = {}
+    for dim, v in zip(dims, (i, j), strict=True):
+        labels = _labels(r, dim)
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool) \
+                and -len(labels) <= v < len(labels):
+            sel[dim] = int(v) % len(labels)
+        elif str(v) in labels:
+            sel[dim] = labels.index(str(v))
+        else:
+            raise ValueError(f"pairs: {v!r} is neither a position nor a label of {dim!r} "
+                             f"({labels})")
+    return sel
+
+
+def _curves(r: xr.DataArray, offsets: Sequence[int], axis: str,
+            pairs) -> tuple[str, list[tuple[str, dict]]]:
+    """(legend title, [(curve key, isel selector)]) for the layout of ``r``."""
+    other = [d for d in r.dims if d != "lag"]
+    if not other:
+        return "response", [(str(r.name or "response"), {})]
+    if set(other) == {"observable", "source"}:
+        if pairs is None:
+            pairs = [(i, j) for i in range(r.sizes["observable"])
+                     for j in range(r.sizes["source"])]
+        obs, src = _labels(r, "observable"), _labels(r, "source")
+        out = []
+        for p in pairs:
+            sel = _resolve_pair(r, p)
+            out.append((f"R[{obs[sel['observable']]}, {src[sel['source']]}]", sel))
+        return "observable, source", out
+    if pairs is not None:
+        raise ValueError("pairs applies to matrix responses (dims 'lag', 'observable', "
+                         f"'source') only; got dims {r.dims}")
+    if set(other) == {"y", "x"}:
+        o = "y" if axis == "x" else "x"
+        name = "R{}1" if axis == "x" else "R1{}"
+        return "offset", [(name.format(off + 1), {axis: off % r.sizes[axis], o: 0})
+                          for off in offsets]
+    if len(other) == 1 and other[0] in ("x", "y"):
+        d = other[0]
+        return "offset", [(f"R{off + 1}", {d: off % r.sizes[d]}) for off in offsets]
+    if len(other) == 1:
+        d = other[0]
+        return d, [(v, {d: k}) for k, v in enumerate(_labels(r, d))]
+    raise ValueError(f"responses have dims {r.dims}; plot_response draws {_LAYOUTS}")
+
+
+def _lag_label(r: xr.DataArray) -> str:
+    units = r["lag"].attrs.get("units") if "lag" in r.coords else None
+    return f"lag ({units})" if units else "lag"
+
+
+def _axes_list(ax, n_curves: int, matrix_shape: tuple[int, int] | None):
+    """(list of Axes, one per curve or a single one, the object returned)."""
+    if ax is None:
+        if matrix_shape is not None and n_curves > 1:
+            n_o, n_s = matrix_shape
+            if n_o * n_s > 36:
+                raise ValueError(f"a {n_o} x {n_s} grid of panels is too many: pass pairs "
+                                 "(a few (observable, source) pairs) or ax")
+            _, grid = plt.subplots(n_o, n_s, figsize=(2.6 * n_s + 1, 2.2 * n_o + 0.8),
+                                     sharex=True, squeeze=False, layout="constrained")
+            return list(grid.ravel()), grid
+        _, ax = plt.subplots(figsize=(6, 4))
+        return [ax], ax
+    if isinstance(ax, plt.Axes):
+        return [ax], ax
+    arr = np.asarray(ax, dtype=object)
+    flat = list(arr.ravel())
+    if not flat or not all(isinstance(a, plt.Axes) for a in flat):
+        raise TypeError(f"ax must be a matplotlib Axes or an array of Axes, got "
+                        f"{type(ax).__name__}")
+    if len(flat) < n_curves:
+        raise ValueError(f"ax holds {len(flat)} Axes for {n_curves} curves: give one Axes "
+                         "per curve (or a single Axes for all)")
+    return flat[:n_curves], arr
+
+
+def _draw(panels: list, drawn: list, curves: list, n_sigma: float) -> None:
+    """Each estimate's curves (and bands) into one Axes, or one curve per panel."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    single = len(panels) == 1
+    for i, (label, r, se) in enumerate(drawn):
+        for j, (key, sel) in enumerate(curves):
+            target = panels[0] if single else panels[j]
+            color = colors[j % len(colors)] if single else colors[0]
+            line = r.isel(sel)
+            lag = line["lag"].values if "lag" in line.coords else np.arange(line.sizes["lag"])
+            target.plot(lag, line.values, color=color, linestyle=_STYLES[i % len(_STYLES)],
+                        label=f"{label}, {key}")
+            if se is not None:
+                band = se.isel(sel).values
+                target.fill_between(lag, line.values - n_sigma * band,
+                                    line.values + n_sigma * band, color=color, alpha=0.2,
+                                    linewidth=0)
+
+
+def _decorate(panels: list, curves: list, labels: list[str], title: str,
+              xlabel: str) -> None:
+    """Zero lines, axis labels, panel titles and the legends."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    single = len(panels) == 1
+    meths = [Line2D([], [], color="0.2", linestyle=_STYLES[i % len(_STYLES)], label=label)
+             for i, label in enumerate(labels)]
+    for j, target in enumerate(panels):
+        target.axhline(0, color="0.6", linewidth=0.5)
+        target.set_xlabel(xlabel)
+        if single:
+            target.set_ylabel("response")
+        else:
+            target.set_title(curves[j][0], fontsize="small")
+    if single:
+        # two compact legends: colour = curve, line style = estimate
+        handles = [Line2D([], [], color=colors[j % len(colors)], label=key)
+                   for j, (key, _) in enumerate(curves)]
+        first = panels[0].legend(handles=handles, fontsize="small", loc="upper right",
+                                 title=title)
+        panels[0].add_artist(first)
+        panels[0].legend(handles=meths, fontsize="small", loc="upper center",
+                         title="estimate")
+    elif len(meths) > 1:
+        panels[0].legend(handles=meths, fontsize="x-small", title="estimate")
 
 
 def plot_response(
@@ -66,39 +180,51 @@ def plot_response(
     *,
     offsets: Sequence[int] = (0, 2, 4, 6),
     axis: str = "x",
+    pairs: Sequence[tuple] | None = None,
     stderr=None,
-    ax: plt.Axes | None = None,
+    ax=None,
     n_sigma: float = 2.0,
-) -> plt.Axes:
-    """Response at a few offsets downstream of the kick against lag.
+):
+    """Responses against lag, for any layout: index, observables, matrix or field.
 
-    With the default offsets these are the paper's R11, R31, R51, R71 (offsets 0, 2,
-    4, 6 pixels in +x). Responses of observables (dims ``("lag", "observable")``)
-    are drawn one curve per observable instead.
+    * index, dims ``("lag",)``: one curve;
+    * observables, dims ``("lag", "observable")`` (or any one non-spatial dim): one
+      curve per observable;
+    * matrix, dims ``("lag", "observable", "source")``: one curve per (observable,
+      source) pair: without ``pairs`` and ``ax``, every pair on a grid of small panels
+      (rows observables, columns sources); the selected ``pairs`` in one Axes;
+    * field, dims ``("lag", "y", "x")`` (or ``("lag", "x")``): the response at a few
+      ``offsets`` downstream of the kick, by default the paper's R11, R31, R51, R71
+      (offsets 0, 2, 4, 6 pixels in +x).
 
     Parameters
     ----------
     responses : DataArray, Dataset, ResponseEstimator or mapping of label to them
-        Responses with dims ("lag", "y", "x") or ("lag", "observable"). A Dataset with
-        ``stderr`` gets a band; so does a fitted :class:`gfdt.ResponseEstimator`, drawn
-        from its ``response_`` with ``response_stderr_`` as band.
+        All with the same layout. A Dataset with ``stderr`` gets a band; so does a
+        fitted :class:`gfdt.ResponseEstimator`, drawn from its ``response_`` with
+        ``response_stderr_`` as band.
     offsets : sequence of int
-        Offsets in grid points along ``axis``; colour encodes the offset (or the
-        observable), line style the estimate.
+        Field layouts: offsets in grid points along ``axis`` (periodic).
     axis : {"x", "y"}
         Direction of the offsets.
+    pairs : sequence of (observable, source), optional
+        Matrix layout: the pairs to draw, as positions or coordinate labels (default
+        all).
     stderr : DataArray or mapping of label to DataArray, optional
         Standard errors drawn as +- ``n_sigma`` bands (they take precedence over those
         a Dataset or an estimator carries).
-    ax : matplotlib.axes.Axes, optional
+    ax : matplotlib.axes.Axes or array of Axes, optional
+        One Axes: every curve in it (colour = curve, line style = estimate). An array
+        of Axes (e.g. from ``plt.subplots(2, 2)``): one curve per panel, in order.
     n_sigma : float
         Half-width of the bands in standard errors (1.96 for a 95% normal band).
 
     Returns
     -------
-    matplotlib.axes.Axes
-        The band of curve ``c`` is a ``PolyCollection`` between ``c - n_sigma * se`` and
-        ``c + n_sigma * se``.
+    matplotlib.axes.Axes or numpy.ndarray of Axes
+        What was drawn into: the single Axes, or the array of panels. The x label
+        carries the lag's units (``"lag (months)"``). The band of curve ``c`` is a
+        ``PolyCollection`` between ``c - n_sigma * se`` and ``c + n_sigma * se``.
     """
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
@@ -116,12 +242,8 @@ def plot_response(
     if not responses:
         raise ValueError("responses is empty: pass at least one response")
     stderr = _as_dict(stderr, next(iter(responses))) if stderr is not None else {}
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    keys: list[str] = []
-    title = "offset"
-    for i, (label, r) in enumerate(responses.items()):
+    drawn = []
+    for label, r in responses.items():
         r, se = _unpack(r, stderr.get(label))
         if not isinstance(r, xr.DataArray) or "lag" not in r.dims:
             raise TypeError(f"responses[{label!r}] must be a DataArray or Dataset with a "
@@ -129,31 +251,24 @@ def plot_response(
         if se is not None and (not isinstance(se, xr.DataArray) or se.sizes != r.sizes):
             raise ValueError(f"stderr[{label!r}] must be a DataArray with the dims and sizes "
                              f"of its response {dict(r.sizes)}")
-        curves = _curves(r, offsets, axis)
-        if not keys:
-            keys = [k for k, _ in curves]
-            title = "observable" if "observable" in r.dims else "offset"
-        for j, (key, sel) in enumerate(curves):
-            line = _select(r, sel, axis)
-            lag = line["lag"].values
-            ax.plot(lag, line.values, color=colors[j % len(colors)],
-                    linestyle=_STYLES[i % len(_STYLES)], label=f"{label}, {key}")
-            if se is not None:
-                band = _select(se, sel, axis).values
-                ax.fill_between(lag, line.values - n_sigma * band, line.values + n_sigma * band,
-                                color=colors[j % len(colors)], alpha=0.2, linewidth=0)
-    ax.set_xlabel("lag (time units)")
-    ax.set_ylabel("response")
-    ax.axhline(0, color="0.6", linewidth=0.5)
-    # two compact legends: colour = offset (or observable), line style = estimate
-    curve_handles = [Line2D([], [], color=colors[j % len(colors)], label=key)
-                     for j, key in enumerate(keys)]
-    meths = [Line2D([], [], color="0.2", linestyle=_STYLES[i % len(_STYLES)], label=label)
-             for i, label in enumerate(responses)]
-    first = ax.legend(handles=curve_handles, fontsize="small", loc="upper right", title=title)
-    ax.add_artist(first)
-    ax.legend(handles=meths, fontsize="small", loc="upper center", title="estimate")
-    return ax
+        if not np.issubdtype(r.dtype, np.number) or not np.all(np.isfinite(r.values)):
+            raise ValueError(f"responses[{label!r}] must hold finite numbers")
+        if se is not None and not np.all(np.isfinite(se.values) & (se.values >= 0)):
+            raise ValueError(f"stderr[{label!r}] must be finite and >= 0")
+        drawn.append((label, r, se))
+    dims0 = set(drawn[0][1].dims)
+    for label, r, _ in drawn[1:]:
+        if set(r.dims) != dims0:
+            raise ValueError(f"responses[{label!r}] has dims {r.dims}, the first response "
+                             f"{tuple(drawn[0][1].dims)}: draw one layout at a time")
+    title, curves = _curves(drawn[0][1], offsets, axis, pairs)
+    r0 = drawn[0][1]
+    matrix = (r0.sizes["observable"], r0.sizes["source"]) \
+        if dims0 == {"lag", "observable", "source"} and pairs is None else None
+    panels, returned = _axes_list(ax, len(curves), matrix)
+    _draw(panels, drawn, curves, n_sigma)
+    _decorate(panels, curves, list(responses), title, _lag_label(r0))
+    return returned
 
 
 def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[plt.Axes]:
@@ -184,12 +299,13 @@ def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[p
     for i, (label, e) in enumerate(errors.items()):
         ls = _STYLES[i % len(_STYLES)]
         lag = e["lag"].values if "lag" in e.coords else np.arange(e.sizes["lag"])
+        xlabel = _lag_label(e)
         axes[0].plot(lag, e["l2"].values, linestyle=ls, label=label)
         axes[1].plot(lag, e["linf"].values, linestyle=ls, label=label)
     axes[0].set_ylabel("L2 error")
     axes[1].set_ylabel("L-infinity error")
     for a in axes:
-        a.set_xlabel("lag (time units)")
+        a.set_xlabel(xlabel)
         a.legend(fontsize="small")
         a.set_ylim(bottom=0)
     return axes

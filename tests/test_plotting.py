@@ -71,7 +71,7 @@ def test_plot_response_uses_given_axes_and_checks_axis():
     with pytest.raises(ValueError, match="axis must be"):
         plot_response(response_field(0), axis="z")
     with pytest.raises(ValueError, match="dims"):
-        plot_response(xr.DataArray(np.zeros((3, 4)), dims=("lag", "x")))
+        plot_response(xr.DataArray(np.zeros((3, 4, 2)), dims=("lag", "x", "z")))
 
 
 def test_plot_errors_lines_equal_inputs():
@@ -96,3 +96,109 @@ def test_plot_field():
     np.testing.assert_array_equal(ax.images[0].get_array(), f.values)
     with pytest.raises(ValueError, match="field must be"):
         plot_field(f.values)
+
+
+# ----------------------------------------------------------------- any layout
+def index_response(n_lag: int = 13) -> xr.DataArray:
+    lag = xr.DataArray(np.arange(n_lag, dtype=float), dims="lag",
+                       attrs={"units": "months", "long_name": "time lag"})
+    return xr.DataArray(0.8 ** np.arange(n_lag), dims=("lag",), coords={"lag": lag},
+                        name="nino34")
+
+
+def matrix_response(seed: int = 0, n_lag: int = 6) -> xr.DataArray:
+    rng = np.random.default_rng(seed)
+    names = ["nino34", "nino4"]
+    lag = xr.DataArray(np.arange(n_lag, dtype=float), dims="lag", attrs={"units": "months"})
+    return xr.DataArray(rng.standard_normal((n_lag, 2, 2)), dims=("lag", "observable", "source"),
+                        coords={"lag": lag, "observable": names, "source": names})
+
+
+def test_plot_index_response_with_band_and_lag_units():
+    r = index_response()
+    se = 0.1 * r + 0.01
+    ax = plot_response(r, stderr=se, n_sigma=1.96)
+    (line,) = data_lines(ax)
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(13.0))
+    np.testing.assert_array_equal(line.get_ydata(), r.values)
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    y = band.get_paths()[0].vertices[:, 1]
+    assert y.min() == pytest.approx((r - 1.96 * se).values.min(), abs=1e-12)
+    assert y.max() == pytest.approx((r + 1.96 * se).values.max(), abs=1e-12)
+    assert ax.get_xlabel() == "lag (months)"
+    assert ax.get_legend().get_title().get_text() == "estimate"
+
+
+def test_plot_matrix_response_grid_of_panels():
+    r = matrix_response()
+    se = abs(matrix_response(1)) * 0.1
+    axes = plot_response({"GFDT": r}, stderr={"GFDT": se})
+    assert isinstance(axes, np.ndarray) and axes.shape == (2, 2)
+    for i in range(2):
+        for j in range(2):
+            ax = axes[i, j]
+            (line,) = data_lines(ax)
+            np.testing.assert_array_equal(line.get_ydata(), r.isel(observable=i,
+                                                                   source=j).values)
+            assert ax.get_title() == f"R[{r.observable.values[i]}, {r.source.values[j]}]"
+            assert ax.get_xlabel() == "lag (months)"
+            (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+            y = band.get_paths()[0].vertices[:, 1]
+            lo = (r - 2 * se).isel(observable=i, source=j).values
+            assert y.min() == pytest.approx(lo.min(), abs=1e-12)
+
+
+def test_plot_matrix_selected_pairs_into_one_axes():
+    r = matrix_response()
+    other = matrix_response(2)
+    ax = plot_response({"a": r, "b": other}, pairs=[("nino34", "nino4"), (1, 1)])
+    lines = data_lines(ax)
+    assert [ln.get_label() for ln in lines] == ["a, R[nino34, nino4]", "a, R[nino4, nino4]",
+                                                "b, R[nino34, nino4]", "b, R[nino4, nino4]"]
+    np.testing.assert_array_equal(lines[0].get_ydata(), r.isel(observable=0, source=1).values)
+    np.testing.assert_array_equal(lines[3].get_ydata(),
+                                  other.isel(observable=1, source=1).values)
+    with pytest.raises(ValueError, match="pairs: 'sst' is neither"):
+        plot_response(r, pairs=[("sst", 0)])
+    with pytest.raises(ValueError, match="pairs applies to matrix"):
+        plot_response(response_field(0), pairs=[(0, 0)])
+
+
+def test_plot_response_into_an_array_of_axes():
+    """Was: AttributeError for an array of Axes."""
+    _, axes = plt.subplots(2, 2)
+    r = response_field(4)
+    out = plot_response(r, offsets=(0, 1, 2, 3), ax=axes)
+    assert out is axes
+    for k, ax in enumerate(axes.ravel()):
+        (line,) = data_lines(ax)
+        np.testing.assert_array_equal(line.get_ydata(), r.isel(y=0, x=k).values)
+        assert ax.get_title() == f"R{k + 1}1"
+    _, few = plt.subplots(1, 2)
+    with pytest.raises(ValueError, match="ax holds 2 Axes for 4 curves"):
+        plot_response(matrix_response(), ax=few)
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plot_response(r, ax=[1, 2])
+
+
+def test_plot_response_other_layouts_and_checks():
+    # one non-spatial dim: one curve per coordinate value
+    obs = xr.DataArray(np.arange(12.0).reshape(4, 3), dims=("lag", "region"),
+                       coords={"region": ["a", "b", "c"]})
+    ax = plot_response(obs)
+    assert [ln.get_label() for ln in data_lines(ax)] == ["response, a", "response, b",
+                                                         "response, c"]
+    assert ax.get_xlabel() == "lag"
+    # a 1-D periodic field: offsets along x
+    line_field = xr.DataArray(np.arange(20.0).reshape(4, 5), dims=("lag", "x"))
+    got = [ln.get_ydata() for ln in data_lines(plot_response(line_field, offsets=(1, -1)))]
+    np.testing.assert_array_equal(got[0], line_field.isel(x=1).values)
+    np.testing.assert_array_equal(got[1], line_field.isel(x=4).values)
+    with pytest.raises(ValueError, match="draw one layout at a time"):
+        plot_response({"a": index_response(), "b": matrix_response()})
+    with pytest.raises(ValueError, match=r"responses\['response'\] must hold finite"):
+        plot_response(index_response() * np.nan)
+    with pytest.raises(ValueError, match=r"stderr\['response'\] must be finite and >= 0"):
+        plot_response(index_response(), stderr=-index_response())
+    with pytest.raises(ValueError, match="plot_response draws"):
+        plot_response(xr.DataArray(np.zeros((2, 2, 2)), dims=("lag", "a", "b")))
