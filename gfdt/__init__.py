@@ -8,6 +8,8 @@ responses, with perturbation ground truth to check them.
 
 import logging
 
+# _progress first: tqdm.auto without its import-time TqdmWarning in notebooks
+from gfdt import _progress as _progress
 from gfdt import io, metrics, plotting, scores, stats, systems
 from gfdt.response import ResponseEstimator, response_to_forcing
 from gfdt.simulate import simulate

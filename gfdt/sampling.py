@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.special import ndtr
-from tqdm.auto import tqdm
 
+from gfdt._progress import tqdm
 from gfdt.scores.hold import hold_coefficients, mean_cov, propagator
 
 __all__ = [
