@@ -160,6 +160,9 @@ def summarize_errors(errors: xr.Dataset) -> dict[str, float]:
     if not {"l2", "linf"} <= set(errors.data_vars):
         raise ValueError(f"errors must hold 'l2' and 'linf' (from response_error), got "
                          f"{list(errors.data_vars)}")
+    bad = [v for v in errors.data_vars if not np.all(np.isfinite(errors[v].values))]
+    if bad:
+        raise ValueError(f"errors: {bad} contain NaN or inf")
     out = {}
     for var in errors.data_vars:
         out[f"{var}_max"] = float(errors[var].max())

@@ -257,10 +257,14 @@ def plot_response(
             raise ValueError(f"stderr[{label!r}] must be finite and >= 0")
         drawn.append((label, r, se))
     dims0 = set(drawn[0][1].dims)
+    units0 = _lag_label(drawn[0][1])
     for label, r, _ in drawn[1:]:
         if set(r.dims) != dims0:
             raise ValueError(f"responses[{label!r}] has dims {r.dims}, the first response "
                              f"{tuple(drawn[0][1].dims)}: draw one layout at a time")
+        if _lag_label(r) != units0 and units0 != "lag" and _lag_label(r) != "lag":
+            raise ValueError(f"responses[{label!r}] has its {_lag_label(r)}, the first "
+                             f"response its {units0}: convert the lags to one unit")
     title, curves = _curves(drawn[0][1], offsets, axis, pairs)
     r0 = drawn[0][1]
     matrix = (r0.sizes["observable"], r0.sizes["source"]) \
@@ -292,6 +296,8 @@ def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[p
                 or "lag" not in e.dims:
             raise TypeError(f"errors[{label!r}] must be a Dataset from "
                             "gfdt.metrics.response_error (l2, linf against lag)")
+        if not all(np.all(np.isfinite(e[v].values)) for v in ("l2", "linf")):
+            raise ValueError(f"errors[{label!r}] contains NaN or inf")
     if axes is not None and len(axes) != 2:
         raise ValueError(f"axes must be a pair of Axes, got {len(axes)}")
     if axes is None:
@@ -315,6 +321,8 @@ def plot_field(field: xr.DataArray, *, ax: plt.Axes | None = None, **kwargs) -> 
     """Image of a 2-D field with dims ("y", "x") on a periodic grid."""
     if not isinstance(field, xr.DataArray) or set(field.dims) != {"y", "x"}:
         raise ValueError("field must be a DataArray with dims ('y', 'x')")
+    if not np.issubdtype(field.dtype, np.number) or not np.all(np.isfinite(field.values)):
+        raise ValueError("field must hold finite numbers")
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     field.transpose("y", "x").plot.imshow(ax=ax, origin="lower", **kwargs)
@@ -354,6 +362,8 @@ def plot_spectrum(spectra, *, ax: plt.Axes | None = None, k_max: int | None = No
                 f"spectra[{label!r}] must be a DataArray with dims ('k',), as returned by "
                 "gfdt.stats.isotropic_spectrum"
             )
+        if not np.all(np.isfinite(e.values)) or np.any(e.values < 0):
+            raise ValueError(f"spectra[{label!r}] must be finite and >= 0")
         top = k_max if k_max is not None else e.attrs.get("k_nyquist")
         keep = e["k"].values >= 1
         if top is not None:

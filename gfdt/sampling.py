@@ -563,6 +563,8 @@ def _gmm_arrays(weights, means, stds):
     sd = np.asarray(stds, dtype=float)
     if not (w.ndim == mu.ndim == sd.ndim == 1 and len(w) == len(mu) == len(sd)):
         raise ValueError("weights, means and stds must be 1-D of one length")
+    if not all(np.all(np.isfinite(a)) for a in (w, mu, sd)):
+        raise ValueError("weights, means and stds must be finite")
     if np.any(w < 0) or not np.isclose(w.sum(), 1) or np.any(sd <= 0):
         raise ValueError("weights must be >= 0 and sum to 1; stds must be > 0")
     return w, mu, sd
@@ -624,7 +626,7 @@ def wasserstein1_gmm(samples, weights, means, stds, *, n_grid: int = 40001) -> f
     samples and 10 standard deviations around every component.
     """
     w, mu, sd = _gmm_arrays(weights, means, stds)
-    x = np.sort(np.asarray(samples, dtype=float).ravel())
+    x = np.sort(_states(np.reshape(samples, (-1, 1)), "samples").ravel())
     lo = min(x[0], float(np.min(mu - 10 * sd)))
     hi = max(x[-1], float(np.max(mu + 10 * sd)))
     grid = np.linspace(lo, hi, n_grid)

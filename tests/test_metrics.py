@@ -184,3 +184,9 @@ def test_stein_error_against_direct_computation():
     m[0, 0] -= 1.0
     assert stein_error(lambda x: -x, F, homogeneous=True) == pytest.approx(
         np.linalg.norm(m), rel=1e-10)
+
+
+def test_summarize_errors_refuses_nan():
+    err = response_error(np.zeros((2, 2, 2)), np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"errors: \['linf'\] contain NaN"):
+        summarize_errors(err.assign(linf=err.linf * np.nan))

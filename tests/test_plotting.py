@@ -202,3 +202,22 @@ def test_plot_response_other_layouts_and_checks():
         plot_response(index_response(), stderr=-index_response())
     with pytest.raises(ValueError, match="plot_response draws"):
         plot_response(xr.DataArray(np.zeros((2, 2, 2)), dims=("lag", "a", "b")))
+
+
+def test_plots_refuse_nan_and_mixed_lag_units():
+    from gfdt.plotting import plot_spectrum
+
+    r = index_response()
+    days = r.assign_coords(lag=r.lag.assign_attrs(units="days"))
+    with pytest.raises(ValueError, match=r"responses\['b'\] has its lag \(days\), the first "
+                                         r"response its lag \(months\)"):
+        plot_response({"a": r, "b": days})
+    ref = response_field(6)
+    err = response_error(ref, ref)
+    with pytest.raises(ValueError, match=r"errors\['e'\] contains NaN"):
+        plot_errors({"e": err.assign(l2=err.l2 * np.nan)})
+    with pytest.raises(ValueError, match="field must hold finite numbers"):
+        plot_field(ref.isel(lag=0) * np.nan)
+    spec = xr.DataArray([1.0, np.nan, 0.5], dims=("k",), coords={"k": [0, 1, 2]})
+    with pytest.raises(ValueError, match=r"spectra\['spectrum'\] must be finite"):
+        plot_spectrum(spec)

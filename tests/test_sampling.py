@@ -250,3 +250,10 @@ def test_other_samplers_check_starts_numbers_and_scores():
         hold_lie_trotter(gmm_hold_score([1.0], [0.0], [1.0]), u_init=np.full((2, 3, 1), np.nan))
     with pytest.raises(TypeError, match="alpha must be a real number"):
         hamiltonian_flow(lambda x, t: -x, 3, alpha="1")
+
+
+def test_wasserstein_refuses_nan_samples():
+    with pytest.raises(ValueError, match="samples contains 1 NaN"):
+        wasserstein1_gmm(np.array([0.0, np.nan, 1.0]), *GMM_1D)
+    with pytest.raises(ValueError, match="must be finite"):
+        wasserstein1_gmm(np.zeros(3), [0.5, 0.5], [0.0, np.nan], [1.0, 1.0])
