@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gfdt._data import _finite, as_series
+from gfdt.data import _finite, as_series
 
 __all__ = ["autocorrelation", "isotropic_spectrum", "marginal_moments", "shell_sum"]
 

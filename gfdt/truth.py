@@ -9,7 +9,6 @@ import logging
 import numpy as np
 import xarray as xr
 
-from gfdt._conjugate import Observable, Perturbation
 from gfdt._runner import (
     Integrator,
     Progress,
@@ -22,6 +21,7 @@ from gfdt._runner import (
     seed_sequence,
     warm_up,
 )
+from gfdt.response.conjugate import Observable, Perturbation
 from gfdt.simulate import as_member_fields
 from gfdt.systems.base import System
 

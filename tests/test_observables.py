@@ -23,7 +23,7 @@ import torch
 
 import gfdt
 from gfdt import ResponseEstimator
-from gfdt._conjugate import Perturbation
+from gfdt.response.conjugate import Perturbation
 
 torch.set_num_threads(1)
 

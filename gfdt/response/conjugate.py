@@ -27,6 +27,9 @@ OBSERVABLE_NAMES = ("identity", "mean")
 #: Largest state dimension for which ``divergence="auto"`` takes the exact sum.
 EXACT_DIVERGENCE_MAX_DIM = 64
 
+#: Finite-difference step (state units) when none is given and no data set the scale.
+DEFAULT_FD_STEP = 1e-4
+
 _FD_BATCH_VALUES = 2**22  # floats per finite-difference evaluation batch
 
 
@@ -38,9 +41,12 @@ class Observable:
     returning ``(batch, n_obs)`` or ``(batch,)`` values.
     """
 
-    def __init__(self, observable: Any, state_shape: tuple[int, ...],
+    def __init__(self, observable: Any = None, state_shape: tuple[int, ...] | None = None,
                  name: str = "observable") -> None:
-        self.state_shape = tuple(state_shape)
+        if isinstance(observable, Observable):
+            observable = observable.spec
+        self.spec = observable
+        self.state_shape = None if state_shape is None else tuple(state_shape)
         self.identity = False
         if observable is None or (isinstance(observable, str)
                                    and observable.lower() == "identity"):
@@ -101,7 +107,9 @@ class Perturbation:
         ``u(x)``: maps ``(batch, *state)`` to ``(batch, *state)`` (numpy, or torch
         tensors when ``autograd``), or a state-shaped array (a constant direction,
         divergence 0).
-    state_shape : tuple of int
+    state_shape : tuple of int, optional
+        Shape of one state; set by :meth:`bind` when the perturbation is given to
+        :class:`~gfdt.ResponseEstimator` unbound.
     divergence : {"auto", "exact", "hutchinson"} or callable
         How to get :math:`\\nabla\\cdot u`: the exact sum over coordinates, a
         Hutchinson trace estimate with random probes, or a callable returning it,
@@ -112,18 +120,22 @@ class Perturbation:
     n_probes : int
         Probes per state for the Hutchinson estimate.
     probe : {"rademacher", "gaussian"}
-    fd_step : float
-        Finite-difference step (state units).
+    fd_step : float, optional
+        Finite-difference step in state units (default: 1e-4 times the data's
+        standard deviation when bound by :class:`~gfdt.ResponseEstimator`, else 1e-4).
     rng : numpy.random.Generator
         Source of the probes.
     """
 
-    def __init__(self, perturbation: Any, state_shape: tuple[int, ...], *,
+    def __init__(self, perturbation: Any, state_shape: tuple[int, ...] | None = None, *,
                  divergence: str | Callable = "auto", autograd: bool = False,
-                 n_probes: int = 16, probe: str = "rademacher", fd_step: float = 1e-4,
+                 n_probes: int = 16, probe: str = "rademacher", fd_step: float | None = None,
                  rng: np.random.Generator | None = None) -> None:
-        self.state_shape = tuple(state_shape)
-        self.d = int(np.prod(self.state_shape))
+        self.options = {"divergence": divergence, "autograd": autograd, "n_probes": n_probes,
+                        "probe": probe, "fd_step": fd_step}
+        self.spec = perturbation
+        self.state_shape = None if state_shape is None else tuple(state_shape)
+        self.d = None if state_shape is None else int(np.prod(self.state_shape))
         self.constant: np.ndarray | None = None
         self.fn: Callable | None = None
         if callable(perturbation):
@@ -137,7 +149,7 @@ class Perturbation:
                     "perturbation must be a callable u(x) or a state-shaped array, got "
                     f"{type(perturbation).__name__}"
                 ) from None
-            if arr.shape != self.state_shape:
+            if self.state_shape is not None and arr.shape != self.state_shape:
                 raise ValueError(
                     f"perturbation array must have the state shape {self.state_shape}, "
                     f"got {arr.shape}"
@@ -155,7 +167,7 @@ class Perturbation:
         elif isinstance(divergence, str) and divergence.lower() in ("auto", "exact",
                                                                      "hutchinson"):
             m = divergence.lower()
-            if m == "auto":
+            if m == "auto" and self.d is not None:
                 m = "exact" if self.d <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson"
             self.method = m
             self.div_fn = None
@@ -171,11 +183,29 @@ class Perturbation:
         if not isinstance(probe, str) or probe.lower() not in ("rademacher", "gaussian"):
             raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {probe!r}")
         self.probe = probe.lower()
-        if isinstance(fd_step, bool) or not isinstance(fd_step, (int, float, np.floating)) \
-                or not np.isfinite(fd_step) or fd_step <= 0:
+        if fd_step is not None and (
+                isinstance(fd_step, bool) or not isinstance(fd_step, (int, float, np.floating))
+                or not np.isfinite(fd_step) or fd_step <= 0):
             raise ValueError(f"fd_step must be a positive number, got {fd_step!r}")
-        self.fd_step = float(fd_step)
+        self.fd_step = DEFAULT_FD_STEP if fd_step is None else float(fd_step)
         self.rng = rng if rng is not None else np.random.default_rng()
+
+    def bind(self, state_shape: tuple[int, ...], rng: np.random.Generator,
+             scale: Callable[[], float] | None = None) -> Perturbation:
+        """A copy for states of ``state_shape``, drawing probes from ``rng``.
+
+        Without an explicit ``fd_step``, the step is 1e-4 times ``scale()`` (the data's
+        standard deviation; called only then).
+        """
+        opts = dict(self.options)
+        if opts["fd_step"] is None and scale is not None:
+            sd = float(scale())
+            opts["fd_step"] = DEFAULT_FD_STEP * (sd if sd > 0 else 1.0)
+        return Perturbation(self.spec, state_shape, rng=rng, **opts)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"Perturbation({self.label}, {opts})"
 
     # ------------------------------------------------------------------ values
     def _numpy_field(self, x: np.ndarray) -> np.ndarray:
