@@ -83,7 +83,7 @@ def version() -> str:
 
 def history(what: str) -> str:
     """A CF ``history`` line: UTC time stamp and what created the data."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return f"{now} {what}"
 
 

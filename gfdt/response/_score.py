@@ -31,8 +31,14 @@ def _stats_blocks(data: Trajectories, block: int, progress: bool | None):
 
 def _fit_gaussian(model: GaussianScore, data: Trajectories, memory_budget,
                   progress: bool | None) -> GaussianScore:
-    """Fit on all samples; Dask-backed data in one streaming pass (see memory_budget)."""
+    """Fit on all samples; Dask-backed data in one streaming pass (see memory_budget).
+
+    A homogeneous fit to in-memory data streams over the members too: no stacked copy
+    of the data (the same estimate up to rounding).
+    """
     if not data.lazy:
+        if model.homogeneous:
+            return model.fit_blocks(data.members)
         return model.fit(data.samples())
     d = int(np.prod(data.state_shape))
     budget = parse_bytes(memory_budget)
