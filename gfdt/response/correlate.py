@@ -113,6 +113,28 @@ def lagged_modes(uh: np.ndarray, sh: np.ndarray, L: int,
     return out
 
 
+def _add_products(freq: np.ndarray, uh: np.ndarray, sh: np.ndarray) -> None:
+    """``freq += fft(uh) * conj(fft(sh))`` per column, time zero-padded to ``nfft``.
+
+    ``freq`` (M, nfft); ``uh`` (Tu, M), ``sh`` (Ts, M) with ``Ts + L <= nfft``. The
+    columns are copied, transposed, into zero-padded buffers and transformed in place.
+    """
+    M, nfft = freq.shape
+    workers = fft_workers()
+    chunk = max(1, FFT_BYTES // (16 * nfft * 2))
+    for a in range(0, M, chunk):
+        b = min(a + chunk, M)
+        fu = np.zeros((b - a, nfft), dtype=complex)
+        fs = np.zeros((b - a, nfft), dtype=complex)
+        fu[:, : uh.shape[0]] = uh[:, a:b].T
+        fs[:, : sh.shape[0]] = sh[:, a:b].T
+        fu = sfft.fft(fu, axis=1, workers=workers, overwrite_x=True)
+        fs = sfft.fft(fs, axis=1, workers=workers, overwrite_x=True)
+        np.conjugate(fs, out=fs)
+        fu *= fs
+        freq[a:b] += fu
+
+
 def _target_blocks(u: np.ndarray, n_sub: int, block_length: int, L: int) -> np.ndarray:
     """Targets of every block, zero past the end: shape (n_sub, block_length + L, ...)."""
     width = block_length + L
@@ -177,6 +199,11 @@ def lagged_blocks_outer(u: np.ndarray, s: np.ndarray, L: int, block_length: int)
     return out
 
 
+#: Largest frequency-domain accumulator of :class:`LagSums` (bytes); beyond it every block
+#: is transformed back at once.
+FREQ_BYTES = 128 * 2**20
+
+
 class LagSums:
     """Lag sums :math:`\\sum_t A(t + \\tau) B(t)^T` and pair counts over many blocks.
 
@@ -197,17 +224,28 @@ class LagSums:
         Bootstrap block length (samples), with ``bootstrap``.
     fft_bytes : int
         Work space of the time FFTs (``modes`` without bootstrap).
+    block : int, optional
+        Most source times per :meth:`add` (``modes`` without bootstrap). Given, and
+        when ``(nfft, M)`` complex numbers take at most :data:`FREQ_BYTES`, the products
+        of the time transforms are summed in the frequency domain over all blocks with
+        one FFT length ``nfft >= block + L`` and transformed back once (by
+        linearity; it saves a third of the time FFTs).
     """
 
     def __init__(self, L: int, *, modes: bool, shape: tuple[int, ...], stride: int = 1,
                  bootstrap: BlockBootstrap | None = None, block_length: int = 0,
-                 fft_bytes: int = FFT_BYTES) -> None:
+                 fft_bytes: int = FFT_BYTES, block: int | None = None) -> None:
         self.L, self.modes, self.stride = int(L), bool(modes), int(stride)
         self.bootstrap = bootstrap
         self.block_length = int(block_length)
         self.fft_bytes = int(fft_bytes)
         self.sums = np.zeros(shape, dtype=complex if modes else float)
         self.counts = np.zeros(self.L + 1)
+        self.freq: np.ndarray | None = None  # (M, nfft) sum of time-transform products
+        if modes and bootstrap is None and block is not None:
+            nfft = sfft.next_fast_len(int(block) + self.L)
+            if 16 * nfft * shape[1] <= FREQ_BYTES:
+                self.freq = np.zeros((shape[1], nfft), dtype=complex)
 
     def add(self, u: np.ndarray, s: np.ndarray, start: int, stop: int, T: int) -> None:
         """Add the pairs of source times ``start..stop`` of a member of length ``T``.
@@ -223,7 +261,9 @@ class LagSums:
             self.bootstrap.add(parts, pair_counts(start, stop, T, L, blen, self.stride))
             return
         self.counts += pair_counts(start, stop, T, L, stop - start, self.stride)[0]
-        if self.modes:
+        if self.freq is not None:
+            _add_products(self.freq, u, s)
+        elif self.modes:
             self.sums += lagged_modes(u, s, L, self.fft_bytes)
         else:
             self.sums += lagged_outer(u, s, L)
@@ -232,6 +272,9 @@ class LagSums:
         """The lag sums and the pair counts per lag."""
         if self.bootstrap is not None:
             return self.bootstrap.total.copy(), self.bootstrap.counts.copy()
+        if self.freq is not None:
+            back = sfft.ifft(self.freq, axis=1, workers=fft_workers())[:, : self.L + 1]
+            return self.sums + back.T, self.counts
         return self.sums, self.counts
 
     def mean(self) -> np.ndarray:

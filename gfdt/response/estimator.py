@@ -443,9 +443,12 @@ class ResponseEstimator:
             u = xe - self.mean_
             if spectral is not None:  # a score diagonal in Fourier space: no field round trip
                 uh = sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1)
-                sh = np.zeros((b - a, uh.shape[1]), dtype=complex)
-                sh[::stride] = spectral(uh[: b - a: stride], self.mean_)
-                return uh, -sh
+                if stride == 1:
+                    sh = spectral(uh[: b - a], self.mean_)
+                else:
+                    sh = np.zeros((b - a, uh.shape[1]), dtype=complex)
+                    sh[::stride] = spectral(uh[: b - a: stride], self.mean_)
+                return uh, np.negative(sh, out=sh)
             s = np.zeros_like(xe[: b - a])
             s[::stride] = evaluate(model, xe[: b - a: stride], int(self.batch_size))
             if homogeneous:
@@ -455,7 +458,8 @@ class ResponseEstimator:
 
         sums = correlate(data.lengths, read,
                          LagSums(L, modes=homogeneous, shape=shape, stride=stride,
-                                 bootstrap=boot, block_length=blen, fft_bytes=fft_bytes),
+                                 bootstrap=boot, block_length=blen, fft_bytes=fft_bytes,
+                                 block=block if budget is None else None),
                          block, progress=self.progress)
 
         def raw_of(m: np.ndarray) -> np.ndarray:
