@@ -149,25 +149,8 @@ def simulate(
     >>> ds.u.dims, ds.u.shape
     (('member', 'time', 'y', 'x'), (2, 4, 8, 8))
     """
-    if not isinstance(system, System):
-        raise TypeError(f"system must be a gfdt System, got {type(system).__name__}")
-    n_members = check_count(n_members, "n_members")
-    burn_steps = system._steps(burn_in, "burn_in")
-    save_every = system._steps(save_interval, "save_interval")
-    if save_every == 0:
-        raise ValueError("save_interval must be > 0")
-    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.number)):
-        raise TypeError(f"duration must be a number, got {type(duration).__name__}")
-    n_saves = round(float(duration) / float(save_interval)) if np.isfinite(duration) else -1
-    if n_saves < 1 or abs(n_saves * save_interval - duration) > 1e-9 * max(1.0, duration):
-        raise ValueError(
-            f"duration = {duration} must be a positive multiple of save_interval = {save_interval}"
-        )
-    if system.dt > system.stable_dt():
-        logger.warning(
-            "dt = %g exceeds the stability estimate %g of %s; the run may diverge",
-            system.dt, system.stable_dt(), type(system).__name__,
-        )
+    n_members, burn_steps, save_every, n_saves = _check_run(system, n_members, burn_in,
+                                                            duration, save_interval)
     ss = seed_sequence(seed)
     rngs = member_generators(ss, n_members)
     if client is None:
@@ -235,6 +218,31 @@ def simulate(
     if save_hidden:
         aux = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     return _dataset(system, u, aux, parts[0][2], attrs)
+
+
+def _check_run(system: System, n_members, burn_in, duration, save_interval
+               ) -> tuple[int, int, int, int]:
+    """Checked sizes of a run: members, burn-in steps, steps per save, saves."""
+    if not isinstance(system, System):
+        raise TypeError(f"system must be a gfdt System, got {type(system).__name__}")
+    n_members = check_count(n_members, "n_members")
+    burn_steps = system._steps(burn_in, "burn_in")
+    save_every = system._steps(save_interval, "save_interval")
+    if save_every == 0:
+        raise ValueError("save_interval must be > 0")
+    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.number)):
+        raise TypeError(f"duration must be a number, got {type(duration).__name__}")
+    n_saves = round(float(duration) / float(save_interval)) if np.isfinite(duration) else -1
+    if n_saves < 1 or abs(n_saves * save_interval - duration) > 1e-9 * max(1.0, duration):
+        raise ValueError(
+            f"duration = {duration} must be a positive multiple of save_interval = {save_interval}"
+        )
+    if system.dt > system.stable_dt():
+        logger.warning(
+            "dt = %g exceeds the stability estimate %g of %s; the run may diverge",
+            system.dt, system.stable_dt(), type(system).__name__,
+        )
+    return n_members, burn_steps, save_every, n_saves
 
 
 @dataclasses.dataclass

@@ -223,6 +223,27 @@ class Bootstrap:
         self.block_length = None if block_length is None else int(block_length)
         self.seed = seed
 
+    @classmethod
+    def from_keywords(cls, bootstrap, n_bootstrap: int = 100,
+                      block_length: int | None = None) -> Bootstrap | None:
+        """Options from the estimator's ``bootstrap`` (bool or Bootstrap) and keywords.
+
+        Returns None for ``bootstrap=False``; the keywords are checked either way.
+        """
+        if isinstance(bootstrap, Bootstrap):
+            return bootstrap
+        if not isinstance(bootstrap, (bool, np.bool_)):
+            raise TypeError(f"bootstrap must be True, False or a Bootstrap(...), "
+                            f"got {bootstrap!r}")
+        nb = n_bootstrap
+        if isinstance(nb, bool) or not isinstance(nb, (int, np.integer)) or nb < 2:
+            raise ValueError(f"n_bootstrap must be an int >= 2, got {nb!r}")
+        bl = block_length
+        if bl is not None and (isinstance(bl, bool) or not isinstance(bl, (int, np.integer))
+                               or bl < 1):
+            raise ValueError(f"block_length must be None or a positive int, got {bl!r}")
+        return cls(n=int(nb), block_length=bl) if bootstrap else None
+
     def __repr__(self) -> str:
         return (f"Bootstrap(n={self.n}, block_length={self.block_length}, "
                 f"seed={self.seed})")

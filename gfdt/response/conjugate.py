@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OBSERVABLE_NAMES", "Observable", "Perturbation"]
+__all__ = ["OBSERVABLE_NAMES", "Observable", "Perturbation", "conjugate_series"]
 
 #: Names accepted by ``observable=``.
 OBSERVABLE_NAMES = ("identity", "mean")
@@ -259,11 +259,15 @@ class Perturbation:
             return u, self._fd_exact(x)
         return u, self._fd_hutchinson(x, self._probes(b))
 
-    def conjugate(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """:math:`B(x) = -\\nabla\\cdot u - u \\cdot s`, shape (batch,)."""
+    def conjugate(self, x: np.ndarray, s: np.ndarray, return_field: bool = False):
+        """:math:`B(x) = -\\nabla\\cdot u - u \\cdot s`, shape (batch,).
+
+        With ``return_field``, also :math:`u(x)` (batch, *state), evaluated once.
+        """
         u, div = self.field_and_divergence(x)
         b = x.shape[0]
-        return -div - np.einsum("bi,bi->b", u.reshape(b, -1), np.asarray(s).reshape(b, -1))
+        out = -div - np.einsum("bi,bi->b", u.reshape(b, -1), np.asarray(s).reshape(b, -1))
+        return (out, u) if return_field else out
 
     # -------------------------------------------------------------- divergence
     def _probes(self, b: int) -> np.ndarray:
@@ -298,3 +302,52 @@ class Perturbation:
             du = self._numpy_field(x + h * v) - self._numpy_field(x - h * v)
             div += np.einsum("bi,bi->b", du.reshape(b, -1), v.reshape(b, -1)) / (2 * h)
         return div / len(probes)
+
+
+def conjugate_series(data, model, obs: Observable, pert: Perturbation | None, stride: int,
+                     batch_size: int, progress: bool | None
+                     ) -> tuple[list, list, np.ndarray | None]:
+    """Observable :math:`A` at every sample and conjugate :math:`B` at the source times.
+
+    ``data`` is a :class:`~gfdt.data.Trajectories`, ``model`` the fitted score; states
+    are read ``batch_size`` at a time. Returns the per-member series of A (T, n_obs)
+    and B (T, q) (zero off the source grid) and, with a perturbation, the mean over source states of
+    :math:`(A(x + h u) - A(x - h u)) / 2h` (the Stein sum rule's value).
+    """
+    from tqdm.auto import tqdm
+
+    from gfdt.response._score import evaluate
+
+    chunk = batch_size
+    d = int(np.prod(data.state_shape))
+    q = 1 if pert is not None else d
+    a_series, b_series = [], []
+    dA_sum, n_src = None, 0
+    bar = tqdm(total=data.n_samples, desc="GFDT", unit="state", unit_scale=True,
+               disable=None if progress is None else not progress, leave=False)
+    try:
+        for k, T in enumerate(data.lengths):
+            a_parts, b_parts = [], []
+            for a in range(0, T, chunk):
+                xb = data.read(k, a, min(a + chunk, T))
+                a_parts.append(obs(xb))
+                first = -a % stride  # source times are multiples of stride
+                src = xb[first::stride]
+                bb = np.zeros((xb.shape[0], q))
+                if src.shape[0]:
+                    s = evaluate(model, src, chunk)
+                    if pert is None:
+                        bb[first::stride] = -s.reshape(len(src), d)
+                    else:
+                        bb[first::stride, 0], u = pert.conjugate(src, s, return_field=True)
+                        h = pert.fd_step
+                        dA = ((obs(src + h * u) - obs(src - h * u)) / (2 * h)).sum(axis=0)
+                        dA_sum = dA if dA_sum is None else dA_sum + dA
+                        n_src += len(src)
+                b_parts.append(bb)
+                bar.update(xb.shape[0])
+            a_series.append(np.concatenate(a_parts))
+            b_series.append(np.concatenate(b_parts))
+    finally:
+        bar.close()
+    return a_series, b_series, None if dA_sum is None else dA_sum / n_src

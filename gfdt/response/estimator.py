@@ -16,7 +16,6 @@ from collections.abc import Callable
 import numpy as np
 import scipy.fft as sfft
 import xarray as xr
-from tqdm.auto import tqdm
 
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
 from gfdt.conventions import attrs as cf_attrs
@@ -24,7 +23,7 @@ from gfdt.data import Trajectories, as_trajectories
 from gfdt.response import _output
 from gfdt.response._score import data_mean, evaluate, resolve_score
 from gfdt.response.bootstrap import BlockBootstrap, Bootstrap, check_seed, n_blocks, stderr_arrays
-from gfdt.response.conjugate import Observable, Perturbation
+from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
 from gfdt.response.forcing import prediction_stderr, response_to_forcing
 from gfdt.scores.base import NotFittedError, ScoreEstimator
@@ -316,21 +315,8 @@ class ResponseEstimator:
 
     def _bootstrap_options(self) -> Bootstrap | None:
         """The bootstrap options (None without bootstrap), checked."""
-        if isinstance(self.bootstrap, Bootstrap):
-            check_seed(self.seed)
-            return self.bootstrap
-        if not isinstance(self.bootstrap, (bool, np.bool_)):
-            raise TypeError(f"bootstrap must be True, False or a Bootstrap(...), "
-                            f"got {self.bootstrap!r}")
-        nb = self.n_bootstrap
-        if isinstance(nb, bool) or not isinstance(nb, (int, np.integer)) or nb < 2:
-            raise ValueError(f"n_bootstrap must be an int >= 2, got {nb!r}")
-        bl = self.block_length
-        if bl is not None and (isinstance(bl, bool) or not isinstance(bl, (int, np.integer))
-                               or bl < 1):
-            raise ValueError(f"block_length must be None or a positive int, got {bl!r}")
         check_seed(self.seed)
-        return Bootstrap(n=int(nb), block_length=bl) if self.bootstrap else None
+        return Bootstrap.from_keywords(self.bootstrap, self.n_bootstrap, self.block_length)
 
     def _seed_streams(self, opts: Bootstrap | None
                       ) -> tuple[np.random.Generator, np.random.Generator]:
@@ -507,56 +493,14 @@ class ResponseEstimator:
 
         return obs, pert.bind(state_shape, self._seed_streams(None)[1], scale)
 
-    def _conjugate_series(self, data: Trajectories, model: ScoreEstimator, obs: Observable,
-                          pert: Perturbation | None) -> tuple[list, list, np.ndarray | None]:
-        """Observable :math:`A` at every sample and conjugate :math:`B` at the source times.
-
-        Returns the per-member series of A (T, n_obs) and B (T, q) (zero off the source
-        grid) and, with a perturbation, the mean over source states of
-        :math:`(A(x + h u) - A(x - h u)) / 2h` (the Stein sum rule's value).
-        """
-        stride, chunk = int(self.source_stride), int(self.batch_size)
-        d = int(np.prod(data.state_shape))
-        q = 1 if pert is not None else d
-        a_series, b_series = [], []
-        dA_sum, n_src = None, 0
-        bar = tqdm(total=data.n_samples, desc="GFDT", unit="state", unit_scale=True,
-                   disable=None if self.progress is None else not self.progress, leave=False)
-        try:
-            for k, T in enumerate(data.lengths):
-                a_parts, b_parts = [], []
-                for a in range(0, T, chunk):
-                    xb = data.read(k, a, min(a + chunk, T))
-                    a_parts.append(obs(xb))
-                    first = -a % stride  # source times are multiples of stride
-                    src = xb[first::stride]
-                    bb = np.zeros((xb.shape[0], q))
-                    if src.shape[0]:
-                        s = evaluate(model, src, chunk)
-                        if pert is None:
-                            bb[first::stride] = -s.reshape(len(src), d)
-                        else:
-                            bb[first::stride, 0] = pert.conjugate(src, s)
-                            h = pert.fd_step
-                            u = pert.field(src)
-                            dA = ((obs(src + h * u) - obs(src - h * u)) / (2 * h)).sum(axis=0)
-                            dA_sum = dA if dA_sum is None else dA_sum + dA
-                            n_src += len(src)
-                    b_parts.append(bb)
-                    bar.update(xb.shape[0])
-                a_series.append(np.concatenate(a_parts))
-                b_series.append(np.concatenate(b_parts))
-        finally:
-            bar.close()
-        return a_series, b_series, None if dA_sum is None else dA_sum / n_src
-
     def _fit_conjugate(self, data: Trajectories, model: ScoreEstimator, L: int) -> None:
         """Response of an observable to a perturbation (or to kicks of each coordinate)."""
         if self.normalize:
             raise ValueError("normalize=True applies to the plain state response, not with "
                              "observable or perturbation")
         obs, pert = self._conjugate_objects(data)
-        A, B, expected = self._conjugate_series(data, model, obs, pert)
+        A, B, expected = conjugate_series(data, model, obs, pert, int(self.source_stride),
+                                          int(self.batch_size), self.progress)
         mean_A = sum(v.sum(axis=0) for v in A) / data.n_samples
         stride = int(self.source_stride)
         shape = (L + 1, A[0].shape[1], B[0].shape[1])

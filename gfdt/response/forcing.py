@@ -79,36 +79,7 @@ def response_to_forcing(response: xr.DataArray, forcing, *, kind: str | None = N
     dt = _forcing_time_step(response, time_step)
     if kind is None:
         kind = response.attrs.get("response_kind")
-    if isinstance(forcing, xr.DataArray):
-        if "time" not in forcing.dims:
-            raise ValueError(f"forcing must have a 'time' dimension, got dims {forcing.dims}")
-        other = [dm for dm in forcing.dims if dm != "time"]
-        order = ["time"] + [dm for dm in response.dims[1:] if dm in other]
-        order += [dm for dm in other if dm not in order]
-        fda = forcing.transpose(*order)
-        tcoord = None
-        if "time" in forcing.coords:
-            tv = forcing["time"].values
-            if tv.size > 1 and np.issubdtype(tv.dtype, np.number):
-                steps = np.diff(tv.astype(float))
-                if np.any(np.abs(steps - dt) > 1e-6 * dt):
-                    raise ValueError(
-                        f"forcing's time coordinate must have the response's lag spacing "
-                        f"{dt:g} (got steps {steps.min():g} .. {steps.max():g})"
-                    )
-            tcoord = forcing["time"]
-        F = np.asarray(fda.values)
-    else:
-        tcoord = None
-        F = np.asarray(forcing)
-    if F.dtype == object or not np.issubdtype(F.dtype, np.number) \
-            or np.issubdtype(F.dtype, np.complexfloating):
-        raise TypeError("forcing must be a real numeric array")
-    F = F.astype(float)
-    if F.ndim < 1 or F.shape[0] < 1:
-        raise ValueError("forcing must have at least one time sample (axis 0)")
-    if not np.all(np.isfinite(F)):
-        raise ValueError("forcing contains NaN or inf")
+    F, tcoord = _forcing_values(response, forcing, dt)
     if kind is None:
         if "source" in response.dims:
             kind = "matrix"
@@ -118,39 +89,9 @@ def response_to_forcing(response: xr.DataArray, forcing, *, kind: str | None = N
             kind = "homogeneous"
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    out, dims = _convolve(R, F, kind, response.dims)
+    out *= dt
     N = F.shape[0]
-    nfft = sfft.next_fast_len(N + L)
-    if kind == "homogeneous":
-        if F.shape[1:] != R.shape[1:]:
-            raise ValueError(f"forcing must have shape (time, {', '.join(map(str, R.shape[1:]))})"
-                             f" for this field response, got {F.shape}")
-        axes = tuple(range(1, R.ndim))
-        Rh = sfft.rfftn(R, axes=axes) if axes else R.astype(complex)
-        Fh = sfft.rfftn(F, axes=axes) if axes else F.astype(complex)
-        conv = sfft.ifft(sfft.fft(Rh, n=nfft, axis=0) * sfft.fft(Fh, n=nfft, axis=0),
-                         axis=0)[:N]
-        out = (sfft.irfftn(conv, s=R.shape[1:], axes=axes) if axes else conv.real) * dt
-        dims = ("time", *response.dims[1:])
-    elif kind in ("matrix", "observable"):
-        if R.ndim != 3:
-            raise ValueError(f"a {kind} response needs dims (lag, observable, source), got "
-                             f"{response.dims}")
-        if F.shape[1:] != (R.shape[2],):
-            raise ValueError(f"forcing must have shape (time, {R.shape[2]}) for this response, "
-                             f"got {F.shape}")
-        fr = sfft.rfft(R, n=nfft, axis=0)
-        ff = sfft.rfft(F, n=nfft, axis=0)
-        out = sfft.irfft(np.einsum("fpq,fq->fp", fr, ff), n=nfft, axis=0)[:N] * dt
-        dims = ("time", response.dims[1])
-    else:  # perturbation
-        if F.ndim != 1:
-            raise ValueError(f"forcing of a perturbation response is an amplitude, shape "
-                             f"(time,), got {F.shape}")
-        fr = sfft.rfft(R, n=nfft, axis=0)
-        ff = sfft.rfft(F, n=nfft)
-        out = sfft.irfft(fr * ff.reshape(-1, *([1] * (R.ndim - 1))), n=nfft,
-                         axis=0)[:N] * dt
-        dims = ("time", *response.dims[1:])
     coords: dict[str, Any] = {}
     if tcoord is not None:
         coords["time"] = tcoord
@@ -164,6 +105,78 @@ def response_to_forcing(response: xr.DataArray, forcing, *, kind: str | None = N
             coords[dim] = response[dim]
     attrs = {**cf_attrs("prediction"), "time_step": float(dt), "kind": kind, "max_lag": int(L)}
     return xr.DataArray(out, dims=dims, coords=coords, name="predicted_response", attrs=attrs)
+
+
+def _forcing_values(response: xr.DataArray, forcing, dt: float) -> tuple[np.ndarray, Any]:
+    """The forcing as a real array, time first (dims in the response's order), and its
+    time coordinate (None for an array)."""
+    tcoord = None
+    if isinstance(forcing, xr.DataArray):
+        if "time" not in forcing.dims:
+            raise ValueError(f"forcing must have a 'time' dimension, got dims {forcing.dims}")
+        other = [dm for dm in forcing.dims if dm != "time"]
+        order = ["time"] + [dm for dm in response.dims[1:] if dm in other]
+        order += [dm for dm in other if dm not in order]
+        fda = forcing.transpose(*order)
+        if "time" in forcing.coords:
+            tv = forcing["time"].values
+            if tv.size > 1 and np.issubdtype(tv.dtype, np.number):
+                steps = np.diff(tv.astype(float))
+                if np.any(np.abs(steps - dt) > 1e-6 * dt):
+                    raise ValueError(
+                        f"forcing's time coordinate must have the response's lag spacing "
+                        f"{dt:g} (got steps {steps.min():g} .. {steps.max():g})"
+                    )
+            tcoord = forcing["time"]
+        F = np.asarray(fda.values)
+    else:
+        F = np.asarray(forcing)
+    if F.dtype == object or not np.issubdtype(F.dtype, np.number) \
+            or np.issubdtype(F.dtype, np.complexfloating):
+        raise TypeError("forcing must be a real numeric array")
+    F = F.astype(float)
+    if F.ndim < 1 or F.shape[0] < 1:
+        raise ValueError("forcing must have at least one time sample (axis 0)")
+    if not np.all(np.isfinite(F)):
+        raise ValueError("forcing contains NaN or inf")
+    return F, tcoord
+
+
+def _convolve(R: np.ndarray, F: np.ndarray, kind: str, rdims: tuple
+              ) -> tuple[np.ndarray, tuple]:
+    """:math:`\\sum_{j \\le n} R(n - j) F(j)` for the layout ``kind`` (zero-padded FFTs in
+    time; periodic in space for ``"homogeneous"``), and the result's dims."""
+    N, L = F.shape[0], R.shape[0] - 1
+    nfft = sfft.next_fast_len(N + L)
+    if kind == "homogeneous":
+        if F.shape[1:] != R.shape[1:]:
+            raise ValueError(f"forcing must have shape (time, {', '.join(map(str, R.shape[1:]))})"
+                             f" for this field response, got {F.shape}")
+        axes = tuple(range(1, R.ndim))
+        Rh = sfft.rfftn(R, axes=axes) if axes else R.astype(complex)
+        Fh = sfft.rfftn(F, axes=axes) if axes else F.astype(complex)
+        conv = sfft.ifft(sfft.fft(Rh, n=nfft, axis=0) * sfft.fft(Fh, n=nfft, axis=0),
+                         axis=0)[:N]
+        out = sfft.irfftn(conv, s=R.shape[1:], axes=axes) if axes else conv.real
+        return out, ("time", *rdims[1:])
+    if kind in ("matrix", "observable"):
+        if R.ndim != 3:
+            raise ValueError(f"a {kind} response needs dims (lag, observable, source), got "
+                             f"{rdims}")
+        if F.shape[1:] != (R.shape[2],):
+            raise ValueError(f"forcing must have shape (time, {R.shape[2]}) for this response, "
+                             f"got {F.shape}")
+        fr = sfft.rfft(R, n=nfft, axis=0)
+        ff = sfft.rfft(F, n=nfft, axis=0)
+        return (sfft.irfft(np.einsum("fpq,fq->fp", fr, ff), n=nfft, axis=0)[:N],
+                ("time", rdims[1]))
+    if F.ndim != 1:  # perturbation
+        raise ValueError(f"forcing of a perturbation response is an amplitude, shape "
+                         f"(time,), got {F.shape}")
+    fr = sfft.rfft(R, n=nfft, axis=0)
+    ff = sfft.rfft(F, n=nfft)
+    return (sfft.irfft(fr * ff.reshape(-1, *([1] * (R.ndim - 1))), n=nfft, axis=0)[:N],
+            ("time", *rdims[1:]))
 
 
 def _forcing_time_step(response: xr.DataArray, time_step: float | None) -> float:
