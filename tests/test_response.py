@@ -508,3 +508,28 @@ def test_lag_sums_equal_explicit_loops(stride, block):
         got, n = correlate([13, 20], read, sums, chunk, progress=False).total()
         np.testing.assert_array_equal(n, count)
         np.testing.assert_allclose(got, modes if is_modes else outer, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_gaussian_field_from_the_autocorrelation_equals_the_fitted_score(bootstrap):
+    """score="gaussian" on a homogeneous field takes the spectrum from the lag sums (one
+    pass); a GaussianScore fitted beforehand goes through score evaluations: the same
+    model, response and bootstrap errors up to rounding."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 150, 4, 6))
+    for t in range(1, 150):
+        x[:, t] = 0.7 * x[:, t - 1] + np.roll(x[:, t], 1, axis=-1) * 0.3 + 0.5 * x[:, t]
+    members = [m + 2.0 for m in x]
+    kw = dict(max_lag=6, homogeneous=True, bootstrap=bootstrap, n_bootstrap=10,
+              block_length=20, seed=1, normalize=True, progress=False)
+    fast = ResponseEstimator(score="gaussian", **kw).fit(members)
+    fitted = GaussianScore(homogeneous=True).fit(np.concatenate(members))
+    ref = ResponseEstimator(score=fitted, **kw).fit(members)
+    np.testing.assert_allclose(fast.score_model_.spectrum_, fitted.spectrum_, rtol=1e-12)
+    assert float(fast.score_model_.mean_) == pytest.approx(float(fitted.mean_), rel=1e-14)
+    for a, b in ((fast.response_, ref.response_), (fast.response_raw_, ref.response_raw_)):
+        np.testing.assert_allclose(a.values, b.values, rtol=0, atol=1e-12)
+    if bootstrap:
+        np.testing.assert_allclose(fast.response_stderr_.values, ref.response_stderr_.values,
+                                   rtol=0, atol=1e-12)
+    assert fast.stein_error_ < 1e-12  # the Gaussian sum rule holds exactly

@@ -116,8 +116,9 @@ def lagged_modes(uh: np.ndarray, sh: np.ndarray, L: int,
 def _add_products(freq: np.ndarray, uh: np.ndarray, sh: np.ndarray) -> None:
     """``freq += fft(uh) * conj(fft(sh))`` per column, time zero-padded to ``nfft``.
 
-    ``freq`` (M, nfft); ``uh`` (Tu, M), ``sh`` (Ts, M) with ``Ts + L <= nfft``. The
-    columns are copied, transposed, into zero-padded buffers and transformed in place.
+    ``freq`` (M, nfft); ``uh`` (Tu, M), ``sh`` (Ts, M) with ``Ts + L <= nfft``, or
+    None for ``sh = uh`` (then ``|fft(uh)|^2``, one transform). The columns are copied,
+    transposed, into zero-padded buffers and transformed in place.
     """
     M, nfft = freq.shape
     workers = fft_workers()
@@ -125,10 +126,13 @@ def _add_products(freq: np.ndarray, uh: np.ndarray, sh: np.ndarray) -> None:
     for a in range(0, M, chunk):
         b = min(a + chunk, M)
         fu = np.zeros((b - a, nfft), dtype=complex)
-        fs = np.zeros((b - a, nfft), dtype=complex)
         fu[:, : uh.shape[0]] = uh[:, a:b].T
-        fs[:, : sh.shape[0]] = sh[:, a:b].T
         fu = sfft.fft(fu, axis=1, workers=workers, overwrite_x=True)
+        if sh is None:
+            freq[a:b] += fu.real**2 + fu.imag**2
+            continue
+        fs = np.zeros((b - a, nfft), dtype=complex)
+        fs[:, : sh.shape[0]] = sh[:, a:b].T
         fs = sfft.fft(fs, axis=1, workers=workers, overwrite_x=True)
         np.conjugate(fs, out=fs)
         fu *= fs
@@ -251,9 +255,13 @@ class LagSums:
         """Add the pairs of source times ``start..stop`` of a member of length ``T``.
 
         ``u`` holds the targets ``start .. min(stop + L, T)``, ``s`` the sources
-        ``start .. stop`` (zero off the stride grid), both 2-D.
+        ``start .. stop`` (zero off the stride grid), both 2-D; ``s = None``: the
+        sources are the targets themselves (an autocorrelation; stride 1).
         """
         L = self.L
+        same = s is None
+        if same:
+            s = u[: stop - start]
         if self.bootstrap is not None:
             blen = self.block_length
             parts = (lagged_blocks_modes(u, s, L, blen) if self.modes
@@ -262,7 +270,7 @@ class LagSums:
             return
         self.counts += pair_counts(start, stop, T, L, stop - start, self.stride)[0]
         if self.freq is not None:
-            _add_products(self.freq, u, s)
+            _add_products(self.freq, u, None if same and u.shape[0] == s.shape[0] else s)
         elif self.modes:
             self.sums += lagged_modes(u, s, L, self.fft_bytes)
         else:
@@ -295,7 +303,8 @@ def correlate(lengths: Sequence[int], read: Callable[[int, int, int, int], tuple
     read : callable
         ``read(k, a, e, b)`` returns ``(targets, sources)`` of member ``k``: targets
         of samples ``a..e-1`` and sources of ``a..b-1`` (``e = min(b + L, T)``), each
-        2-D; it does the one read of the block and any transform (scores, FFTs).
+        2-D, or sources None when they are the targets; it does the one read of the
+        block and any transform (scores, FFTs).
     sums : LagSums
     block : int
         Source times per block (a multiple of the stride and of the bootstrap block).

@@ -27,6 +27,7 @@ from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
 from gfdt.response.forcing import prediction_stderr, response_to_forcing
 from gfdt.scores.base import NotFittedError, ScoreEstimator
+from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems.base import System
 
 __all__ = ["ResponseEstimator"]
@@ -378,10 +379,13 @@ class ResponseEstimator:
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
         t0 = time.perf_counter()
-        model, streamed = resolve_score(
-            self.score, data, homogeneous, system=self.system,
-            score_options=self.score_options, memory_budget=self.memory_budget,
-            progress=self.progress)
+        if self._gaussian_from_autocorrelation(data, homogeneous):
+            model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
+        else:
+            model, streamed = resolve_score(
+                self.score, data, homogeneous, system=self.system,
+                score_options=self.score_options, memory_budget=self.memory_budget,
+                progress=self.progress)
         t1 = time.perf_counter()
         if self.observable is not None or self.perturbation is not None:
             self._fit_conjugate(data, model, L)
@@ -391,6 +395,21 @@ class ResponseEstimator:
         self.n_samples_ = data.n_samples
         self.timings_ = {"score_fit_s": t1 - t0, "correlation_s": time.perf_counter() - t1}
         return self
+
+    def _gaussian_from_autocorrelation(self, data: Trajectories, homogeneous: bool) -> bool:
+        """Whether the Gaussian score of a homogeneous field comes from the lag sums.
+
+        For the homogeneous Gaussian score :math:`\\hat s_k = -\\hat u_k / S_k` the
+        sources are the targets scaled per mode, so the lag sums are the per-mode
+        autocovariances times :math:`1/S_k`, and the spectrum :math:`S_k` is their lag 0:
+        one pass over the data (no separate fit, no score evaluation) gives the same
+        estimate up to rounding. Used for ``score="gaussian"`` on in-memory data with
+        ``source_stride=1`` and no ``memory_budget``.
+        """
+        return (isinstance(self.score, str) and self.score.lower() == "gaussian"
+                and homogeneous and not data.lazy and int(self.source_stride) == 1
+                and self.memory_budget is None and self.observable is None
+                and self.perturbation is None)
 
     def _fit_state(self, data: Trajectories, model: ScoreEstimator, L: int,
                    homogeneous: bool, streamed: bool) -> None:
@@ -421,12 +440,15 @@ class ResponseEstimator:
                 else 8 * shape[0] * d * d, homogeneous=homogeneous,
                 model_bytes=estimator_bytes(model), batch_size=int(self.batch_size),
                 stride=stride, bootstrap=None if boot is None else (boot.n_bootstrap, blen))
-        spectral = _spectral_score(model) if homogeneous else None
+        autocov = not model.is_fitted  # a Gaussian fitted below from the lag sums
+        spectral = _spectral_score(model) if homogeneous and not autocov else None
         workers = fft_workers()
 
-        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
             xe = data.read(k, a, e)  # sources a..b-1 and their targets (one read)
             u = xe - self.mean_
+            if autocov:  # sources: the targets (scaled per mode below)
+                return sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1), None
             if spectral is not None:  # a score diagonal in Fourier space: no field round trip
                 uh = sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1)
                 if stride == 1:
@@ -448,7 +470,14 @@ class ResponseEstimator:
                                  block=block if budget is None else None),
                          block, progress=self.progress)
 
+        if autocov:  # the spectrum is the lag-0 autocovariance of the modes
+            lag0, counts = sums.total()
+            model.fit_spectrum(float(self.mean_), (lag0[0].real / (counts[0] * d))
+                               .reshape(spec_shape), state_shape)
+
         def raw_of(m: np.ndarray) -> np.ndarray:
+            if autocov:
+                m = -model.spectral_score(m)
             if homogeneous:
                 return np.fft.irfftn(m.reshape(L + 1, *spec_shape), s=state_shape,
                                      axes=axes) / d

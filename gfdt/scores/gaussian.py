@@ -148,6 +148,37 @@ class GaussianScore(ScoreEstimator):
             self.precision_ = np.linalg.pinv(self.covariance_, rcond=self.rcond, hermitian=True)
         return self
 
+    def fit_spectrum(self, mean: float, spectrum: np.ndarray,
+                     state_shape: tuple[int, ...]) -> GaussianScore:
+        """Fit a homogeneous score from its mean and power spectrum, computed elsewhere.
+
+        Parameters
+        ----------
+        mean : float
+            Mean of the field.
+        spectrum : numpy.ndarray
+            :math:`E|\\hat x_k - \\hat\\mu_k|^2 / n_{cells}` on the ``rfftn`` grid of the
+            state (the layout of ``spectrum_``).
+        state_shape : tuple of int
+
+        Returns
+        -------
+        GaussianScore
+            ``self``, fitted as :meth:`fit` would on data with these moments.
+        """
+        self._check_params()
+        if not self.homogeneous:
+            raise ValueError("fit_spectrum needs homogeneous=True")
+        spectrum = np.asarray(spectrum, dtype=float)
+        if spectrum.shape != np.fft.rfftn(np.zeros(state_shape)).shape:
+            raise ValueError(f"spectrum has shape {spectrum.shape}, not the rfftn grid of "
+                             f"{tuple(state_shape)}")
+        self.state_shape_ = tuple(state_shape)
+        self.mean_ = np.asarray(float(mean))
+        self.spectrum_ = spectrum
+        self._set_inverse_spectrum()
+        return self
+
     def _set_inverse_spectrum(self) -> None:
         inv = np.zeros_like(self.spectrum_)
         ok = self.spectrum_ > self.rcond * self.spectrum_.max()
