@@ -5,6 +5,9 @@ targets :math:`A` and sources :math:`B` (plain GFDT: :math:`A = x - \\mu`,
 :math:`B = -s`; observables and perturbations: :mod:`gfdt.response.conjugate`) and
 hands them to the one lagged-correlation engine (:mod:`gfdt.response.correlate`),
 with error bars from :mod:`gfdt.response.bootstrap`.
+
+The module is longer than gfdt's ~500-line guide because about 200 of its lines are the
+class docstring, the one reference of the estimator's parameters and attributes.
 """
 
 from __future__ import annotations
@@ -426,44 +429,14 @@ class ResponseEstimator:
         spec_shape = np.fft.rfftn(np.zeros(state_shape)).shape
         shape = (L + 1, int(np.prod(spec_shape))) if homogeneous else (L + 1, d, d)
         stride = int(self.source_stride)
-        block = max(4 * L, 2048)
-        block += -block % stride  # blocks start on source times
         boot, blen = self._start_bootstrap(data, L, shape, complex if homogeneous else float,
                                            stride)
-        if boot is not None:
-            block = blen * -(-block // blen)  # chunks hold whole bootstrap blocks
-        fft_bytes = FFT_BYTES
-        budget = parse_bytes(self.memory_budget)
-        if budget is not None:  # block length and FFT work space from the budget
-            block, fft_bytes = correlation_block(
-                budget, d=d, L=L, result_bytes=16 * shape[0] * shape[1] if homogeneous
-                else 8 * shape[0] * d * d, homogeneous=homogeneous,
-                model_bytes=estimator_bytes(model), batch_size=int(self.batch_size),
-                stride=stride, bootstrap=None if boot is None else (boot.n_bootstrap, blen))
+        block, fft_bytes, budget = self._block_plan(
+            L, boot, blen, dict(d=d, result_bytes=16 * shape[0] * shape[1] if homogeneous
+                                else 8 * shape[0] * d * d, homogeneous=homogeneous,
+                                model_bytes=estimator_bytes(model)))
         autocov = not model.is_fitted  # a Gaussian fitted below from the lag sums
-        spectral = _spectral_score(model) if homogeneous and not autocov else None
-        workers = fft_workers()
-
-        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
-            xe = data.read(k, a, e)  # sources a..b-1 and their targets (one read)
-            u = xe - self.mean_
-            if autocov:  # sources: the targets (scaled per mode below)
-                return sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1), None
-            if spectral is not None:  # a score diagonal in Fourier space: no field round trip
-                uh = sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1)
-                if stride == 1:
-                    sh = spectral(uh[: b - a], self.mean_)
-                else:
-                    sh = np.zeros((b - a, uh.shape[1]), dtype=complex)
-                    sh[::stride] = spectral(uh[: b - a: stride], self.mean_)
-                return uh, np.negative(sh, out=sh)
-            s = np.zeros_like(xe[: b - a])
-            s[::stride] = evaluate(model, xe[: b - a: stride], int(self.batch_size))
-            if homogeneous:
-                return (sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1),
-                        -sfft.rfftn(s, axes=axes, workers=workers).reshape(b - a, -1))
-            return u.reshape(e - a, d), -s.reshape(b - a, d)
-
+        read = self._state_reader(data, model, homogeneous, autocov)
         sums = correlate(data.lengths, read,
                          LagSums(L, modes=homogeneous, shape=shape, stride=stride,
                                  bootstrap=boot, block_length=blen, fft_bytes=fft_bytes,
@@ -484,6 +457,68 @@ class ResponseEstimator:
             return m
 
         raw = raw_of(sums.mean())
+        self._state_outputs(raw, data, homogeneous, axes)
+        self._finish_bootstrap(boot, raw_of, lambda r: _normalize(r, homogeneous, axes))
+        logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
+                    self.stein_error_)
+
+    def _block_plan(self, L: int, boot: BlockBootstrap | None, blen: int,
+                    sizes: dict | None = None) -> tuple[int, int, int | None]:
+        """Source times per read block, FFT work space and the memory budget (bytes).
+
+        Blocks start on source times and hold whole bootstrap blocks; with a memory
+        budget and ``sizes`` (``d``, ``result_bytes``, ``homogeneous``, ``model_bytes``)
+        their length comes from :func:`~gfdt._memory.correlation_block`.
+        """
+        stride = int(self.source_stride)
+        block = max(4 * L, 2048)
+        block += -block % stride
+        if boot is not None:
+            block = blen * -(-block // blen)
+        budget = parse_bytes(self.memory_budget)
+        if budget is None or sizes is None:
+            return block, FFT_BYTES, None
+        block, fft_bytes = correlation_block(
+            budget, L=L, batch_size=int(self.batch_size), stride=stride,
+            bootstrap=None if boot is None else (boot.n_bootstrap, blen), **sizes)
+        return block, fft_bytes, budget
+
+    def _state_reader(self, data: Trajectories, model: ScoreEstimator, homogeneous: bool,
+                      autocov: bool) -> Callable:
+        """``read(k, a, e, b)`` of the plain GFDT: targets :math:`x - \\mu`, sources
+        :math:`-s` on the stride grid (spatial Fourier modes for a homogeneous field)."""
+        stride, d = int(self.source_stride), int(np.prod(data.state_shape))
+        axes = tuple(range(1, 1 + len(data.state_shape)))
+        spectral = _spectral_score(model) if homogeneous and not autocov else None
+        workers = fft_workers()
+
+        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
+            xe = data.read(k, a, e)  # sources a..b-1 and their targets (one read)
+            u = xe - self.mean_
+            if autocov:  # sources: the targets (scaled per mode later)
+                return sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1), None
+            if spectral is not None:  # a score diagonal in Fourier space: no field round trip
+                uh = sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1)
+                if stride == 1:
+                    sh = spectral(uh[: b - a], self.mean_)
+                else:
+                    sh = np.zeros((b - a, uh.shape[1]), dtype=complex)
+                    sh[::stride] = spectral(uh[: b - a: stride], self.mean_)
+                return uh, np.negative(sh, out=sh)
+            s = np.zeros_like(xe[: b - a])
+            s[::stride] = evaluate(model, xe[: b - a: stride], int(self.batch_size))
+            if homogeneous:
+                return (sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1),
+                        -sfft.rfftn(s, axes=axes, workers=workers).reshape(b - a, -1))
+            return u.reshape(e - a, d), -s.reshape(b - a, d)
+
+        return read
+
+    def _state_outputs(self, raw: np.ndarray, data: Trajectories, homogeneous: bool,
+                       axes: tuple[int, ...]) -> None:
+        """``response_raw_``, ``response_``, ``stein_`` and ``stein_error_`` of the plain
+        GFDT from the raw response ``raw`` (lag first)."""
+        state_shape, d = data.state_shape, int(np.prod(data.state_shape))
         self.homogeneous_ = homogeneous
         self.response_raw_ = _output.state_response(raw, data, homogeneous, False,
                                                     self._method())
@@ -499,9 +534,6 @@ class ResponseEstimator:
                                                     homogeneous, True, self._method())
         self.response_kind_ = "homogeneous" if homogeneous else "matrix"
         self.stein_expected_ = None
-        self._finish_bootstrap(boot, raw_of, lambda r: _normalize(r, homogeneous, axes))
-        logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
-                    self.stein_error_)
 
     # -------------------------------------------------- observables, perturbations
     def _conjugate_objects(self, data: Trajectories
@@ -534,10 +566,7 @@ class ResponseEstimator:
         stride = int(self.source_stride)
         shape = (L + 1, A[0].shape[1], B[0].shape[1])
         boot, blen = self._start_bootstrap(data, L, shape, float, stride)
-        block = max(4 * L, 2048)
-        block += -block % stride
-        if boot is not None:
-            block = blen * -(-block // blen)
+        block = self._block_plan(L, boot, blen)[0]  # A and B are in memory: no budget
         sums = correlate(data.lengths, lambda k, a, e, b: (A[k][a:e] - mean_A, B[k][a:b]),
                          LagSums(L, modes=False, shape=shape, stride=stride, bootstrap=boot,
                                  block_length=blen), block, progress=False)
