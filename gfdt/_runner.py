@@ -241,5 +241,16 @@ def client_threads(client) -> int:
     return total
 
 
+def workers_for(n_workers: int | None, n_members: int, client) -> int:
+    """Threads per member group: all cores locally, 1 per Dask task by default.
+
+    A closed or wrong ``client`` fails here, before any work.
+    """
+    if client is None:
+        return resolve_workers(n_workers, n_members)
+    client_threads(client)
+    return 1 if n_workers is None else check_count(n_workers, "n_workers")
+
+
 def token() -> str:
     return os.urandom(6).hex()

@@ -23,11 +23,11 @@ from gfdt._runner import (
     chunks,
     client_threads,
     member_generators,
-    resolve_workers,
     run_tasks,
     seed_sequence,
     token,
     warm_up,
+    workers_for,
 )
 from gfdt.systems.base import System
 
@@ -153,18 +153,8 @@ def simulate(
                                                             duration, save_interval)
     ss = seed_sequence(seed)
     rngs = member_generators(ss, n_members)
-    if client is None:
-        n_workers = resolve_workers(n_workers, n_members)
-    else:
-        n_workers = 1 if n_workers is None else check_count(n_workers, "n_workers")
-
-    if initial is not None:
-        fields = as_member_fields(initial, system, n_members, "initial")
-        auxes = np.stack([system.initial_state(rngs[k])[1] for k in range(n_members)])
-    else:
-        states = [system.initial_state(rngs[k]) for k in range(n_members)]
-        fields = np.stack([s[0] for s in states])
-        auxes = np.stack([s[1] for s in states])
+    n_workers = workers_for(n_workers, n_members, client)
+    fields, auxes = _start_states(system, initial, rngs)
 
     plan = _plan(burn_steps, n_saves, save_every)
     total_steps = burn_steps + (n_saves - 1) * save_every
@@ -218,6 +208,19 @@ def simulate(
     if save_hidden:
         aux = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     return _dataset(system, u, aux, parts[0][2], attrs)
+
+
+def _start_states(system: System, initial, rngs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Fields (member, y, x) and hidden states (member, n_aux) the members start from."""
+    n_members = len(rngs)
+    if initial is not None:
+        fields = as_member_fields(initial, system, n_members, "initial")
+        auxes = np.stack([system.initial_state(rngs[k])[1] for k in range(n_members)])
+    else:
+        states = [system.initial_state(rngs[k]) for k in range(n_members)]
+        fields = np.stack([s[0] for s in states])
+        auxes = np.stack([s[1] for s in states])
+    return fields, auxes
 
 
 def _check_run(system: System, n_members, burn_in, duration, save_interval

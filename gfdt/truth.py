@@ -19,11 +19,11 @@ from gfdt._runner import (
     client_threads,
     clone_generator,
     member_generators,
-    resolve_workers,
     run_tasks,
     seed_sequence,
     token,
     warm_up,
+    workers_for,
 )
 from gfdt.response.conjugate import Observable, Perturbation
 from gfdt.systems.base import System
@@ -154,7 +154,7 @@ def perturbation_response(
             raise ValueError("pass either pixel or perturbation, not both")
         pert = _perturbation(perturbation, system, fields)
     ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
-    n_workers = _workers(n_workers, n_members, client)
+    n_workers = workers_for(n_workers, n_members, client)
     steps = max_lag * save_every
     shape = (max_lag + 1, *system.state_shape)
     job = _PairedJob(system=system, pixels=pixels, delta=float(delta), n_windows=n_windows,
@@ -353,14 +353,6 @@ def _dataset(system: System, obs: Observable | None, mean: np.ndarray, se: np.nd
     )
 
 
-def _workers(n_workers: int | None, n_members: int, client) -> int:
-    """Threads per member group: all cores locally, 1 per Dask task by default."""
-    if client is None:
-        return resolve_workers(n_workers, n_members)
-    client_threads(client)  # a closed or wrong client fails here, before any work
-    return 1 if n_workers is None else check_count(n_workers, "n_workers")
-
-
 def _perturbation(perturbation, system: System, fields: np.ndarray) -> Perturbation:
     """The perturbation field ``u`` for ``system``, its shape checked on one state."""
     if isinstance(perturbation, Perturbation):
@@ -502,7 +494,7 @@ def forced_response(
     obs = _observable(observable, system)
     n_times = kicks.shape[0]
     ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
-    n_workers = _workers(n_workers, n_members, client)
+    n_workers = workers_for(n_workers, n_members, client)
     shape = (n_times, *system.state_shape)
     job = _PairedJob(system=system, pixels=[], delta=1.0, n_windows=1, steps=0,
                      save_every=save_every, shape=shape, observable=obs, perturbation=pert,
