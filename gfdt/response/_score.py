@@ -109,15 +109,24 @@ def resolve_score(score, data: Trajectories, homogeneous: bool, *, system: Syste
         opts = {"progress": progress, **(score_options or {})}
         if "homogeneous" in inspect.signature(cls.__init__).parameters:
             opts = {"homogeneous": homogeneous, **opts}
-        return cls(**opts).fit(data.samples()), False
+        return _fit_on(cls(**opts), data), False
     if isinstance(score, ScoreEstimator):
         if not score.is_fitted and isinstance(score, GaussianScore):
             return _fit_gaussian(score, data, memory_budget, progress), data.lazy
-        return (score if score.is_fitted else score.fit(data.samples())), False
+        return (score if score.is_fitted else _fit_on(score, data)), False
     if callable(score):
         return AnalyticScore(score, name=getattr(score, "__name__", "callable")).fit(), False
     raise TypeError(f"score must be a name ({', '.join(('exact', *score_names()))}), a "
                     f"callable or a ScoreEstimator, got {type(score).__name__}")
+
+
+def _fit_on(model: ScoreEstimator, data: Trajectories) -> ScoreEstimator:
+    """Fit a score estimator on the data: the :class:`~gfdt.data.Trajectories` itself
+    when the estimator reads them (class attribute ``accepts_trajectories = True``: it
+    can stream Dask-backed members block by block), else all samples stacked."""
+    if getattr(model, "accepts_trajectories", False):
+        return model.fit(data)
+    return model.fit(data.samples())
 
 
 def evaluate(model: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
