@@ -533,3 +533,29 @@ def test_gaussian_field_from_the_autocorrelation_equals_the_fitted_score(bootstr
         np.testing.assert_allclose(fast.response_stderr_.values, ref.response_stderr_.values,
                                    rtol=0, atol=1e-12)
     assert fast.stein_error_ < 1e-12  # the Gaussian sum rule holds exactly
+
+
+def test_a_score_that_reads_trajectories_gets_them_unstacked():
+    """An estimator with ``accepts_trajectories = True`` is fitted on the Trajectories
+    (it may stream them); the others get the stacked samples."""
+    from gfdt.data import Trajectories
+    from gfdt.scores.base import ScoreEstimator
+
+    class Streaming(ScoreEstimator):
+        accepts_trajectories = True
+
+        def fit(self, X):
+            self.got_ = X
+            self.mean_ = np.concatenate([X.read(k, 0, T) for k, T in enumerate(X.lengths)]
+                                        ).mean(axis=0)
+            return self
+
+        def score(self, x):
+            return -(np.asarray(x) - self.mean_)
+
+    members = [np.random.default_rng(k).standard_normal((50, 2)) for k in range(2)]
+    est = ResponseEstimator(score=Streaming(), max_lag=2, bootstrap=False).fit(members)
+    assert isinstance(est.score_model_.got_, Trajectories)
+    ref = ResponseEstimator(score=lambda b: -(b - est.score_model_.mean_), max_lag=2,
+                            bootstrap=False).fit(members)
+    np.testing.assert_array_equal(est.response_.values, ref.response_.values)
