@@ -92,8 +92,9 @@ def lagged_modes(uh: np.ndarray, sh: np.ndarray, L: int,
 
     ``uh`` (Tu, M) targets, ``sh`` (Ts, M) sources (matching columns, complex), with
     ``Tu <= Ts + L``; zero padding to ``nfft >= Ts + L`` removes circular wrap. The
-    columns are transformed in chunks of at most ``work_bytes``, time made the
-    contiguous axis first (FFTs over strided columns are several times slower).
+    columns are transformed in chunks of three ``(chunk, nfft)`` arrays within
+    ``work_bytes``, time made the contiguous axis (FFTs over strided columns are
+    several times slower).
 
     Returns
     -------
@@ -103,13 +104,14 @@ def lagged_modes(uh: np.ndarray, sh: np.ndarray, L: int,
     nfft = sfft.next_fast_len(Ts + L)
     chunk = max(1, work_bytes // (16 * nfft * 3))
     out = np.empty((L + 1, M), dtype=complex)
-    workers = fft_workers()
+    freq = np.empty((min(chunk, M), nfft), dtype=complex)
     for a in range(0, M, chunk):
         b = min(a + chunk, M)
-        fu = sfft.fft(np.ascontiguousarray(uh[:, a:b].T), n=nfft, axis=1, workers=workers)
-        fs = sfft.fft(np.ascontiguousarray(sh[:, a:b].T), n=nfft, axis=1, workers=workers)
-        fu *= fs.conj()
-        out[:, a:b] = sfft.ifft(fu, axis=1, workers=workers)[:, : L + 1].T
+        part = freq[: b - a]
+        part[:] = 0
+        _add_products(part, uh[:, a:b], sh[:, a:b])
+        out[:, a:b] = sfft.ifft(part, axis=1, workers=fft_workers(),
+                                overwrite_x=True)[:, : L + 1].T
     return out
 
 
