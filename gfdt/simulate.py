@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from gfdt import conventions
+import gfdt.conventions as conventions
 from gfdt._atomic import atomic_path, atomic_write_text
 from gfdt._runner import (
     Integrator,
@@ -200,7 +200,7 @@ def simulate(
     finally:
         bar.close()
     if path is not None:
-        from gfdt import io
+        import gfdt.io as io
 
         return io.open_run(path)
     u = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
@@ -500,7 +500,7 @@ class _DirectoryStore:
         return self.segment
 
     def write(self, buf, abuf, times, fields, auxes, rngs) -> None:
-        from gfdt import io
+        import gfdt.io as io
 
         if buf.shape[1]:
             ds = _dataset(self.system, buf, abuf if self.hidden else None, times,

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import xarray as xr
 
-from gfdt import conventions
+import gfdt.conventions as conventions
 from gfdt._runner import (
     Integrator,
     Progress,
