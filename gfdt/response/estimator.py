@@ -508,9 +508,10 @@ class ResponseEstimator:
             s = np.zeros_like(xe[: b - a])
             s[::stride] = evaluate(model, xe[: b - a: stride], int(self.batch_size))
             if homogeneous:
-                return (sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1),
-                        -sfft.rfftn(s, axes=axes, workers=workers).reshape(b - a, -1))
-            return u.reshape(e - a, d), -s.reshape(b - a, d)
+                uh = sfft.rfftn(u, axes=axes, workers=workers).reshape(e - a, -1)
+                s = sfft.rfftn(s, axes=axes, workers=workers).reshape(b - a, -1)
+                return uh, np.negative(s, out=s)  # in place: no copy beyond the budget
+            return u.reshape(e - a, d), np.negative(s, out=s).reshape(b - a, d)
 
         return read
 
