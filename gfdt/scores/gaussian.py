@@ -116,7 +116,9 @@ class GaussianScore(ScoreEstimator):
                 b_mean = means.mean()
                 # scipy's FFT on all cores; |z|^2 as re^2 + im^2 (no square root)
                 xh = scipy.fft.rfftn(dev, axes=axes, workers=os.cpu_count() or 1)
-                spec = (xh.real**2 + xh.imag**2).sum(axis=0)
+                power = xh.real**2
+                power += xh.imag**2
+                spec = power.sum(axis=0)
                 spec.flat[0] = ncell**2 * np.sum((means - b_mean) ** 2)
             else:
                 dev = (X - shift).reshape(k, -1)
