@@ -21,7 +21,7 @@ logger = logging.getLogger("gfdt")
 
 
 class LazyMember:
-    """One member of Dask-backed (out-of-core) data, shape (time, *state).
+    """One member of Dask-backed (out-of-core) data, shape ``(time, *state)``.
 
     Nothing is read until it is sliced: ``member[a:b]`` reads samples ``a..b-1`` only
     (one Dask compute), checks them and returns them as a float64 numpy array. Unless a
@@ -33,7 +33,7 @@ class LazyMember:
 
     Parameters
     ----------
-    data : dask.array.Array, shape (time, *state)
+    data : dask.array.Array, shape ``(time, *state)``
     name : str
         Name used in error messages.
     """
@@ -76,7 +76,7 @@ class LazyMember:
 
 @dataclasses.dataclass
 class Trajectories:
-    """Independent members, each of shape (time, *state), plus metadata.
+    """Independent members, each of shape ``(time, *state)``, plus metadata.
 
     Attributes
     ----------
@@ -112,7 +112,7 @@ class Trajectories:
         return [int(m.shape[0]) for m in self.members]
 
     def read(self, member: int, start: int, stop: int) -> np.ndarray:
-        """Samples ``start..stop-1`` of one member, float64, shape (n, *state) (one read)."""
+        """Samples ``start..stop-1`` of one member, float64, shape ``(n, *state)`` (one read)."""
         return np.asarray(self.members[member][start:stop], dtype=float)
 
     @property
@@ -139,7 +139,7 @@ class Trajectories:
                 yield np.asarray(m[a:a + size], dtype=float)
 
     def samples(self, stride: int = 1) -> np.ndarray:
-        """States stacked, every ``stride``-th of each member: shape (n, *state).
+        """States stacked, every ``stride``-th of each member: shape ``(n, *state)``.
 
         The training samples of a score estimator; Dask-backed members are read here.
         """
@@ -246,11 +246,11 @@ def _same_step(a, b) -> bool:
 
 
 def as_trajectories(X, name: str = "X") -> Trajectories:
-    """Turn ``X`` into independent members of shape (time, *state).
+    """Turn ``X`` into independent members of shape ``(time, *state)``.
 
     Accepted: an xarray DataArray with a ``time`` dim and optionally ``member`` (all
     other dims are state); a Dataset with one data variable (or ``u``); an ndarray of
-    shape (time, *state); a list of such arrays (independent members); or a
+    shape ``(time, *state)``; a list of such arrays (independent members); or a
     :class:`Trajectories` (returned as is).
     """
     if isinstance(X, Trajectories):

@@ -131,7 +131,7 @@ def _fit_on(model: ScoreEstimator, data: Trajectories) -> ScoreEstimator:
 
 def evaluate(model: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
              batch_size: int) -> np.ndarray:
-    """Scores of the states ``x`` (batch, *state) in batches, checked; same shape."""
+    """Scores of the states ``x`` ``(batch, *state)`` in batches, checked; same shape."""
     out = np.empty_like(x)
     for a in range(0, x.shape[0], batch_size):
         b = min(a + batch_size, x.shape[0])

@@ -222,7 +222,7 @@ class Perturbation:
         return out
 
     def field(self, x: np.ndarray) -> np.ndarray:
-        """:math:`u(x)`, shape (batch, *state)."""
+        """:math:`u(x)`, shape ``(batch, *state)``."""
         x = np.asarray(x, dtype=float)
         if self.autograd:
             from gfdt.scores._autograd import torch_apply
@@ -235,7 +235,7 @@ class Perturbation:
         return self._numpy_field(x)
 
     def field_and_divergence(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:math:`u(x)` (batch, *state) and :math:`\\nabla\\cdot u(x)` (batch,)."""
+        """:math:`u(x)` ``(batch, *state)`` and :math:`\\nabla\\cdot u(x)` (batch,)."""
         x = np.asarray(x, dtype=float)
         b = x.shape[0]
         if self.constant is not None:
@@ -262,7 +262,7 @@ class Perturbation:
     def conjugate(self, x: np.ndarray, s: np.ndarray, return_field: bool = False):
         """:math:`B(x) = -\\nabla\\cdot u - u \\cdot s`, shape (batch,).
 
-        With ``return_field``, also :math:`u(x)` (batch, *state), evaluated once.
+        With ``return_field``, also :math:`u(x)` ``(batch, *state)``, evaluated once.
         """
         u, div = self.field_and_divergence(x)
         b = x.shape[0]
