@@ -1,4 +1,11 @@
-"""Ground-truth ("dynamical") responses from paired perturbation ensembles."""
+"""Ground-truth ("dynamical") responses from paired perturbation ensembles.
+
+One driver (:func:`_drive`) runs every member with its perturbed twin(s) on threads or a
+Dask cluster and reduces the results in member order; :func:`perturbation_response`
+(impulses) and :func:`forced_response` (forcings) differ only in what a member's twin
+receives (:func:`_paired_member`, :func:`_forced_member`). The module runs past the
+~500-line guide by its two public docstrings (about 150 lines).
+"""
 
 from __future__ import annotations
 
