@@ -42,8 +42,8 @@ logger = logging.getLogger("gfdt.benchmarks")
 
 SIZES = {  # members, frames, grid, lags, members of the direct loop
     "quick": (8, 400, 16, 20, 8),
-    "default": (128, 2000, 32, 100, 4),
-    "paper": (128, 2000, 32, 100, 16),
+    "default": (128, 2000, 32, 100, 16),
+    "paper": (128, 2000, 32, 100, 32),
 }
 
 
