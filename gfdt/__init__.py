@@ -4,37 +4,71 @@ The generalized fluctuation-dissipation theorem (GFDT) turns the score
 :math:`\\nabla \\log p` of a system's stationary statistics into its response to small
 perturbations. gfdt simulates stochastic systems, estimates scores and computes
 responses, with perturbation ground truth to check them.
+
+Heavy dependencies load on first use: ``gfdt.plotting`` (matplotlib), ``gfdt.io``,
+``gfdt.metrics``, ``gfdt.sampling`` and the learned score estimators (torch) are
+imported when first accessed, so ``import gfdt`` and a Gaussian fit never import torch
+or matplotlib.
 """
 
+import importlib
 import logging
+from typing import Any
 
 # _progress first: tqdm.auto without its import-time TqdmWarning in notebooks
 from gfdt import _progress as _progress
-from gfdt import io, metrics, plotting, scores, stats, systems
-from gfdt.response import ResponseEstimator, response_to_forcing
+from gfdt import conventions, data, scores, stats, systems
+from gfdt.response import (
+    Bootstrap,
+    Observable,
+    Perturbation,
+    ResponseEstimator,
+    response_to_forcing,
+)
 from gfdt.simulate import simulate
 from gfdt.systems import AllenCahn, NavierStokes2D, OrnsteinUhlenbeck, SimulationDiverged
 from gfdt.truth import forced_response, perturbation_response
 
-__version__ = "0.1.0"
+__version__ = conventions.version()
 
 logging.getLogger("gfdt").addHandler(logging.NullHandler())
 
+_LAZY = ("io", "metrics", "nullmodel", "plotting", "sampling")
+
 __all__ = [
     "AllenCahn",
+    "Bootstrap",
     "NavierStokes2D",
+    "Observable",
     "OrnsteinUhlenbeck",
+    "Perturbation",
     "ResponseEstimator",
     "SimulationDiverged",
     "__version__",
+    "conventions",
+    "data",
     "forced_response",
     "io",
     "metrics",
+    "nullmodel",
     "perturbation_response",
     "plotting",
     "response_to_forcing",
+    "sampling",
     "scores",
     "simulate",
     "stats",
     "systems",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"gfdt.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'gfdt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -133,7 +133,7 @@ def correlation_block(budget: int, *, d: int, L: int, result_bytes: int, homogen
         fixed += 2 * fft_bytes  # the transforms of a mode chunk and their product
     quantum = stride
     if bootstrap is not None:
-        from gfdt._bootstrap import _FLUSH
+        from gfdt.response.bootstrap import _FLUSH
 
         n_boot, blen = bootstrap
         fixed += (n_boot + _FLUSH) * result_bytes

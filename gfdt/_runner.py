@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+import xarray as xr
 
+from gfdt._progress import tqdm
 from gfdt.systems.base import SimulationDiverged, System
 
 logger = logging.getLogger("gfdt")
@@ -171,3 +172,85 @@ def chunks(total: int, size: int) -> list[int]:
     if total % size:
         out.append(total % size)
     return out
+
+
+def as_member_fields(initial, system: System, n_members: int | None, name: str) -> np.ndarray:
+    """Validate initial fields given as (member, y, x) (DataArray or array).
+
+    Returns a new C-contiguous float64 array: runs advance it in place, so it must
+    never share memory with the caller's data.
+    """
+    if isinstance(initial, xr.Dataset):
+        if system.variable not in initial:
+            raise ValueError(f"{name} has no variable {system.variable!r}")
+        initial = initial[system.variable]
+    if isinstance(initial, xr.DataArray):
+        if "time" in initial.dims:
+            raise ValueError(
+                f"{name} has a 'time' dimension; pick one time, e.g. {name}.isel(time=-1)"
+            )
+        if "member" in initial.dims:
+            initial = initial.transpose("member", ...)
+        initial = initial.values
+    try:
+        raw = np.asarray(initial)
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"{name} must be an array of shape (member, y, x)") from None
+    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    arr = raw.astype(float)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != system.state_shape:
+        raise ValueError(
+            f"{name} must have shape (member, {system.n}, {system.n}), got {np.shape(initial)}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no members (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if n_members is not None and arr.shape[0] != n_members:
+        raise ValueError(f"{name} has {arr.shape[0]} members but n_members = {n_members}")
+    return np.array(arr, dtype=float, order="C", copy=True)
+
+
+def client_threads(client) -> int:
+    """Total worker threads of a running dask.distributed Client.
+
+    Raises
+    ------
+    TypeError
+        If ``client`` is not a Dask client.
+    ValueError
+        If it is closed, cannot reach its scheduler, or has no workers.
+    """
+    if not callable(getattr(type(client), "nthreads", None)):
+        raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+    if getattr(client, "status", None) in ("closed", "closing"):
+        raise ValueError("client is closed; pass a running dask.distributed.Client "
+                         "(e.g. Client(n_workers=...))")
+    try:
+        threads = client.nthreads()
+    except (AttributeError, OSError) as exc:  # no scheduler connection
+        raise ValueError(f"client cannot reach its scheduler ({exc}); pass a running "
+                         "dask.distributed.Client") from None
+    total = sum(threads.values())
+    if total < 1:
+        raise ValueError("client has no workers; start some or wait for them "
+                         "(client.wait_for_workers(n))")
+    return total
+
+
+def workers_for(n_workers: int | None, n_members: int, client) -> int:
+    """Threads per member group: all cores locally, 1 per Dask task by default.
+
+    A closed or wrong ``client`` fails here, before any work.
+    """
+    if client is None:
+        return resolve_workers(n_workers, n_members)
+    client_threads(client)
+    return 1 if n_workers is None else check_count(n_workers, "n_workers")
+
+
+def token() -> str:
+    return os.urandom(6).hex()

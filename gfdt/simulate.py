@@ -1,9 +1,11 @@
-"""Ensemble simulation of gfdt systems into CF-annotated xarray datasets."""
+"""Ensemble simulation of gfdt systems into CF-annotated xarray datasets.
+
+(Slightly past the ~500-line guide: ``simulate``'s docstring is about 80 lines.)
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import itertools
 import json
 import logging
@@ -13,70 +15,28 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+import gfdt.conventions as conventions
 from gfdt._atomic import atomic_path, atomic_write_text
 from gfdt._runner import (
     Integrator,
     Progress,
     SeedLike,
+    as_member_fields,
     check_count,
     chunks,
+    client_threads,
     member_generators,
-    resolve_workers,
     run_tasks,
     seed_sequence,
+    token,
     warm_up,
+    workers_for,
 )
 from gfdt.systems.base import System
 
 __all__ = ["simulate"]
 
 logger = logging.getLogger("gfdt")
-
-
-def _version() -> str:
-    from gfdt import __version__
-
-    return __version__
-
-
-def as_member_fields(initial, system: System, n_members: int | None, name: str) -> np.ndarray:
-    """Validate initial fields given as (member, y, x) (DataArray or array).
-
-    Returns a new C-contiguous float64 array: runs advance it in place, so it must
-    never share memory with the caller's data.
-    """
-    if isinstance(initial, xr.Dataset):
-        if system.variable not in initial:
-            raise ValueError(f"{name} has no variable {system.variable!r}")
-        initial = initial[system.variable]
-    if isinstance(initial, xr.DataArray):
-        if "time" in initial.dims:
-            raise ValueError(
-                f"{name} has a 'time' dimension; pick one time, e.g. {name}.isel(time=-1)"
-            )
-        if "member" in initial.dims:
-            initial = initial.transpose("member", ...)
-        initial = initial.values
-    try:
-        raw = np.asarray(initial)
-    except ValueError:  # ragged nested lists
-        raise ValueError(f"{name} must be an array of shape (member, y, x)") from None
-    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
-        raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
-    arr = raw.astype(float)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != system.state_shape:
-        raise ValueError(
-            f"{name} must have shape (member, {system.n}, {system.n}), got {np.shape(initial)}"
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} has no members (shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    if n_members is not None and arr.shape[0] != n_members:
-        raise ValueError(f"{name} has {arr.shape[0]} members but n_members = {n_members}")
-    return np.array(arr, dtype=float, order="C", copy=True)
 
 
 def _plan(burn_steps: int, n_saves: int, save_every: int) -> list[tuple[int, int]]:
@@ -192,46 +152,17 @@ def simulate(
     >>> ds.u.dims, ds.u.shape
     (('member', 'time', 'y', 'x'), (2, 4, 8, 8))
     """
-    if not isinstance(system, System):
-        raise TypeError(f"system must be a gfdt System, got {type(system).__name__}")
-    n_members = check_count(n_members, "n_members")
-    burn_steps = system._steps(burn_in, "burn_in")
-    save_every = system._steps(save_interval, "save_interval")
-    if save_every == 0:
-        raise ValueError("save_interval must be > 0")
-    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.number)):
-        raise TypeError(f"duration must be a number, got {type(duration).__name__}")
-    n_saves = round(float(duration) / float(save_interval)) if np.isfinite(duration) else -1
-    if n_saves < 1 or abs(n_saves * save_interval - duration) > 1e-9 * max(1.0, duration):
-        raise ValueError(
-            f"duration = {duration} must be a positive multiple of save_interval = {save_interval}"
-        )
-    if system.dt > system.stable_dt():
-        logger.warning(
-            "dt = %g exceeds the stability estimate %g of %s; the run may diverge",
-            system.dt, system.stable_dt(), type(system).__name__,
-        )
+    n_members, burn_steps, save_every, n_saves = _check_run(system, n_members, burn_in,
+                                                            duration, save_interval)
     ss = seed_sequence(seed)
     rngs = member_generators(ss, n_members)
-    if client is None:
-        n_workers = resolve_workers(n_workers, n_members)
-    else:
-        n_workers = 1 if n_workers is None else check_count(n_workers, "n_workers")
-
-    if initial is not None:
-        fields = as_member_fields(initial, system, n_members, "initial")
-        auxes = np.stack([system.initial_state(rngs[k])[1] for k in range(n_members)])
-    else:
-        states = [system.initial_state(rngs[k]) for k in range(n_members)]
-        fields = np.stack([s[0] for s in states])
-        auxes = np.stack([s[1] for s in states])
+    n_workers = workers_for(n_workers, n_members, client)
+    fields, auxes = _start_states(system, initial, rngs)
 
     plan = _plan(burn_steps, n_saves, save_every)
     total_steps = burn_steps + (n_saves - 1) * save_every
     attrs = {
-        "Conventions": "CF-1.10",
-        "title": f"gfdt simulation of {type(system).__name__}",
-        "source": f"gfdt {_version()}",
+        **conventions.global_attrs(f"gfdt simulation of {type(system).__name__}"),
         **system.attrs(),
         "gfdt_seed_entropy": str(ss.entropy),
         "gfdt_seed_spawn_key": str(tuple(ss.spawn_key)),
@@ -272,7 +203,7 @@ def simulate(
     finally:
         bar.close()
     if path is not None:
-        from gfdt import io
+        import gfdt.io as io
 
         return io.open_run(path)
     u = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
@@ -280,6 +211,44 @@ def simulate(
     if save_hidden:
         aux = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     return _dataset(system, u, aux, parts[0][2], attrs)
+
+
+def _start_states(system: System, initial, rngs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Fields (member, y, x) and hidden states (member, n_aux) the members start from."""
+    n_members = len(rngs)
+    if initial is not None:
+        fields = as_member_fields(initial, system, n_members, "initial")
+        auxes = np.stack([system.initial_state(rngs[k])[1] for k in range(n_members)])
+    else:
+        states = [system.initial_state(rngs[k]) for k in range(n_members)]
+        fields = np.stack([s[0] for s in states])
+        auxes = np.stack([s[1] for s in states])
+    return fields, auxes
+
+
+def _check_run(system: System, n_members, burn_in, duration, save_interval
+               ) -> tuple[int, int, int, int]:
+    """Checked sizes of a run: members, burn-in steps, steps per save, saves."""
+    if not isinstance(system, System):
+        raise TypeError(f"system must be a gfdt System, got {type(system).__name__}")
+    n_members = check_count(n_members, "n_members")
+    burn_steps = system._steps(burn_in, "burn_in")
+    save_every = system._steps(save_interval, "save_interval")
+    if save_every == 0:
+        raise ValueError("save_interval must be > 0")
+    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.number)):
+        raise TypeError(f"duration must be a number, got {type(duration).__name__}")
+    n_saves = round(float(duration) / float(save_interval)) if np.isfinite(duration) else -1
+    if n_saves < 1 or abs(n_saves * save_interval - duration) > 1e-9 * max(1.0, duration):
+        raise ValueError(
+            f"duration = {duration} must be a positive multiple of save_interval = {save_interval}"
+        )
+    if system.dt > system.stable_dt():
+        logger.warning(
+            "dt = %g exceeds the stability estimate %g of %s; the run may diverge",
+            system.dt, system.stable_dt(), type(system).__name__,
+        )
+    return n_members, burn_steps, save_every, n_saves
 
 
 @dataclasses.dataclass
@@ -369,24 +338,9 @@ def _run_group(job: _Job, start: int, stop: int, fields: np.ndarray, auxes: np.n
     return None
 
 
-def _client_threads(client) -> int:
-    """Total worker threads of a dask.distributed Client."""
-    try:
-        threads = client.nthreads()
-    except AttributeError:
-        raise TypeError(
-            f"client must be a dask.distributed.Client, got {type(client).__name__}"
-        ) from None
-    total = sum(threads.values())
-    if total < 1:
-        raise ValueError("client has no workers; start some or wait for them "
-                         "(client.wait_for_workers(n))")
-    return total
-
-
 def _split_members(n_members: int, client) -> list[tuple[int, int]]:
     """Contiguous member groups, one per worker thread of ``client`` (sizes differ by <= 1)."""
-    n_groups = min(n_members, _client_threads(client))
+    n_groups = min(n_members, client_threads(client))
     edges = [round(i * n_members / n_groups) for i in range(n_groups + 1)]
     return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
@@ -400,11 +354,11 @@ def _run_on_dask(client, job: _Job, groups, fields, auxes, rngs, n_threads: int,
     """
     from distributed import Event, as_completed
 
-    token = _token()
-    stop = Event(f"gfdt-simulate-stop-{token}", client=client)
+    tag = token()
+    stop = Event(f"gfdt-simulate-stop-{tag}", client=client)
     futures = [client.submit(_run_group, job, a, b, fields[a:b], auxes[a:b], rngs[a:b],
                              n_threads, None, stop.name, pure=False,
-                             key=f"gfdt-simulate-m{a}-{b}-{token}")
+                             key=f"gfdt-simulate-m{a}-{b}-{tag}")
                for a, b in groups]
     order = {f.key: i for i, f in enumerate(futures)}
     parts: list = [None] * len(futures)
@@ -439,10 +393,6 @@ def _stop_requested(name: str | None) -> bool:
     return Event(name).is_set()
 
 
-def _token() -> str:
-    return os.urandom(6).hex()
-
-
 def _prepare_directory(path: Path, config: dict, resume: bool,
                        groups: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Create ``path/run.json`` or check it against ``config`` when resuming.
@@ -474,10 +424,6 @@ def _prepare_directory(path: Path, config: dict, resume: bool,
     return groups
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _digest(a: np.ndarray) -> str:
     import hashlib
 
@@ -494,16 +440,16 @@ def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.nd
                                **sys_attrs})}
     if aux is not None:
         data["hidden_state"] = (("member", "time", "hidden"), aux,
-                       {"long_name": "hidden state (not observed)", "units": "1"})
+                                conventions.attrs("hidden_state"))
     return xr.Dataset(
         data,
         coords={
             "member": ("member", np.arange(member0, member0 + u.shape[0]),
-                       {"long_name": "ensemble member"}),
-            "time": ("time", times, {"units": "1", "long_name": "model time", "axis": "T"}),
+                       conventions.attrs("member")),
+            "time": ("time", times, conventions.attrs("model_time")),
             **system.coords(),
         },
-        attrs={**attrs, "history": f"{_now()} created by gfdt.simulate"},
+        attrs={**attrs, "history": conventions.history("created by gfdt.simulate")},
     )
 
 
@@ -557,7 +503,7 @@ class _DirectoryStore:
         return self.segment
 
     def write(self, buf, abuf, times, fields, auxes, rngs) -> None:
-        from gfdt import io
+        import gfdt.io as io
 
         if buf.shape[1]:
             ds = _dataset(self.system, buf, abuf if self.hidden else None, times,

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gfdt._data import _finite, as_series
+from gfdt.conventions import lag_coord
+from gfdt.data import _finite, as_series
 
 __all__ = ["autocorrelation", "isotropic_spectrum", "marginal_moments", "shell_sum"]
 
@@ -370,20 +371,13 @@ def autocorrelation(u, max_lag: int, *, normalize: bool = True) -> xr.DataArray:
         values = cov / cov[0]
     else:
         values = cov
-    if series.dt is not None and not isinstance(series.dt, np.timedelta64):
-        lag = np.arange(L + 1) * float(series.dt)
-        lag_attrs = {"long_name": "time lag",
-                     **{k: v for k, v in series.time_attrs.items() if k == "units"}}
-    elif series.dt is not None:
-        lag = np.arange(L + 1) * series.dt
-        lag_attrs = {"long_name": "time lag"}
-    else:
-        lag = np.arange(L + 1)
-        lag_attrs = {"long_name": "time lag", "units": "samples"}
+    numeric = series.dt is not None and not isinstance(series.dt, np.timedelta64)
+    lag = lag_coord(L + 1, float(series.dt) if numeric else series.dt,
+                    series.time_attrs.get("units") if numeric else None)
     return xr.DataArray(
         values,
         dims=("lag",),
-        coords={"lag": ("lag", lag, lag_attrs)},
+        coords={"lag": lag},
         name="autocorrelation" if normalize else "autocovariance",
         attrs={
             "long_name": ("time autocorrelation" if normalize else "time autocovariance")

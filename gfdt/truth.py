@@ -1,4 +1,11 @@
-"""Ground-truth ("dynamical") responses from paired perturbation ensembles."""
+"""Ground-truth ("dynamical") responses from paired perturbation ensembles.
+
+One driver (:func:`_drive`) runs every member with its perturbed twin(s) on threads or a
+Dask cluster and reduces the results in member order; :func:`perturbation_response`
+(impulses) and :func:`forced_response` (forcings) differ only in what a member's twin
+receives (:func:`_paired_member`, :func:`_forced_member`). The module runs past the
+~500-line guide by its two public docstrings (about 150 lines).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +16,23 @@ import logging
 import numpy as np
 import xarray as xr
 
-from gfdt._conjugate import Observable, Perturbation
+import gfdt.conventions as conventions
 from gfdt._runner import (
     Integrator,
     Progress,
     SeedLike,
+    as_member_fields,
     check_count,
+    client_threads,
     clone_generator,
     member_generators,
-    resolve_workers,
     run_tasks,
     seed_sequence,
+    token,
     warm_up,
+    workers_for,
 )
-from gfdt.simulate import as_member_fields
+from gfdt.response.conjugate import Observable, Perturbation
 from gfdt.systems.base import System
 
 __all__ = ["forced_response", "perturbation_response"]
@@ -149,95 +159,34 @@ def perturbation_response(
     if perturbation is not None:
         if pixels != [(0, 0)]:
             raise ValueError("pass either pixel or perturbation, not both")
-        pert = Perturbation(perturbation, system.state_shape)
-        pert.field(fields[:1])  # check the shape now, not inside a worker
+        pert = _perturbation(perturbation, system, fields)
     ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
-    if client is None:
-        n_workers = resolve_workers(n_workers, n_members)
-    else:
-        n_workers = 1 if n_workers is None else check_count(n_workers, "n_workers")
-    warm_up(system)
-    integ = Integrator(system)
+    n_workers = workers_for(n_workers, n_members, client)
     steps = max_lag * save_every
     shape = (max_lag + 1, *system.state_shape)
-    res_shape = shape if obs is None else (max_lag + 1, obs(fields[:1]).shape[1])
-    bar = Progress((1 + len(pixels)) * n_members * n_windows * steps,
-                   f"paired {type(system).__name__}", progress)
-
     job = _PairedJob(system=system, pixels=pixels, delta=float(delta), n_windows=n_windows,
                      steps=steps, save_every=save_every, shape=shape, observable=obs,
-                     perturbation=pert, result_shape=res_shape)
-
-    def run_member(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _paired_member(job, integ, fields[k], auxes[k], rngs[k], k, bar)
-
-    mean = np.zeros(res_shape)  # Welford's running mean and sum of squared deviations
-    m2 = np.zeros(res_shape)
-    final_u = np.empty_like(fields)
-    final_aux = np.empty_like(auxes)
-    per_member = np.empty((n_members, *res_shape)) if keep_members else None
-    try:
-        batches = [range(a, min(a + _BATCH, n_members)) for a in range(0, n_members, _BATCH)]
-        if client is None:
-            results = (run_tasks(run_member, b, n_workers) for b in batches)
-        else:
-            results = _dask_batches(client, job, batches, fields, auxes, rngs, n_workers, bar)
-        for batch, parts in zip(batches, results, strict=True):
-            for k, (m, u_end, aux_end) in enumerate(parts, batch.start):  # member order
-                d = m - mean
-                mean += d / (k + 1)
-                m2 += d * (m - mean)
-                final_u[k] = u_end
-                final_aux[k] = aux_end
-                if per_member is not None:
-                    per_member[k] = m
-    finally:
-        bar.close()
-
-    n_imp = n_members * n_windows * len(pixels)
-    if n_members > 1:
-        # members are independent; impulses within a member (windows, pixels) need not be
-        se = np.sqrt(m2 / (n_members - 1) / n_members)
-    else:
-        se = np.full(res_shape, np.nan)
-    coords = system.coords()
-    lags = float(save_interval) * np.arange(max_lag + 1)
-    attrs = {"units": "1"}
+                     perturbation=pert,
+                     result_shape=shape if obs is None else (max_lag + 1,
+                                                             obs(fields[:1]).shape[1]))
+    mean, se, final_u, final_aux, per_member = _drive(
+        job, fields, auxes, rngs, n_workers, client, progress,
+        f"paired {type(system).__name__}", keep_members)
     what = "a unit impulse" if pert is None else f"x -> x + delta u(x), u = {pert.label}"
-    if obs is None:
-        dims = ("lag", "y", "x")
-        crd = {"y": coords["y"], "x": coords["x"]}
-    else:
-        dims = ("lag", "observable")
-        crd = {"observable": ["mean"] if obs.label == "mean" else np.arange(res_shape[1])}
-        attrs = {"units": "observable units per unit delta"}
     extra: dict = {"pixels": np.asarray(pixels, dtype=np.int64).ravel()} if pert is None \
         else {"perturbation": pert.label}
-    if obs is not None:
-        extra["observable"] = obs.label
-    ds = xr.Dataset(
-        {
-            "response": (dims, mean,
-                         {**attrs, "long_name": f"dynamical response to {what}"}),
-            "stderr": (dims, se,
-                       {**attrs, "long_name": "standard error of the dynamical response"}),
-        },
-        coords={"lag": ("lag", lags, {"units": "1", "long_name": "time lag"}), **crd},
-        attrs={
-            "Conventions": "CF-1.10",
-            "title": f"paired perturbation response of {type(system).__name__}",
-            **system.attrs(),
-            "method": "dynamical",
-            "n_impulses": n_imp,
-            "delta": float(delta),
-            **extra,
-            "gfdt_seed_entropy": str(ss.entropy),
-        },
-    )
+    ds = _dataset(system, obs, mean, se, conventions.lag_coord(max_lag + 1, float(save_interval),
+                                                               "1"),
+                  ("1", "observable units per unit delta"),
+                  (conventions.attrs("truth_response", what=what),
+                   conventions.attrs("truth_stderr")),
+                  f"paired perturbation response of {type(system).__name__}",
+                  {"n_impulses": n_members * n_windows * len(pixels), "delta": float(delta),
+                   **extra}, ss)
     if per_member is not None:
-        ds["member_response"] = (("member", *dims), per_member,
-                                 {**attrs, "long_name": "mean dynamical response of each "
-                                  "member"})
+        ds["member_response"] = (("member", *ds.response.dims), per_member,
+                                 {"units": ds.response.attrs["units"],
+                                  **conventions.attrs("truth_member_mean")})
     if return_state:
         return ds, final_u, final_aux
     return ds
@@ -257,12 +206,26 @@ class _PairedJob:
     observable: Observable | None = None
     perturbation: Perturbation | None = None
     result_shape: tuple[int, ...] | None = None
+    kicks: np.ndarray | None = None  # forcing: the kick at every save time
+
+    @property
+    def member_steps(self) -> int:
+        """Time steps one member integrates (all its copies)."""
+        if self.kicks is not None:
+            return 2 * (self.kicks.shape[0] - 1) * self.save_every
+        return (1 + len(self.pixels)) * self.n_windows * self.steps
 
 
 def _paired_member(job: _PairedJob, integ: Integrator, u0: np.ndarray, aux0: np.ndarray,
                    rng: np.random.Generator, k: int, bar: Progress | None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Member ``k``'s mean impulse response over its windows and pixels, final state."""
+    """Member ``k``'s mean impulse response over its windows and pixels, final state.
+
+    With ``job.kicks``: its forced-minus-unforced difference instead (see
+    :func:`_forced_member`).
+    """
+    if job.kicks is not None:
+        return _forced_member(job, integ, u0, aux0, rng, k, bar)
     pixels, delta, steps, save_every = job.pixels, job.delta, job.steps, job.save_every
     u = u0.copy()
     aux = aux0.copy()
@@ -299,6 +262,114 @@ def _paired_member(job: _PairedJob, integ: Integrator, u0: np.ndarray, aux0: np.
     return total / (job.n_windows * len(pixels)), u, aux
 
 
+def _forced_member(job: _PairedJob, integ: Integrator, u0: np.ndarray, aux0: np.ndarray,
+                   rng: np.random.Generator, k: int, bar: Progress | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Member ``k`` and its forced copy: the difference at every save time, final state."""
+    kicks, save_every, pert = job.kicks, job.save_every, job.perturbation
+    n_times = kicks.shape[0]
+    u, aux = u0.copy(), aux0.copy()
+    uf, aux_f = u.copy(), aux.copy()
+    twin = clone_generator(rng)  # the forced copy replays the member's noise
+    out_u = np.empty(job.shape)
+    out_f = np.empty(job.shape)
+    for j in range(n_times):
+        if pert is None:
+            uf += kicks[j]
+        else:
+            uf += kicks[j] * pert.field(uf[None])[0]
+        out_u[j] = u
+        out_f[j] = uf
+        if j + 1 < n_times:
+            integ(u, aux, save_every, rng, member=k, step0=j * save_every)
+            integ(uf, aux_f, save_every, twin, member=k, step0=j * save_every)
+            if bar is not None:
+                bar.update(2 * save_every)
+    if job.observable is None:
+        return out_f - out_u, u, aux
+    return job.observable(out_f) - job.observable(out_u), u, aux
+
+
+def _drive(job: _PairedJob, fields: np.ndarray, auxes: np.ndarray, rngs: list,
+           n_workers: int, client, progress: bool | None, desc: str, keep_members: bool):
+    """Run every member's paired copies (threads or Dask) and reduce in member order.
+
+    Returns the mean over members, its standard error (NaN with one member), the
+    unperturbed members' final fields and hidden states, and (``keep_members``) every
+    member's result. Members are reduced in batches of a fixed size with Welford's
+    update, so the result does not depend on threads, tasks or the cluster.
+    """
+    n_members = fields.shape[0]
+    res_shape = job.result_shape or job.shape
+    warm_up(job.system)
+    integ = Integrator(job.system)
+    bar = Progress(n_members * job.member_steps, desc, progress)
+
+    def run_member(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _paired_member(job, integ, fields[k], auxes[k], rngs[k], k, bar)
+
+    mean = np.zeros(res_shape)  # Welford's running mean and sum of squared deviations
+    m2 = np.zeros(res_shape)
+    final_u, final_aux = np.empty_like(fields), np.empty_like(auxes)
+    per_member = np.empty((n_members, *res_shape)) if keep_members else None
+    try:
+        batches = [range(a, min(a + _BATCH, n_members)) for a in range(0, n_members, _BATCH)]
+        if client is None:
+            results = (run_tasks(run_member, b, n_workers) for b in batches)
+        else:
+            results = _dask_batches(client, job, batches, fields, auxes, rngs, n_workers, bar)
+        for batch, parts in zip(batches, results, strict=True):
+            for k, (m, u_end, aux_end) in enumerate(parts, batch.start):  # member order
+                d = m - mean
+                mean += d / (k + 1)
+                m2 += d * (m - mean)
+                final_u[k], final_aux[k] = u_end, aux_end
+                if per_member is not None:
+                    per_member[k] = m
+    finally:
+        bar.close()
+    # members are independent; impulses within a member (windows, pixels) need not be
+    se = (np.sqrt(m2 / (n_members - 1) / n_members) if n_members > 1
+          else np.full(res_shape, np.nan))
+    return mean, se, final_u, final_aux, per_member
+
+
+def _dataset(system: System, obs: Observable | None, mean: np.ndarray, se: np.ndarray,
+             first: tuple, units: tuple[str, str], names: tuple[dict, dict], title: str,
+             extra: dict, ss: np.random.SeedSequence) -> xr.Dataset:
+    """The result of a paired driver: ``response`` and ``stderr`` with CF metadata.
+
+    ``first`` is the leading coordinate (``lag`` or ``time``); ``units`` the units of
+    a field and of an observable result.
+    """
+    dim0 = first[0]
+    if obs is None:
+        coords = system.coords()
+        dims, crd, unit = (dim0, "y", "x"), {"y": coords["y"], "x": coords["x"]}, units[0]
+    else:
+        dims = (dim0, "observable")
+        crd = {"observable": ["mean"] if obs.label == "mean" else np.arange(mean.shape[1])}
+        unit = units[1]
+        extra = {**extra, "observable": obs.label}
+    return xr.Dataset(
+        {"response": (dims, mean, {"units": unit, **names[0]}),
+         "stderr": (dims, se, {"units": unit, **names[1]})},
+        coords={dim0: first, **crd},
+        attrs={**conventions.global_attrs(title), **system.attrs(), "method": "dynamical",
+               **extra, "gfdt_seed_entropy": str(ss.entropy)},
+    )
+
+
+def _perturbation(perturbation, system: System, fields: np.ndarray) -> Perturbation:
+    """The perturbation field ``u`` for ``system``, its shape checked on one state."""
+    if isinstance(perturbation, Perturbation):
+        pert = perturbation.bind(system.state_shape, np.random.default_rng(0))
+    else:
+        pert = Perturbation(perturbation, system.state_shape)
+    pert.field(fields[:1])  # check the shape now, not inside a worker
+    return pert
+
+
 def _paired_group(job: _PairedJob, start: int, fields: np.ndarray, auxes: np.ndarray,
                   rngs: list[np.random.Generator], n_threads: int) -> list:
     """Dask task: :func:`_paired_member` for members ``start, start + 1, ...``."""
@@ -316,15 +387,13 @@ def _dask_batches(client, job: _PairedJob, batches: list[range], fields, auxes, 
     Every batch is split into one task per worker thread; at most two batches are in
     flight, so the caller's memory stays bounded.
     """
-    from gfdt.simulate import _client_threads, _token
-
-    n_tasks = _client_threads(client)
+    n_tasks = client_threads(client)
 
     def submit(batch: range) -> list:
         edges = np.linspace(batch.start, batch.stop, min(n_tasks, len(batch)) + 1).round()
         pieces = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
         return [client.submit(_paired_group, job, a, fields[a:b], auxes[a:b], rngs[a:b],
-                              n_threads, pure=False, key=f"gfdt-paired-m{a}-{b}-{_token()}")
+                              n_threads, pure=False, key=f"gfdt-paired-m{a}-{b}-{token()}")
                 for a, b in pieces]
 
     pending = [submit(b) for b in batches[:2]]
@@ -336,7 +405,7 @@ def _dask_batches(client, job: _PairedJob, batches: list[range], fields, auxes, 
             parts = [r for f in futures for r in f.result()]
             for f in futures:
                 f.release()
-            bar.update((1 + len(job.pixels)) * len(batch) * job.n_windows * job.steps)
+            bar.update(len(batch) * job.member_steps)
             yield parts
     finally:
         for futures in pending:
@@ -364,6 +433,7 @@ def forced_response(
     initial_aux: np.ndarray | None = None,
     n_workers: int | None = None,
     progress: bool | None = None,
+    client=None,
 ) -> xr.Dataset:
     """Mean change under a time-dependent forcing, from paired ("common random numbers") runs.
 
@@ -404,9 +474,12 @@ def forced_response(
     initial_aux : numpy.ndarray, shape (member, n_aux), optional
         Hidden state at the start (systems with hidden state only).
     n_workers : int, optional
-        Threads (default: CPU count).
+        Threads (default: CPU count; with ``client``: threads per task, default 1).
     progress : bool, optional
         Progress bar (default: only on a terminal).
+    client : dask.distributed.Client, optional
+        Spread the members over a Dask cluster, as :func:`perturbation_response` does;
+        the result is bit-identical to a run without ``client``.
 
     Returns
     -------
@@ -423,91 +496,27 @@ def forced_response(
     if save_every == 0:
         raise ValueError("save_interval must be > 0")
     dt_save = float(save_interval)
-    pert = None if perturbation is None else Perturbation(perturbation, system.state_shape)
+    pert = None if perturbation is None else _perturbation(perturbation, system, fields)
     kicks, tcoord = _forcing_array(forcing, system, dt_save, pert is not None)
-    kicks = kicks * dt_save
     obs = _observable(observable, system)
-    if pert is not None:
-        pert.field(fields[:1])  # check the shape now, not inside a worker
     n_times = kicks.shape[0]
     ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
-    n_workers = resolve_workers(n_workers, n_members)
-    warm_up(system)
-    integ = Integrator(system)
+    n_workers = workers_for(n_workers, n_members, client)
     shape = (n_times, *system.state_shape)
-    res_shape = shape if obs is None else (n_times, obs(fields[:1]).shape[1])
-    bar = Progress(2 * n_members * (n_times - 1) * save_every,
-                   f"forced {type(system).__name__}", progress)
-
-    def run_member(k: int) -> np.ndarray:
-        u, aux = fields[k].copy(), auxes[k].copy()
-        uf, aux_f = u.copy(), aux.copy()
-        twin = clone_generator(rngs[k])  # the forced copy replays the member's noise
-        out_u = np.empty(shape)
-        out_f = np.empty(shape)
-        for j in range(n_times):
-            if pert is None:
-                uf += kicks[j]
-            else:
-                uf += kicks[j] * pert.field(uf[None])[0]
-            out_u[j] = u
-            out_f[j] = uf
-            if j + 1 < n_times:
-                integ(u, aux, save_every, rngs[k], member=k, step0=j * save_every)
-                integ(uf, aux_f, save_every, twin, member=k, step0=j * save_every)
-                bar.update(2 * save_every)
-        if obs is None:
-            return out_f - out_u
-        return obs(out_f) - obs(out_u)
-
-    mean = np.zeros(res_shape)  # Welford's running mean and sum of squared deviations
-    m2 = np.zeros(res_shape)
-    try:
-        for start in range(0, n_members, _BATCH):
-            parts = run_tasks(run_member, range(start, min(start + _BATCH, n_members)),
-                              n_workers)
-            for k, m in enumerate(parts, start):  # member order
-                d = m - mean
-                mean += d / (k + 1)
-                m2 += d * (m - mean)
-    finally:
-        bar.close()
-    se = np.sqrt(m2 / (n_members - 1) / n_members) if n_members > 1 else \
-        np.full(res_shape, np.nan)
-    coords = system.coords()
+    job = _PairedJob(system=system, pixels=[], delta=1.0, n_windows=1, steps=0,
+                     save_every=save_every, shape=shape, observable=obs, perturbation=pert,
+                     result_shape=shape if obs is None else (n_times, obs(fields[:1]).shape[1]),
+                     kicks=kicks * dt_save)
+    mean, se, _, _, _ = _drive(job, fields, auxes, rngs, n_workers, client, progress,
+                               f"forced {type(system).__name__}", False)
     if tcoord is None:
         tcoord = ("time", dt_save * np.arange(n_times),
-                  {"units": "1", "long_name": "time since the forcing started"})
-    if obs is None:
-        dims = ("time", "y", "x")
-        crd = {"y": coords["y"], "x": coords["x"]}
-        units = "1"
-    else:
-        dims = ("time", "observable")
-        crd = {"observable": ["mean"] if obs.label == "mean" else np.arange(res_shape[1])}
-        units = "observable units"
-    extra: dict = {} if pert is None else {"perturbation": pert.label}
-    if obs is not None:
-        extra["observable"] = obs.label
-    return xr.Dataset(
-        {
-            "response": (dims, mean, {"units": units,
-                                      "long_name": "mean change under the forcing"}),
-            "stderr": (dims, se, {"units": units,
-                                  "long_name": "standard error of the mean change"}),
-        },
-        coords={"time": tcoord, **crd},
-        attrs={
-            "Conventions": "CF-1.10",
-            "title": f"paired forced response of {type(system).__name__}",
-            **system.attrs(),
-            "method": "dynamical",
-            "n_members": n_members,
-            "save_interval": dt_save,
-            **extra,
-            "gfdt_seed_entropy": str(ss.entropy),
-        },
-    )
+                  {"units": "1", **conventions.attrs("forcing_time")})
+    return _dataset(system, obs, mean, se, tcoord, ("1", "observable units"),
+                    (conventions.attrs("forced_change"), conventions.attrs("forced_stderr")),
+                    f"paired forced response of {type(system).__name__}",
+                    {"n_members": n_members, "save_interval": dt_save,
+                     **({} if pert is None else {"perturbation": pert.label})}, ss)
 
 
 def _forcing_array(forcing, system: System, dt: float, amplitude: bool
@@ -528,6 +537,11 @@ def _forcing_array(forcing, system: System, dt: float, amplitude: bool
                                      f"save_interval = {dt:g}")
             tcoord = forcing["time"]
         forcing = forcing.values
+    if np.iscomplexobj(forcing) or (isinstance(forcing, np.ndarray)
+                                    and not np.issubdtype(forcing.dtype, np.number)
+                                    and forcing.dtype != object):
+        raise TypeError("forcing must be a real numeric array, got dtype "
+                        f"{np.asarray(forcing).dtype} (pass the real part explicitly)")
     try:
         arr = np.asarray(forcing, dtype=float)
     except (TypeError, ValueError):

@@ -160,3 +160,32 @@ def test_client_must_be_a_dask_client():
     with pytest.raises(TypeError, match="client"):
         gfdt.perturbation_response(OU8, np.zeros((2, 8, 8)), max_lag=2, save_interval=0.25,
                                    delta=0.1, seed=0, progress=False, client=object())
+
+
+def test_forced_response_on_dask_is_bit_identical(client, monkeypatch):
+    ac = AllenCahn(n=8)
+    start = gfdt.simulate(ac, n_members=5, burn_in=2.0, duration=0.5, save_interval=0.5,
+                          seed=2, progress=False)
+    t = np.arange(4)[:, None, None]
+    forcing = 0.2 * np.cos(t + np.zeros((1, 8, 8))) + 0.1 * (np.arange(8) % 2)
+    monkeypatch.setattr(gfdt.truth, "_BATCH", 2)  # several batches in flight
+    kw = dict(save_interval=0.5, seed=3, progress=False)
+    ref = gfdt.forced_response(ac, start.u.isel(time=0), forcing, **kw, n_workers=1)
+    got = gfdt.forced_response(ac, start.u.isel(time=0), forcing, **kw, client=client)
+    np.testing.assert_array_equal(got["response"].values, ref["response"].values)
+    np.testing.assert_array_equal(got["stderr"].values, ref["stderr"].values)
+    assert np.nanmax(ref["stderr"].values) > 1e-6  # nonlinear: members differ
+
+
+def test_closed_client_fails_clearly():
+    cluster = distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                                       dashboard_address=None)
+    c = distributed.Client(cluster)
+    c.close()
+    cluster.close()
+    with pytest.raises(ValueError, match="client is closed"):
+        gfdt.forced_response(OU8, np.zeros((2, 8, 8)), np.ones((2, 8, 8)),
+                             save_interval=0.25, progress=False, client=c)
+    with pytest.raises(ValueError, match="client is closed"):
+        gfdt.perturbation_response(OU8, np.zeros((2, 8, 8)), max_lag=2, save_interval=0.25,
+                                   delta=0.1, seed=0, progress=False, client=c)

@@ -11,7 +11,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from gfdt.metrics import relative_fisher_error, stein_error
-from gfdt.scores import KernelScoreModel
+from gfdt.scores import KernelScoreModel, NotFittedError
 from gfdt.scores.kernel import (
     _Basis,
     _diag_mixture,
@@ -329,7 +329,7 @@ def test_bad_input():
         model.score(X[:2], calibrated=True)
     with pytest.raises(ValueError, match="x must"):
         model.score(np.zeros((2, 3)))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(NotFittedError, match="not fitted"):
         KernelScoreModel().score(X)
 
 

@@ -23,7 +23,7 @@ import torch
 
 import gfdt
 from gfdt import ResponseEstimator
-from gfdt._conjugate import Perturbation
+from gfdt.response.conjugate import Perturbation
 
 torch.set_num_threads(1)
 
@@ -217,6 +217,36 @@ def test_conjugate_path_brute_force(stride):
         np.testing.assert_allclose(est.response_.values, expected, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(est.mean_, np.concatenate([A(m) for m in members])
                                    .mean(axis=0), rtol=1e-13)
+
+
+def test_observable_and_perturbation_objects_carry_their_options():
+    """Perturbation(u, divergence=..., n_probes=..., ...) and Observable(A) give the same
+    response as the estimator's keywords, which are only a shorthand for them."""
+    rng = np.random.default_rng(3)
+    members = [rng.standard_normal((40, 4)) for _ in range(2)]
+
+    def score(x):
+        return -x
+
+    def u(x):
+        return np.tanh(x)
+
+    kw = dict(score=score, max_lag=3, bootstrap=False, seed=5)
+    by_keywords = ResponseEstimator(observable="mean", perturbation=u,
+                                    divergence="hutchinson", n_probes=3, probe="gaussian",
+                                    fd_step=1e-3, **kw).fit(members)
+    pert = gfdt.Perturbation(u, divergence="hutchinson", n_probes=3, probe="gaussian",
+                             fd_step=1e-3)
+    by_object = ResponseEstimator(observable=gfdt.Observable("mean"), perturbation=pert,
+                                  divergence="exact", n_probes=99, **kw).fit(members)
+    np.testing.assert_array_equal(by_object.response_.values, by_keywords.response_.values)
+    assert by_object.response_.attrs["n_probes"] == 3
+    assert by_object.response_.attrs["probe"] == "gaussian"
+    # an unbound object is bound to the data's state shape at fit, and checked there
+    with pytest.raises(ValueError, match="perturbation array must have the state"):
+        ResponseEstimator(perturbation=gfdt.Perturbation(np.ones(3)), **kw).fit(members)
+    with pytest.raises(ValueError, match="n_probes"):
+        gfdt.Perturbation(u, n_probes=0)
 
 
 # ------------------------------------------------------------------ divergence

@@ -9,8 +9,8 @@ import xarray as xr
 
 import gfdt
 from gfdt import ResponseEstimator
-from gfdt._data import LazyMember
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes, stats_block
+from gfdt.data import LazyMember
 from gfdt.scores import GaussianScore
 
 pytest.importorskip("dask")

@@ -71,7 +71,7 @@ def test_forcing_dataarray_and_checks():
                             np.ones((4, 3, 2)))
     with pytest.raises(TypeError, match="response must be"):
         response_to_forcing(np.ones((3, 2)), np.ones(3))
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(gfdt.scores.NotFittedError, match="not fitted"):
         ResponseEstimator().predict(np.ones(3))
 
 
@@ -160,6 +160,12 @@ def test_forced_response_bad_input(fast_ou):
                         progress=False)
     with pytest.raises(ValueError, match="save_interval"):
         forced_response(fast_ou, init, np.ones((3, 8, 8)), save_interval=0.3, progress=False)
+    with pytest.raises(TypeError, match="forcing must be a real"):  # not silently dropped
+        forced_response(fast_ou, init, np.ones((3, 8, 8)) * (1 + 1j), save_interval=0.5,
+                        progress=False)
+    with pytest.raises(TypeError, match="forcing must be a real"):
+        forced_response(fast_ou, init, np.ones(3) + 0j, save_interval=0.5,
+                        perturbation=np.ones((8, 8)), progress=False)
 
 
 # ------------------------------------------------------------------ Allen-Cahn

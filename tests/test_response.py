@@ -405,3 +405,157 @@ def test_dataarray_from_simulate_is_self_describing(ou_run):
     b = ResponseEstimator(score="exact", max_lag=3).fit(ou_run.u)
     assert b.homogeneous_ and b.response_.dims == ("lag", "y", "x")
     np.testing.assert_array_equal(a.response_.values, b.response_.values)
+
+
+# ------------------------------------------------------ scikit-learn contract
+def test_get_set_params_and_clone_round_trip():
+    sklearn_base = pytest.importorskip("sklearn.base")
+    from gfdt.response import Bootstrap
+
+    est = ResponseEstimator(score=GaussianScore(homogeneous=False), max_lag=3,
+                            bootstrap=Bootstrap(n=10, block_length=5), seed=2)
+    params = est.get_params()
+    assert params["max_lag"] == 3 and params["score__homogeneous"] is False
+    assert est.set_params(max_lag=4, score__rcond=1e-9) is est
+    assert est.max_lag == 4 and est.score.rcond == 1e-9
+    with pytest.raises(ValueError, match="not a parameter"):
+        est.set_params(lags=2)
+    twin = sklearn_base.clone(est)
+    assert twin is not est and twin.score is not est.score
+    assert twin.get_params(deep=False).keys() == est.get_params(deep=False).keys()
+    assert twin.bootstrap == est.bootstrap and twin.max_lag == 4
+    x = np.random.default_rng(0).standard_normal((200, 2))
+    a, b = est.fit(x), twin.fit(x)
+    np.testing.assert_array_equal(a.response_.values, b.response_.values)
+    np.testing.assert_array_equal(a.response_stderr_.values, b.response_stderr_.values)
+    assert not hasattr(sklearn_base.clone(a), "response_")  # clone drops fitted state
+
+
+def test_not_fitted_error():
+    from gfdt.scores import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
+        ResponseEstimator().predict(np.ones(3))
+
+
+def test_bootstrap_options_object_equals_the_keywords():
+    from gfdt.response import Bootstrap
+
+    rng = np.random.default_rng(4)
+    members = [rng.standard_normal((60, 3)) for _ in range(3)]
+    kw = dict(score=lambda b: -b, max_lag=2, seed=7)
+    a = ResponseEstimator(n_bootstrap=12, block_length=6, **kw).fit(members)
+    b = ResponseEstimator(bootstrap=Bootstrap(n=12, block_length=6), **kw).fit(members)
+    np.testing.assert_array_equal(a.response_stderr_.values, b.response_stderr_.values)
+    assert b.response_stderr_.attrs["n_bootstrap"] == 12 and b.block_length_ == 6
+    c = ResponseEstimator(bootstrap=Bootstrap(n=12, block_length=6, seed=8), **kw).fit(members)
+    assert not np.array_equal(a.response_stderr_.values, c.response_stderr_.values)
+    for bad in ({"n": 1}, {"block_length": 0}, {"seed": -1}):
+        with pytest.raises(ValueError, match="Bootstrap"):
+            Bootstrap(**bad)
+
+
+# ------------------------------------------------------------ lazy imports
+def test_gaussian_fit_imports_neither_torch_nor_matplotlib():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, gfdt\n"
+        "x = np.random.default_rng(0).standard_normal((300, 8, 8))\n"
+        "gfdt.ResponseEstimator(max_lag=3, homogeneous=True, progress=False).fit(x)\n"
+        "gfdt.ResponseEstimator(max_lag=3, progress=False).fit(x.reshape(300, -1)[:, :3])\n"
+        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------ the engine
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize("block", [None, 7])
+def test_lag_sums_equal_explicit_loops(stride, block):
+    """The engine's plain (no bootstrap) lag sums and counts, all column pairs and
+    matching complex columns (with and without the frequency-domain accumulator),
+    against explicit loops over source times on the stride grid."""
+    from gfdt.response.correlate import LagSums, correlate
+
+    rng = np.random.default_rng(5)
+    L = 4
+    A = [rng.standard_normal((T, 2)) + 1j * rng.standard_normal((T, 2)) for T in (13, 20)]
+    B = [rng.standard_normal((T, 2)) + 1j * rng.standard_normal((T, 2)) for T in (13, 20)]
+    grid = [np.arange(len(b)) % stride == 0 for b in B]
+    outer = np.zeros((L + 1, 2, 2))
+    modes = np.zeros((L + 1, 2), dtype=complex)
+    count = np.zeros(L + 1)
+    for a, b, g in zip(A, B, grid, strict=True):
+        for lag in range(L + 1):
+            for t in range(len(a) - lag):
+                if g[t]:
+                    outer[lag] += np.outer(a[t + lag].real, b[t].real)
+                    modes[lag] += a[t + lag] * b[t].conj()
+                    count[lag] += 1
+    chunk = 6 if block is None else block - block % stride
+    for is_modes in (False, True):
+        def read(k, a, e, b, is_modes=is_modes):
+            src = B[k][a:b] * grid[k][a:b, None]
+            return (A[k][a:e], src) if is_modes else (A[k][a:e].real, src.real)
+
+        sums = LagSums(L, modes=is_modes, shape=(L + 1, 2) if is_modes else (L + 1, 2, 2),
+                       stride=stride, block=block)
+        assert (sums.freq is not None) == (is_modes and block is not None)
+        got, n = correlate([13, 20], read, sums, chunk, progress=False).total()
+        np.testing.assert_array_equal(n, count)
+        np.testing.assert_allclose(got, modes if is_modes else outer, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_gaussian_field_from_the_autocorrelation_equals_the_fitted_score(bootstrap):
+    """score="gaussian" on a homogeneous field takes the spectrum from the lag sums (one
+    pass); a GaussianScore fitted beforehand goes through score evaluations: the same
+    model, response and bootstrap errors up to rounding."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 150, 4, 6))
+    for t in range(1, 150):
+        x[:, t] = 0.7 * x[:, t - 1] + np.roll(x[:, t], 1, axis=-1) * 0.3 + 0.5 * x[:, t]
+    members = [m + 2.0 for m in x]
+    kw = dict(max_lag=6, homogeneous=True, bootstrap=bootstrap, n_bootstrap=10,
+              block_length=20, seed=1, normalize=True, progress=False)
+    fast = ResponseEstimator(score="gaussian", **kw).fit(members)
+    fitted = GaussianScore(homogeneous=True).fit(np.concatenate(members))
+    ref = ResponseEstimator(score=fitted, **kw).fit(members)
+    np.testing.assert_allclose(fast.score_model_.spectrum_, fitted.spectrum_, rtol=1e-12)
+    assert float(fast.score_model_.mean_) == pytest.approx(float(fitted.mean_), rel=1e-14)
+    for a, b in ((fast.response_, ref.response_), (fast.response_raw_, ref.response_raw_)):
+        np.testing.assert_allclose(a.values, b.values, rtol=0, atol=1e-12)
+    if bootstrap:
+        np.testing.assert_allclose(fast.response_stderr_.values, ref.response_stderr_.values,
+                                   rtol=0, atol=1e-12)
+    assert fast.stein_error_ < 1e-12  # the Gaussian sum rule holds exactly
+
+
+def test_a_score_that_reads_trajectories_gets_them_unstacked():
+    """An estimator with ``accepts_trajectories = True`` is fitted on the Trajectories
+    (it may stream them); the others get the stacked samples."""
+    from gfdt.data import Trajectories
+    from gfdt.scores.base import ScoreEstimator
+
+    class Streaming(ScoreEstimator):
+        accepts_trajectories = True
+
+        def fit(self, X):
+            self.got_ = X
+            self.mean_ = np.concatenate([X.read(k, 0, T) for k, T in enumerate(X.lengths)]
+                                        ).mean(axis=0)
+            return self
+
+        def score(self, x):
+            return -(np.asarray(x) - self.mean_)
+
+    members = [np.random.default_rng(k).standard_normal((50, 2)) for k in range(2)]
+    est = ResponseEstimator(score=Streaming(), max_lag=2, bootstrap=False).fit(members)
+    assert isinstance(est.score_model_.got_, Trajectories)
+    ref = ResponseEstimator(score=lambda b: -(b - est.score_model_.mean_), max_lag=2,
+                            bootstrap=False).fit(members)
+    np.testing.assert_array_equal(est.response_.values, ref.response_.values)

@@ -11,14 +11,11 @@ import xarray as xr
 from matplotlib.collections import PolyCollection
 
 from gfdt import ResponseEstimator
-from gfdt._bootstrap import (
-    BlockBootstrap,
-    block_pair_counts,
-    integrated_time,
-    lagged_blocks_fft,
-    lagged_blocks_outer,
-)
 from gfdt.plotting import plot_response
+from gfdt.response.bootstrap import BlockBootstrap, integrated_time
+from gfdt.response.correlate import lagged_blocks_modes as lagged_blocks_fft
+from gfdt.response.correlate import lagged_blocks_outer
+from gfdt.response.correlate import pair_counts as block_pair_counts
 
 
 @pytest.fixture(autouse=True)

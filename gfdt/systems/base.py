@@ -48,6 +48,10 @@ class SimulationDiverged(RuntimeError):
         return type(self), (self.step, self.time, self.member, self.detail)
 
 
+#: System classes by name, filled as they are defined (for :func:`system_from_attrs`).
+_SYSTEMS: dict[str, type] = {}
+
+
 @dataclasses.dataclass(frozen=True)
 class System:
     """Base class of gfdt's stochastic systems: a frozen set of parameters.
@@ -81,6 +85,10 @@ class System:
     #: step needs: the cost model of benchmarks/solvers.py (whose RNG part counts scalar
     #: draws, :attr:`normals_per_step`).
     transforms_per_step: ClassVar[tuple[int, int, int]] = (0, 0, 0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _SYSTEMS.setdefault(cls.__name__, cls)
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
@@ -199,8 +207,6 @@ def system_from_attrs(attrs: dict[str, Any]) -> System:
     ValueError
         If the attributes do not name a gfdt system.
     """
-    from gfdt import systems as _systems
-
     name = attrs.get("gfdt_system")
     params = attrs.get("gfdt_parameters")
     if name is None or params is None:
@@ -208,7 +214,7 @@ def system_from_attrs(attrs: dict[str, Any]) -> System:
             "the data carry no gfdt system attributes ('gfdt_system', 'gfdt_parameters'); "
             "pass the system explicitly"
         )
-    cls = getattr(_systems, str(name), None)
+    cls = _SYSTEMS.get(str(name))
     if not (isinstance(cls, type) and issubclass(cls, System)):
         raise ValueError(f"unknown gfdt system {name!r} in the data attributes")
     return cls(**json.loads(params))

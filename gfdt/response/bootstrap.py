@@ -22,98 +22,16 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.fft as sfft
+import xarray as xr
 
 logger = logging.getLogger("gfdt")
 
-_FFT_BYTES = 64 * 2**20  # workspace of one batch of block FFTs
 _FLUSH = 64  # blocks buffered before they are folded into the replicates
 
 
 def n_blocks(lengths: Sequence[int], block_length: int) -> int:
     """Number of blocks when every member is cut into ``block_length`` pieces."""
     return int(sum(math.ceil(T / block_length) for T in lengths))
-
-
-def block_pair_counts(start: int, stop: int, T: int, L: int, block_length: int,
-                      stride: int = 1) -> np.ndarray:
-    """Pairs ``(t, t + tau)`` per block of sources ``start..stop`` (member length T).
-
-    Only source times on the grid ``0, stride, 2 stride, ...`` count; ``start`` and
-    ``block_length`` must be multiples of ``stride``.
-
-    Returns an array of shape (n_sub_blocks, L + 1).
-    """
-    starts = np.arange(start, stop, block_length)
-    ends = np.minimum(starts + block_length, stop)
-    lags = np.arange(L + 1)
-    span = np.clip(np.minimum(ends[:, None], T - lags[None, :]) - starts[:, None], 0, None)
-    return (-(-span // stride)).astype(float)
-
-
-def _target_blocks(u: np.ndarray, n_sub: int, block_length: int, L: int) -> np.ndarray:
-    """Targets of every block, zero past the end: shape (n_sub, block_length + L, ...)."""
-    width = block_length + L
-    idx = np.arange(n_sub)[:, None] * block_length + np.arange(width)[None, :]
-    valid = idx < u.shape[0]
-    out = u[np.minimum(idx, u.shape[0] - 1)]
-    out[~valid] = 0
-    return out
-
-
-def _source_blocks(s: np.ndarray, n_sub: int, block_length: int) -> np.ndarray:
-    pad = n_sub * block_length - s.shape[0]
-    if pad:
-        s = np.concatenate([s, np.zeros((pad, *s.shape[1:]), dtype=s.dtype)])
-    return s.reshape(n_sub, block_length, *s.shape[1:])
-
-
-def lagged_blocks_fft(uh: np.ndarray, sh: np.ndarray, L: int, block_length: int) -> np.ndarray:
-    """Per-block :math:`\\sum_t u_k(t + \\tau)\\overline{s_k(t)}` for matching columns.
-
-    ``sh`` (Ts, M) are the sources of consecutive blocks of ``block_length`` (the last
-    may be shorter), ``uh`` (Tu, M) the targets from the same start, ``Tu <= Ts + L``
-    (shorter only at the end of a member). Zero padding removes circular wrap.
-
-    Returns
-    -------
-    numpy.ndarray, complex, shape (n_blocks, L + 1, M)
-    """
-    Ts, M = sh.shape
-    n_sub = math.ceil(Ts / block_length)
-    nfft = sfft.next_fast_len(block_length + L)
-    out = np.empty((n_sub, L + 1, M), dtype=complex)
-    per_block = 16 * nfft * M * 4
-    group = max(1, _FFT_BYTES // max(1, per_block))
-    for g0 in range(0, n_sub, group):
-        g1 = min(g0 + group, n_sub)
-        a, b = g0 * block_length, min(g1 * block_length, Ts)
-        e = min(b + L, uh.shape[0])
-        tb = _target_blocks(uh[a:e], g1 - g0, block_length, L)
-        sb = _source_blocks(sh[a:b], g1 - g0, block_length)
-        fu = sfft.fft(tb, n=nfft, axis=1)
-        fs = sfft.fft(sb, n=nfft, axis=1)
-        out[g0:g1] = sfft.ifft(fu * fs.conj(), axis=1)[:, : L + 1]
-    return out
-
-
-def lagged_blocks_outer(u: np.ndarray, s: np.ndarray, L: int, block_length: int) -> np.ndarray:
-    """Per-block :math:`\\sum_t u(t + \\tau) s(t)^T` (all column pairs), real.
-
-    ``u`` (Tu, p) targets, ``s`` (Ts, q) sources, as in :func:`lagged_blocks_fft`.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_blocks, L + 1, p, q)
-    """
-    Ts, q = s.shape
-    p = u.shape[1]
-    n_sub = math.ceil(Ts / block_length)
-    tb = _target_blocks(u, n_sub, block_length, L)  # (n_sub, bl + L, p)
-    sb = _source_blocks(s, n_sub, block_length)  # (n_sub, bl, q)
-    out = np.empty((n_sub, L + 1, p, q))
-    for lag in range(L + 1):
-        out[:, lag] = np.matmul(tb[:, lag:lag + block_length].transpose(0, 2, 1), sb)
-    return out
 
 
 class BlockBootstrap:
@@ -274,3 +192,120 @@ def integrated_time(members: Sequence, *, max_members: int = 8, max_samples: int
         if w >= 5.0 * tau:
             break
     return float(max(tau, 1.0))
+
+
+class Bootstrap:
+    """Options of the block bootstrap of :class:`~gfdt.ResponseEstimator`.
+
+    Parameters
+    ----------
+    n : int
+        Replicates (at least 2).
+    block_length : int, optional
+        Block length in samples (source times). Default: the larger of ``max_lag + 1``
+        and 20 integrated autocorrelation times of the data (pooled over
+        coordinates), at most the longest member.
+    seed : int, optional
+        Seed of the resampling (default: the estimator's ``seed``).
+    """
+
+    def __init__(self, n: int = 100, block_length: int | None = None,
+                 seed: int | None = None) -> None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise ValueError(f"Bootstrap(n=...) must be an int >= 2, got {n!r}")
+        if block_length is not None and (isinstance(block_length, bool)
+                                         or not isinstance(block_length, (int, np.integer))
+                                         or block_length < 1):
+            raise ValueError(f"Bootstrap(block_length=...) must be None or a positive int, "
+                             f"got {block_length!r}")
+        check_seed(seed, "Bootstrap(seed=...)")
+        self.n = int(n)
+        self.block_length = None if block_length is None else int(block_length)
+        self.seed = seed
+
+    @classmethod
+    def from_keywords(cls, bootstrap, n_bootstrap: int = 100,
+                      block_length: int | None = None) -> Bootstrap | None:
+        """Options from the estimator's ``bootstrap`` (bool or Bootstrap) and keywords.
+
+        Returns None for ``bootstrap=False``; the keywords are checked either way.
+        """
+        if isinstance(bootstrap, Bootstrap):
+            return bootstrap
+        if not isinstance(bootstrap, (bool, np.bool_)):
+            raise TypeError(f"bootstrap must be True, False or a Bootstrap(...), "
+                            f"got {bootstrap!r}")
+        nb = n_bootstrap
+        if isinstance(nb, bool) or not isinstance(nb, (int, np.integer)) or nb < 2:
+            raise ValueError(f"n_bootstrap must be an int >= 2, got {nb!r}")
+        bl = block_length
+        if bl is not None and (isinstance(bl, bool) or not isinstance(bl, (int, np.integer))
+                               or bl < 1):
+            raise ValueError(f"block_length must be None or a positive int, got {bl!r}")
+        return cls(n=int(nb), block_length=bl) if bootstrap else None
+
+    def __repr__(self) -> str:
+        return (f"Bootstrap(n={self.n}, block_length={self.block_length}, "
+                f"seed={self.seed})")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Bootstrap) and (self.n, self.block_length, self.seed) == (
+            other.n, other.block_length, other.seed)
+
+    def choose_block_length(self, members: Sequence, L: int, stride: int) -> int:
+        """Block length for data ``members`` (a multiple of ``stride``), logged."""
+        lengths = [m.shape[0] for m in members]
+        if self.block_length is None:
+            tau = integrated_time(members)
+            blen = max(L + 1, math.ceil(20.0 * tau))
+            logger.info("bootstrap: integrated autocorrelation time %.3g samples", tau)
+        else:
+            blen = self.block_length
+        blen = min(blen, max(lengths))
+        blen += -blen % stride  # blocks start on source times
+        K = n_blocks(lengths, blen)
+        if K < 20:
+            logger.warning("bootstrap: only %d blocks of %d samples; the standard errors are "
+                           "unreliable (use more or longer members or a shorter block_length)",
+                           K, blen)
+        return int(blen)
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """Raise unless ``seed`` is None or an int >= 0."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ValueError(f"{name} must be None or an int >= 0, got {seed!r}")
+
+
+def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
+                  norm_of: Callable[[np.ndarray], np.ndarray] | None,
+                  like_raw: xr.DataArray, like: xr.DataArray, block_length: int,
+                  keep_bytes: int) -> tuple[xr.DataArray, xr.DataArray, np.ndarray | None]:
+    """Standard errors of the raw and the reported response, from the replicates.
+
+    ``raw_of`` maps a replicate's lag means to the raw response, ``norm_of`` (None:
+    not normalised) the raw response to the reported one. Returns the two standard
+    errors (like ``like_raw`` and ``like``) and the replicates of the reported
+    response when they take at most ``keep_bytes`` (else None).
+    """
+    from gfdt.conventions import attrs as cf_attrs
+
+    transforms = [raw_of]
+    if norm_of is not None:
+        transforms.append(lambda m: norm_of(raw_of(m)))
+    small = 8 * like.size * boot.n_bootstrap <= keep_bytes
+    ses, kept = replicate_std(boot.replicates(), transforms,
+                              keep=len(transforms) - 1 if small else None)
+    reps = np.stack(kept) if small and len(kept) > 1 else None
+
+    def wrap(se, ref: xr.DataArray) -> xr.DataArray:
+        out = ref.copy(data=np.full(ref.shape, np.nan) if se is None else se)
+        out.name = "stderr"
+        out.attrs.update({**cf_attrs("stderr", what=ref.attrs.get("long_name", "response")),
+                          "n_bootstrap": int(boot.n_bootstrap),
+                          "block_length": int(block_length)})
+        return out
+
+    raw_se = wrap(ses[0], like_raw)
+    return raw_se, (wrap(ses[1], like) if len(ses) > 1 else raw_se), reps

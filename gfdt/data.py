@@ -1,4 +1,10 @@
-"""Coercion of user data into independent time series for the GFDT."""
+"""The one data model of gfdt: :class:`Trajectories` (members, lazy blocks, reads by index).
+
+:func:`as_trajectories` turns user data (xarray, numpy arrays, lists of members, Dask-backed
+files) into it; the response estimator and the score estimators read through it, so
+Dask-backed data are read block by block. Time axes are handled in one place,
+:func:`time_axis`.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["LazyMember", "Series", "as_series"]
+__all__ = ["LazyMember", "Series", "Trajectories", "as_series", "as_trajectories", "time_axis"]
 
 logger = logging.getLogger("gfdt")
 
 
 class LazyMember:
-    """One member of Dask-backed (out-of-core) data, shape (time, *state).
+    """One member of Dask-backed (out-of-core) data, shape ``(time, *state)``.
 
     Nothing is read until it is sliced: ``member[a:b]`` reads samples ``a..b-1`` only
     (one Dask compute), checks them and returns them as a float64 numpy array. Unless a
@@ -27,7 +33,7 @@ class LazyMember:
 
     Parameters
     ----------
-    data : dask.array.Array, shape (time, *state)
+    data : dask.array.Array, shape ``(time, *state)``
     name : str
         Name used in error messages.
     """
@@ -69,8 +75,25 @@ class LazyMember:
 
 
 @dataclasses.dataclass
-class Series:
-    """Independent members, each an array of shape (time, *state), plus metadata."""
+class Trajectories:
+    """Independent members, each of shape ``(time, *state)``, plus metadata.
+
+    Attributes
+    ----------
+    members : list of numpy.ndarray or LazyMember
+        One array per member, shape ``(time_k, *state)``; a :class:`LazyMember` reads
+        only the samples it is sliced with.
+    state_dims : tuple of str
+        Names of the state dims.
+    state_coords : dict
+        Coordinates of the state dims (those the data had).
+    dt : float, numpy.timedelta64 or None
+        Time step between samples (None when unknown).
+    time_attrs : dict
+        Attributes of the time coordinate (e.g. ``units``).
+    attrs : dict
+        Attributes of the data (e.g. the ``gfdt_*`` system attributes).
+    """
 
     members: list[np.ndarray]
     state_dims: tuple[str, ...]
@@ -78,6 +101,19 @@ class Series:
     dt: Any  # float, numpy.timedelta64 or None when unknown
     time_attrs: dict[str, Any]
     attrs: dict[str, Any]
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Samples per member."""
+        return [int(m.shape[0]) for m in self.members]
+
+    def read(self, member: int, start: int, stop: int) -> np.ndarray:
+        """Samples ``start..stop-1`` of one member, float64, shape ``(n, *state)`` (one read)."""
+        return np.asarray(self.members[member][start:stop], dtype=float)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -102,9 +138,21 @@ class Series:
             for a in range(0, m.shape[0], size):
                 yield np.asarray(m[a:a + size], dtype=float)
 
-    def samples(self) -> np.ndarray:
-        """All states stacked: shape (n_samples, *state)."""
-        return np.concatenate(self.members, axis=0)
+    def samples(self, stride: int = 1) -> np.ndarray:
+        """States stacked, every ``stride``-th of each member: shape ``(n, *state)``.
+
+        The training samples of a score estimator; Dask-backed members are read here.
+        """
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"stride must be a positive int, got {stride!r}")
+        if stride == 1:
+            return np.concatenate(self.members, axis=0)
+        return np.concatenate([np.asarray(m[::stride], dtype=float) for m in self.members],
+                              axis=0)
+
+
+#: The former name of :class:`Trajectories`.
+Series = Trajectories
 
 
 def _finite(arr: np.ndarray, name: str) -> np.ndarray:
@@ -119,6 +167,19 @@ def _finite(arr: np.ndarray, name: str) -> np.ndarray:
             f"{name} contains {int(bad.sum())} NaN or inf values; remove or fill them first"
         )
     return arr
+
+
+def time_axis(da: xr.DataArray, name: str) -> tuple[Any, dict[str, Any]]:
+    """Time step and time attributes of ``da``'s ``time`` axis: ``(dt, attrs)``.
+
+    The one place where time axes are read: ``dt`` is a float (numeric times), a
+    ``numpy.timedelta64`` (datetimes or timedeltas) or None (no coordinate, a single
+    sample, or a non-numeric axis). The samples must be strictly increasing and evenly
+    spaced (floats to 1e-6).
+    """
+    if "time" not in da.coords:
+        return None, {}
+    return _time_step(da["time"], name), dict(da["time"].attrs)
 
 
 def _time_step(time: xr.DataArray, name: str):
@@ -143,7 +204,7 @@ def _time_step(time: xr.DataArray, name: str):
     return float(d[0])
 
 
-def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> Series:
+def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> Trajectories:
     if "time" not in da.dims:
         raise ValueError(
             f"{name} must have a 'time' dimension (dims are {da.dims}); rename yours, "
@@ -173,9 +234,8 @@ def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> S
             state_dims = ("feature",)
         members = list(arr) if has_member else [arr]
     coords = {d: da.coords[d] for d in state_dims if d in da.coords}
-    dt = _time_step(da["time"], name) if "time" in da.coords else None
-    time_attrs = dict(da["time"].attrs) if "time" in da.coords else {}
-    return Series(members, state_dims, coords, dt, time_attrs, dict(da.attrs))
+    dt, time_attrs = time_axis(da, name)
+    return Trajectories(members, state_dims, coords, dt, time_attrs, dict(da.attrs))
 
 
 def _same_step(a, b) -> bool:
@@ -185,13 +245,16 @@ def _same_step(a, b) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(abs(float(a)), abs(float(b)))
 
 
-def as_series(X, name: str = "X") -> Series:
-    """Turn ``X`` into independent members of shape (time, *state).
+def as_trajectories(X, name: str = "X") -> Trajectories:
+    """Turn ``X`` into independent members of shape ``(time, *state)``.
 
     Accepted: an xarray DataArray with a ``time`` dim and optionally ``member`` (all
     other dims are state); a Dataset with one data variable (or ``u``); an ndarray of
-    shape (time, *state); or a list of such arrays (independent members).
+    shape ``(time, *state)``; a list of such arrays (independent members); or a
+    :class:`Trajectories` (returned as is).
     """
+    if isinstance(X, Trajectories):
+        return X
     if isinstance(X, xr.Dataset):
         names = list(X.data_vars)
         if "u" in X.data_vars:
@@ -208,7 +271,7 @@ def as_series(X, name: str = "X") -> Series:
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError(f"{name} is an empty list")
-        parts = [as_series(x, f"{name}[{i}]") for i, x in enumerate(X)]
+        parts = [as_trajectories(x, f"{name}[{i}]") for i, x in enumerate(X)]
         shapes = {p.state_shape for p in parts}
         if len(shapes) > 1:
             raise ValueError(f"the members of {name} have different state shapes: {shapes}")
@@ -217,7 +280,7 @@ def as_series(X, name: str = "X") -> Series:
             raise ValueError(f"the members of {name} have different time steps: "
                              f"{sorted({str(s) for s in steps})}")
         first = parts[0]
-        return Series([m for p in parts for m in p.members], first.state_dims,
+        return Trajectories([m for p in parts for m in p.members], first.state_dims,
                       first.state_coords, first.dt, first.time_attrs, first.attrs)
     try:
         arr = np.asarray(X)
@@ -231,4 +294,8 @@ def as_series(X, name: str = "X") -> Series:
     if arr.ndim == 1:
         arr = arr[:, None]
     dims = ("feature",) if arr.ndim == 2 else tuple(f"dim_{i}" for i in range(arr.ndim - 1))
-    return Series([arr], dims, {}, None, {}, {})
+    return Trajectories([arr], dims, {}, None, {}, {})
+
+
+#: The former name of :func:`as_trajectories`.
+as_series = as_trajectories

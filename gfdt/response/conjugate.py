@@ -19,13 +19,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OBSERVABLE_NAMES", "Observable", "Perturbation"]
+__all__ = ["OBSERVABLE_NAMES", "Observable", "Perturbation", "conjugate_series"]
 
 #: Names accepted by ``observable=``.
 OBSERVABLE_NAMES = ("identity", "mean")
 
 #: Largest state dimension for which ``divergence="auto"`` takes the exact sum.
 EXACT_DIVERGENCE_MAX_DIM = 64
+
+#: Finite-difference step (state units) when none is given and no data set the scale.
+DEFAULT_FD_STEP = 1e-4
 
 _FD_BATCH_VALUES = 2**22  # floats per finite-difference evaluation batch
 
@@ -38,9 +41,12 @@ class Observable:
     returning ``(batch, n_obs)`` or ``(batch,)`` values.
     """
 
-    def __init__(self, observable: Any, state_shape: tuple[int, ...],
+    def __init__(self, observable: Any = None, state_shape: tuple[int, ...] | None = None,
                  name: str = "observable") -> None:
-        self.state_shape = tuple(state_shape)
+        if isinstance(observable, Observable):
+            observable = observable.spec
+        self.spec = observable
+        self.state_shape = None if state_shape is None else tuple(state_shape)
         self.identity = False
         if observable is None or (isinstance(observable, str)
                                    and observable.lower() == "identity"):
@@ -101,7 +107,9 @@ class Perturbation:
         ``u(x)``: maps ``(batch, *state)`` to ``(batch, *state)`` (numpy, or torch
         tensors when ``autograd``), or a state-shaped array (a constant direction,
         divergence 0).
-    state_shape : tuple of int
+    state_shape : tuple of int, optional
+        Shape of one state; set by :meth:`bind` when the perturbation is given to
+        :class:`~gfdt.ResponseEstimator` unbound.
     divergence : {"auto", "exact", "hutchinson"} or callable
         How to get :math:`\\nabla\\cdot u`: the exact sum over coordinates, a
         Hutchinson trace estimate with random probes, or a callable returning it,
@@ -112,18 +120,22 @@ class Perturbation:
     n_probes : int
         Probes per state for the Hutchinson estimate.
     probe : {"rademacher", "gaussian"}
-    fd_step : float
-        Finite-difference step (state units).
+    fd_step : float, optional
+        Finite-difference step in state units (default: 1e-4 times the data's
+        standard deviation when bound by :class:`~gfdt.ResponseEstimator`, else 1e-4).
     rng : numpy.random.Generator
         Source of the probes.
     """
 
-    def __init__(self, perturbation: Any, state_shape: tuple[int, ...], *,
+    def __init__(self, perturbation: Any, state_shape: tuple[int, ...] | None = None, *,
                  divergence: str | Callable = "auto", autograd: bool = False,
-                 n_probes: int = 16, probe: str = "rademacher", fd_step: float = 1e-4,
+                 n_probes: int = 16, probe: str = "rademacher", fd_step: float | None = None,
                  rng: np.random.Generator | None = None) -> None:
-        self.state_shape = tuple(state_shape)
-        self.d = int(np.prod(self.state_shape))
+        self.options = {"divergence": divergence, "autograd": autograd, "n_probes": n_probes,
+                        "probe": probe, "fd_step": fd_step}
+        self.spec = perturbation
+        self.state_shape = None if state_shape is None else tuple(state_shape)
+        self.d = None if state_shape is None else int(np.prod(self.state_shape))
         self.constant: np.ndarray | None = None
         self.fn: Callable | None = None
         if callable(perturbation):
@@ -137,7 +149,7 @@ class Perturbation:
                     "perturbation must be a callable u(x) or a state-shaped array, got "
                     f"{type(perturbation).__name__}"
                 ) from None
-            if arr.shape != self.state_shape:
+            if self.state_shape is not None and arr.shape != self.state_shape:
                 raise ValueError(
                     f"perturbation array must have the state shape {self.state_shape}, "
                     f"got {arr.shape}"
@@ -155,7 +167,7 @@ class Perturbation:
         elif isinstance(divergence, str) and divergence.lower() in ("auto", "exact",
                                                                      "hutchinson"):
             m = divergence.lower()
-            if m == "auto":
+            if m == "auto" and self.d is not None:
                 m = "exact" if self.d <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson"
             self.method = m
             self.div_fn = None
@@ -171,11 +183,29 @@ class Perturbation:
         if not isinstance(probe, str) or probe.lower() not in ("rademacher", "gaussian"):
             raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {probe!r}")
         self.probe = probe.lower()
-        if isinstance(fd_step, bool) or not isinstance(fd_step, (int, float, np.floating)) \
-                or not np.isfinite(fd_step) or fd_step <= 0:
+        if fd_step is not None and (
+                isinstance(fd_step, bool) or not isinstance(fd_step, (int, float, np.floating))
+                or not np.isfinite(fd_step) or fd_step <= 0):
             raise ValueError(f"fd_step must be a positive number, got {fd_step!r}")
-        self.fd_step = float(fd_step)
+        self.fd_step = DEFAULT_FD_STEP if fd_step is None else float(fd_step)
         self.rng = rng if rng is not None else np.random.default_rng()
+
+    def bind(self, state_shape: tuple[int, ...], rng: np.random.Generator,
+             scale: Callable[[], float] | None = None) -> Perturbation:
+        """A copy for states of ``state_shape``, drawing probes from ``rng``.
+
+        Without an explicit ``fd_step``, the step is 1e-4 times ``scale()`` (the data's
+        standard deviation; called only then).
+        """
+        opts = dict(self.options)
+        if opts["fd_step"] is None and scale is not None:
+            sd = float(scale())
+            opts["fd_step"] = DEFAULT_FD_STEP * (sd if sd > 0 else 1.0)
+        return Perturbation(self.spec, state_shape, rng=rng, **opts)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"Perturbation({self.label}, {opts})"
 
     # ------------------------------------------------------------------ values
     def _numpy_field(self, x: np.ndarray) -> np.ndarray:
@@ -192,7 +222,7 @@ class Perturbation:
         return out
 
     def field(self, x: np.ndarray) -> np.ndarray:
-        """:math:`u(x)`, shape (batch, *state)."""
+        """:math:`u(x)`, shape ``(batch, *state)``."""
         x = np.asarray(x, dtype=float)
         if self.autograd:
             from gfdt.scores._autograd import torch_apply
@@ -205,7 +235,7 @@ class Perturbation:
         return self._numpy_field(x)
 
     def field_and_divergence(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:math:`u(x)` (batch, *state) and :math:`\\nabla\\cdot u(x)` (batch,)."""
+        """:math:`u(x)` ``(batch, *state)`` and :math:`\\nabla\\cdot u(x)` (batch,)."""
         x = np.asarray(x, dtype=float)
         b = x.shape[0]
         if self.constant is not None:
@@ -229,11 +259,15 @@ class Perturbation:
             return u, self._fd_exact(x)
         return u, self._fd_hutchinson(x, self._probes(b))
 
-    def conjugate(self, x: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """:math:`B(x) = -\\nabla\\cdot u - u \\cdot s`, shape (batch,)."""
+    def conjugate(self, x: np.ndarray, s: np.ndarray, return_field: bool = False):
+        """:math:`B(x) = -\\nabla\\cdot u - u \\cdot s`, shape (batch,).
+
+        With ``return_field``, also :math:`u(x)` ``(batch, *state)``, evaluated once.
+        """
         u, div = self.field_and_divergence(x)
         b = x.shape[0]
-        return -div - np.einsum("bi,bi->b", u.reshape(b, -1), np.asarray(s).reshape(b, -1))
+        out = -div - np.einsum("bi,bi->b", u.reshape(b, -1), np.asarray(s).reshape(b, -1))
+        return (out, u) if return_field else out
 
     # -------------------------------------------------------------- divergence
     def _probes(self, b: int) -> np.ndarray:
@@ -268,3 +302,51 @@ class Perturbation:
             du = self._numpy_field(x + h * v) - self._numpy_field(x - h * v)
             div += np.einsum("bi,bi->b", du.reshape(b, -1), v.reshape(b, -1)) / (2 * h)
         return div / len(probes)
+
+
+def conjugate_series(data, model, obs: Observable, pert: Perturbation | None, stride: int,
+                     batch_size: int, progress: bool | None
+                     ) -> tuple[list, list, np.ndarray | None]:
+    """Observable :math:`A` at every sample and conjugate :math:`B` at the source times.
+
+    ``data`` is a :class:`~gfdt.data.Trajectories`, ``model`` the fitted score; states
+    are read ``batch_size`` at a time. Returns the per-member series of A (T, n_obs)
+    and B (T, q) (zero off the source grid) and, with a perturbation, the mean over source states of
+    :math:`(A(x + h u) - A(x - h u)) / 2h` (the Stein sum rule's value).
+    """
+    from gfdt._progress import tqdm
+    from gfdt.response._score import evaluate
+
+    chunk = batch_size
+    d = int(np.prod(data.state_shape))
+    q = 1 if pert is not None else d
+    a_series, b_series = [], []
+    dA_sum, n_src = None, 0
+    bar = tqdm(total=data.n_samples, desc="GFDT", unit="state", unit_scale=True,
+               disable=None if progress is None else not progress, leave=False)
+    try:
+        for k, T in enumerate(data.lengths):
+            a_parts, b_parts = [], []
+            for a in range(0, T, chunk):
+                xb = data.read(k, a, min(a + chunk, T))
+                a_parts.append(obs(xb))
+                first = -a % stride  # source times are multiples of stride
+                src = xb[first::stride]
+                bb = np.zeros((xb.shape[0], q))
+                if src.shape[0]:
+                    s = evaluate(model, src, chunk)
+                    if pert is None:
+                        bb[first::stride] = -s.reshape(len(src), d)
+                    else:
+                        bb[first::stride, 0], u = pert.conjugate(src, s, return_field=True)
+                        h = pert.fd_step
+                        dA = ((obs(src + h * u) - obs(src - h * u)) / (2 * h)).sum(axis=0)
+                        dA_sum = dA if dA_sum is None else dA_sum + dA
+                        n_src += len(src)
+                b_parts.append(bb)
+                bar.update(xb.shape[0])
+            a_series.append(np.concatenate(a_parts))
+            b_series.append(np.concatenate(b_parts))
+    finally:
+        bar.close()
+    return a_series, b_series, None if dA_sum is None else dA_sum / n_src

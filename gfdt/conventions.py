@@ -1,0 +1,130 @@
+"""The one table of dims, CF attributes, global attributes and the lag coordinate.
+
+Every writer of gfdt output (simulate, truth, the response estimator, stats) takes its
+metadata from here, so a name, a unit or the conventions version changes in one place.
+This module imports nothing from gfdt (it sits below every other module).
+
+The CF conventions need little machinery for gfdt's outputs (a ``long_name`` and
+``units`` per variable, an ``axis`` on the coordinate axes, a few global attributes), so
+no CF library is used: a plain table is enough and keeps the import light.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CONVENTIONS", "DIMS", "attrs", "global_attrs", "history", "lag_coord", "version"]
+
+#: CF conventions version written to every file.
+CONVENTIONS = "CF-1.10"
+
+#: Dimension names gfdt reads and writes.
+DIMS = {
+    "member": "member",  # independent ensemble members
+    "time": "time",  # sample times of a member
+    "lag": "lag",  # time lag of a response or correlation
+    "observable": "observable",  # observables of a response
+    "source": "source",  # kicked coordinates of a response
+    "feature": "feature",  # the state of 1-D (vector) data
+}
+
+#: CF attributes of gfdt's standard variables and coordinates.
+_ATTRS: dict[str, dict[str, str]] = {
+    "member": {"long_name": "ensemble member"},
+    "model_time": {"units": "1", "long_name": "model time", "axis": "T"},
+    "lag": {"long_name": "time lag"},
+    "hidden_state": {"long_name": "hidden state (not observed)", "units": "1"},
+    "forcing_time": {"long_name": "time since the forcing started"},
+    "truth_response": {"long_name": "dynamical response to {what}"},
+    "truth_stderr": {"long_name": "standard error of the dynamical response"},
+    "truth_member_mean": {"long_name": "mean dynamical response of each member"},
+    "forced_change": {"long_name": "mean change under the forcing"},
+    "forced_stderr": {"long_name": "standard error of the mean change"},
+    "prediction": {"long_name": "linear-response prediction of the change of the mean"},
+    "prediction_stderr": {"long_name": "bootstrap standard error of the prediction"},
+    "stderr": {"long_name": "bootstrap standard error of the {what}"},
+    "stein_expected": {"long_name": "E[grad A . u] (Stein sum rule)"},
+}
+
+
+def attrs(name: str, **fields: Any) -> dict[str, Any]:
+    """CF attributes of a standard variable, as a new dict.
+
+    Parameters
+    ----------
+    name : str
+        A key of the table (e.g. ``"member"``, ``"lag"``, ``"truth_response"``).
+    **fields
+        Values of the ``{placeholders}`` in the table's strings (e.g. ``what=...``).
+
+    Returns
+    -------
+    dict
+    """
+    try:
+        entry = _ATTRS[name]
+    except KeyError:
+        raise ValueError(f"no conventions entry {name!r}; known: {', '.join(_ATTRS)}") from None
+    return {k: v.format(**fields) if fields else v for k, v in entry.items()}
+
+
+def version() -> str:
+    """Installed version of gfdt (from the package metadata), or ``"unknown"``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("gfdt")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def history(what: str) -> str:
+    """A CF ``history`` line: UTC time stamp and what created the data."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return f"{now} {what}"
+
+
+def global_attrs(title: str | None = None) -> dict[str, str]:
+    """Global attributes of every file gfdt writes: conventions and source version.
+
+    Parameters
+    ----------
+    title : str, optional
+        The ``title`` attribute.
+    """
+    out = {"Conventions": CONVENTIONS}
+    if title is not None:
+        out["title"] = title
+    out["source"] = f"gfdt {version()}"
+    return out
+
+
+def lag_coord(n_lags: int, step: Any = None, units: str | None = None) -> tuple:
+    """The ``lag`` coordinate of ``n_lags`` lags ``0, step, 2 step, ...``.
+
+    Parameters
+    ----------
+    n_lags : int
+        Number of lags (``max_lag + 1``).
+    step : float, numpy.timedelta64 or None
+        Lag spacing in time units; None when the time step is unknown (lags are then
+        counted in samples).
+    units : str, optional
+        Time units of ``step`` (e.g. the data's time ``units`` attribute).
+
+    Returns
+    -------
+    tuple
+        ``("lag", values, attrs)``, ready for an xarray ``coords`` mapping; ``attrs``
+        has ``units = "samples"`` when ``step`` is None.
+    """
+    lags = np.arange(int(n_lags))
+    lag_attrs = attrs("lag")
+    if step is None:
+        return ("lag", lags, {**lag_attrs, "units": "samples"})
+    if units is not None:
+        lag_attrs["units"] = units
+    return ("lag", lags * step, lag_attrs)

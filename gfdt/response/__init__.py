@@ -1,0 +1,17 @@
+"""GFDT responses: the estimator, the correlation engine, conjugates, bootstrap, forcing.
+
+* :class:`ResponseEstimator` (:mod:`~gfdt.response.estimator`): fit on unperturbed data;
+* :mod:`~gfdt.response.correlate`: the one lagged-correlation engine;
+* :class:`Observable`, :class:`Perturbation` (:mod:`~gfdt.response.conjugate`): what
+  responds and how the state is perturbed, with their numerical options;
+* :class:`Bootstrap` (:mod:`~gfdt.response.bootstrap`): options of the error bars;
+* :func:`response_to_forcing` (:mod:`~gfdt.response.forcing`): predictions.
+"""
+
+from gfdt.response.bootstrap import Bootstrap
+from gfdt.response.conjugate import Observable, Perturbation
+from gfdt.response.estimator import ResponseEstimator
+from gfdt.response.forcing import response_to_forcing
+
+__all__ = ["Bootstrap", "Observable", "Perturbation", "ResponseEstimator",
+           "response_to_forcing"]

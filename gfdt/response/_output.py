@@ -1,0 +1,93 @@
+"""xarray outputs of the response estimator: coordinates and CF attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from gfdt.conventions import lag_coord
+from gfdt.data import Trajectories
+from gfdt.response.conjugate import Observable, Perturbation
+
+__all__ = ["conjugate_response", "lag_of", "state_response"]
+
+
+def lag_of(data: Trajectories, n_lags: int) -> tuple:
+    """The ``lag`` coordinate of a response to ``data``: the data's time step and units."""
+    return lag_coord(n_lags, data.dt, data.time_attrs.get("units") if data.dt is not None
+                     else None)
+
+
+def _gfdt_attrs(data: Trajectories) -> dict[str, Any]:
+    return {k: v for k, v in data.attrs.items() if k.startswith("gfdt_")}
+
+
+def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normalized: bool,
+                   method: str) -> xr.DataArray:
+    """The plain GFDT response: dims ``(lag, *offset dims)`` or ``(lag, observable, source)``."""
+    coords: dict[str, Any] = {"lag": lag_of(data, r.shape[0])}
+    if homogeneous:
+        dims = ("lag", *data.state_dims)
+        for dim in data.state_dims:
+            if dim in data.state_coords:
+                c = data.state_coords[dim]
+                vals = np.asarray(c.values)
+                if np.issubdtype(vals.dtype, np.number):
+                    vals = vals - vals[0]
+                coords[dim] = (dim, vals, {**c.attrs, "long_name": f"offset in {dim}"})
+    else:
+        dims = ("lag", "observable", "source")
+        if len(data.state_dims) == 1 and data.state_dims[0] in data.state_coords:
+            vals = np.asarray(data.state_coords[data.state_dims[0]].values)
+            coords["observable"] = vals
+            coords["source"] = vals
+    attrs = {
+        "long_name": "response to a unit impulse" + (" at the origin" if homogeneous else ""),
+        "units": "1",
+        "method": method,
+        "normalized": int(normalized),
+        "n_samples": int(data.n_samples),
+        **_gfdt_attrs(data),
+    }
+    return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+
+
+def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
+                       pert: Perturbation | None, kind: str, identity: bool,
+                       method: str) -> xr.DataArray:
+    """Response of an observable: dims ``(lag, observable[, source])`` or ``(lag, *state)``."""
+    coords: dict[str, Any] = {"lag": lag_of(data, r.shape[0])}
+    if identity:
+        dims = ("lag", *data.state_dims)
+        for dim in data.state_dims:
+            if dim in data.state_coords:
+                c = data.state_coords[dim]
+                coords[dim] = (dim, np.asarray(c.values), dict(c.attrs))
+    else:
+        dims = ("lag", "observable") + (("source",) if kind == "observable" else ())
+        n_obs = r.shape[1]
+        coords["observable"] = (["mean"] if obs.label == "mean" and n_obs == 1
+                                else np.arange(n_obs))
+    what = "the state" if obs.identity else f"observable {obs.label}"
+    how = (f"x -> x + delta u(x), u = {pert.label}" if pert is not None
+           else "a unit impulse on each state coordinate")
+    attrs = {
+        "long_name": f"response of the mean of {what} to {how}",
+        "units": "observable units per unit delta" if pert is not None
+                 else "observable units per unit kick",
+        "method": method,
+        "normalized": 0,
+        "n_samples": int(data.n_samples),
+        "observable": obs.label,
+        "response_kind": kind,
+    }
+    if pert is not None:
+        attrs["perturbation"] = pert.label
+        attrs["divergence"] = pert.method if pert.constant is None else "zero"
+        if pert.method == "hutchinson" and pert.constant is None:
+            attrs["n_probes"] = pert.n_probes
+            attrs["probe"] = pert.probe
+    attrs.update(_gfdt_attrs(data))
+    return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
