@@ -22,7 +22,8 @@ from gfdt._atomic import atomic_path
 from gfdt.scores.base import check_flag, check_number, load_blob
 
 __all__ = ["TorchScoreEstimator", "default_threads", "gaussian_statistics", "is_homogeneous",
-           "resolve_device", "seeded", "stream_generator", "stream_seed", "torch_threads"]
+           "resolve_device", "seeded", "stream_generator", "stream_seed", "torch_threads",
+           "training_config", "training_split"]
 
 
 # ------------------------------------------------------------------ device, threads
@@ -190,6 +191,29 @@ def gaussian_statistics(read: Callable[[int, int], np.ndarray] | np.ndarray, n: 
     if homogeneous:
         return np.asarray(gmean), np.asarray(scale), acc / (n * d) / scale**2
     return comp_mean, np.full(shape, scale), acc / (n - 1) / scale**2
+
+
+def training_split(n: int, validation: float) -> int:
+    """Training samples of ``n`` when the last ``validation`` fraction is held out (at
+    least 2 held out when ``validation > 0``)."""
+    n_val = max(2, round(validation * n)) if validation > 0 else 0
+    if n - n_val < 2:
+        raise ValueError(f"X has too few samples ({n}) for a validation split")
+    return n - n_val
+
+
+def training_config(est, state_shape: tuple[int, ...], n_samples: int) -> dict:
+    """What a checkpoint must have been written with: the parameters that shape the
+    training (modules by their class name), the data's state shape and size."""
+    p = {k: v for k, v in est.get_params().items()
+         if k not in ("checkpoint", "progress", "device", "n_threads", "max_time",
+                      "distributed", "chunk_size")}
+    for k, v in p.items():
+        if isinstance(v, nn.Module):
+            p[k] = type(v).__name__
+    p["state_shape"] = tuple(state_shape)
+    p["n_samples"] = int(n_samples)
+    return p
 
 
 # ------------------------------------------------------------------ the base class
