@@ -243,3 +243,35 @@ def memorization_claim(sample_fn: Callable[[int, np.ndarray], np.ndarray], *,
     out["kernel_exact_vs_train"] = memorization_fraction(kernel_exact, train)
     out["model"] = model
     return out
+
+
+# ------------------------------------------------------- torch thread defaults
+def kgmm_thread_timing(thread_counts=(1, 2), repeats: int = 2, n: int = 20000,
+                       seed: int = 0) -> dict:
+    """Seconds of a default :class:`gfdt.scores.KGMMScoreModel` fit on ``n`` samples of a
+    2-D Gaussian mixture with each torch thread count (the measurement behind the
+    ``n_threads=None`` rule of :func:`gfdt.scores._torch.default_threads`)."""
+    import time
+
+    from gfdt.scores import KGMMScoreModel
+
+    rng = np.random.default_rng(seed)
+    comp = rng.choice(2, size=n, p=[0.4, 0.6])
+    X = np.array([[-1.5, 0.0], [1.5, 0.5]])[comp] + \
+        np.array([0.5, 0.7])[comp, None] * rng.standard_normal((n, 2))
+    out: dict = {}
+    for _rep in range(repeats):
+        for nt in thread_counts:
+            t0 = time.perf_counter()
+            KGMMScoreModel(n_threads=nt, progress=False, device="cpu").fit(X)
+            out.setdefault(nt, []).append(round(time.perf_counter() - t0, 1))
+    return out
+
+
+if __name__ == "__main__":  # python benchmarks/_claims.py  (thread timing)
+    import os
+    import warnings
+
+    warnings.simplefilter("ignore")
+    print(f"os.cpu_count() = {os.cpu_count()}, load average {os.getloadavg()}")
+    print("KGMM fit seconds by torch threads:", kgmm_thread_timing())

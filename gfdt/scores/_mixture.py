@@ -245,3 +245,16 @@ def _precision_terms(kind: str, prec: torch.Tensor, basis: _Basis | None, c: flo
     if c != 0.0:
         lam = lam / (1.0 + c * lam)
     return lam, (basis.w * torch.log(lam)).sum(1), (basis.w * lam).sum(1)
+
+
+def _silverman_precision(stat: np.ndarray, kind: str, M: int, d: int) -> np.ndarray:
+    """Silverman-type start: kernel covariance :math:`h^2 C` (``stat``: the data's
+    covariance, or its power spectrum for ``"fourier"``, standardised units)."""
+    h2 = ((4.0 / (d + 2)) ** (1.0 / (d + 4)) * M ** (-1.0 / (d + 4))) ** 2
+    if kind == "full":
+        C = np.atleast_2d(stat) + 1e-6 * np.trace(np.atleast_2d(stat)) / d * np.eye(d)
+        return np.linalg.cholesky(np.linalg.inv(h2 * C))
+    if kind == "diagonal":
+        var = np.diag(np.atleast_2d(stat))
+        return 1.0 / (h2 * np.maximum(var, 1e-6 * var.mean()))
+    return 1.0 / (h2 * np.maximum(stat, 1e-6 * stat.max()))

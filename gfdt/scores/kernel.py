@@ -38,6 +38,7 @@ from gfdt.scores._mixture import (  # noqa: F401 (the formulas are reached from 
     _full_mixture,
     _precision_terms,
     _PrecisionModule,
+    _silverman_precision,
     _symmetrize,
 )
 from gfdt.scores._torch import (
@@ -268,19 +269,6 @@ class KernelScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
             raise ValueError("calibrate=True needs held-out samples: set validation > 0")
 
     # ---------------------------------------------------------------- helpers
-    @staticmethod
-    def _init_precision(stat: np.ndarray, kind: str, M: int, d: int) -> np.ndarray:
-        """Silverman-type start: kernel covariance :math:`h^2 C` (``stat``: the data's
-        covariance, or its power spectrum for ``"fourier"``, standardised units)."""
-        h2 = ((4.0 / (d + 2)) ** (1.0 / (d + 4)) * M ** (-1.0 / (d + 4))) ** 2
-        if kind == "full":
-            C = np.atleast_2d(stat) + 1e-6 * np.trace(np.atleast_2d(stat)) / d * np.eye(d)
-            return np.linalg.cholesky(np.linalg.inv(h2 * C))
-        if kind == "diagonal":
-            var = np.diag(np.atleast_2d(stat))
-            return 1.0 / (h2 * np.maximum(var, 1e-6 * var.mean()))
-        return 1.0 / (h2 * np.maximum(stat, 1e-6 * stat.max()))
-
     def _stats(self, xs: torch.Tensor, prec_terms, mask=None):
         """(lse, score in state shape, lap, |score|^2) at standardised points ``xs``."""
         G, logdet, trace = prec_terms
@@ -358,7 +346,7 @@ class KernelScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         device = resolve_device(self.device)
         self._setup_eval(device)
         with seeded(stream_seed(self.seed, 0)):
-            module = _PrecisionModule(kind, d, self._init_precision(stat, kind, M, d),
+            module = _PrecisionModule(kind, d, _silverman_precision(stat, kind, M, d),
                                       state_shape, self.hidden, self.depth, self.reg,
                                       self.shared_spectrum).to(device)
         task = _ISMTask(self, torch.tensor(Xs, dtype=torch.float64, device=device),
