@@ -227,8 +227,7 @@ class HamiltonianScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     mean_, std_ : numpy.ndarray
         Standardisation.
     history_ : dict
-        ``step``, ``train_loss`` (force objective, averaged between records) and
-        ``val_loss`` (NaN) lists.
+        ``step`` and ``train_loss`` (force objective, averaged between records) lists.
     train_time_ : float
         Seconds spent training.
     n_steps_ : int

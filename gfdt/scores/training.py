@@ -176,7 +176,8 @@ class TrainResult:
         EMA weights at the best validation loss (the last EMA weights without
         validation), in evaluation mode.
     history : dict
-        ``step``, ``train_loss``, ``val_loss`` lists (one entry per validation).
+        ``step``, ``train_loss`` and (with validation) ``val_loss`` lists, one entry per
+        ``eval_every`` steps.
     n_steps : int
     train_time : float
         Seconds.
@@ -355,7 +356,9 @@ class Trainer:
         if xv is not None:
             vnoise = tuple(t.to(self.device)
                            for t in task.noise(stream_generator(self.seed, 3), len(xv)))
-        hist: dict[str, list] = {"step": [], "train_loss": [], "val_loss": []}
+        hist: dict[str, list] = {"step": [], "train_loss": []}
+        if xv is not None:
+            hist["val_loss"] = []
         state = {"step": 0, "best": math.inf, "bad": 0, "elapsed": 0.0}
         if blob is not None:
             net.load_state_dict(blob["net"])
@@ -469,9 +472,9 @@ class _Loop:
         tot = g.allreduce(np.array([running, vl if g.rank == 0 else 0.0]))
         self.hist["step"].append(state["step"])
         self.hist["train_loss"].append(float(tot[0]) / g.world / n_running)
-        self.hist["val_loss"].append(float(tot[1]))
         vl = float(tot[1])
         if self.xv is not None:
+            self.hist["val_loss"].append(vl)
             if vl < state["best"]:
                 state["best"], state["bad"] = vl, 0
                 self.best_net.load_state_dict(self.ema_net.state_dict())
