@@ -40,6 +40,8 @@ __all__ = ["QualityMixin", "ScoreQuality", "ScoreQualityWarning", "gaussian_nois
 
 #: Score evaluations spent on the denoising losses (pairs of draws per held-out sample).
 _EVALUATIONS = 4096
+#: Elements (states x coordinates) of the largest batch of noised states evaluated at once.
+_ELEMENTS = 2**22
 
 
 class ScoreQualityWarning(UserWarning):
@@ -200,17 +202,25 @@ class QualityMixin:
         xs = (X - self.mean_) / self.std_
         n, d = len(xs), int(np.prod(xs.shape[1:]))
         pairs = max(1, _EVALUATIONS // (2 * n))
-        z = np.random.default_rng(seed).standard_normal((pairs, *xs.shape))
-        xn = np.concatenate([xs + sigma * z, xs - sigma * z]).reshape(-1, *xs.shape[1:])
-        zz = np.concatenate([z, -z]).reshape(xn.shape)
-        s = self._noised_score_std(xn, sigma)
-        g = gaussian_noised_score(xn, self.gaussian_stat_, self.homogeneous_, sigma)
-        per = (((sigma * s + zz) ** 2).reshape(2 * pairs, n, -1).sum(-1) / d).mean(0)
-        per_g = (((sigma * g + zz) ** 2).reshape(2 * pairs, n, -1).sum(-1) / d).mean(0)
+        chunk = max(1, _ELEMENTS // (2 * pairs * d))  # held-out samples per evaluation
+        rng = np.random.default_rng(seed)
+        per, per_g, size = [], [], 0.0
+        for a in range(0, n, chunk):
+            xc = xs[a:a + chunk]
+            z = rng.standard_normal((pairs, *xc.shape))
+            xn = np.concatenate([xc + sigma * z, xc - sigma * z]).reshape(-1, *xc.shape[1:])
+            zz = np.concatenate([z, -z]).reshape(xn.shape)
+            s = self._noised_score_std(xn, sigma)
+            g = gaussian_noised_score(xn, self.gaussian_stat_, self.homogeneous_, sigma)
+            per.append((((sigma * s + zz) ** 2).reshape(2 * pairs, len(xc), -1).sum(-1)
+                        / d).mean(0))
+            per_g.append((((sigma * g + zz) ** 2).reshape(2 * pairs, len(xc), -1).sum(-1)
+                          / d).mean(0))
+            size += float((g**2).sum()) / (2 * pairs * n * d)
+        per, per_g = np.concatenate(per), np.concatenate(per_g)
         diff = (per_g - per) / sigma**2
         gain = float(diff.mean())
         se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
-        size = float((g**2).sum() / g.size)
         S = np.asarray(self.score(X), dtype=float)
         fisher = None
         if exact_score is not None:
