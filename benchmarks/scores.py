@@ -146,7 +146,7 @@ def toy_problems(n: int, n_test: int, seed: int) -> dict:
 # ---------------------------------------------------------------- estimators
 def toy_estimator(name: str, cfg: dict, seed: int, progress):
     b = cfg["budget"]
-    common = dict(seed=seed, progress=progress)
+    common = dict(seed=seed, progress=progress, n_threads=torch.get_num_threads())
     if name == "gaussian":
         return GaussianScore()
     if name == "dsm":
@@ -169,7 +169,7 @@ def toy_estimator(name: str, cfg: dict, seed: int, progress):
 
 def field_estimator(name: str, budget: float, cfg: dict, seed: int, progress):
     """Estimator for 32 x 32 periodic fields (None: not applicable)."""
-    common = dict(seed=seed, progress=progress)
+    common = dict(seed=seed, progress=progress, n_threads=torch.get_num_threads())
     if name == "gaussian":
         return GaussianScore(homogeneous=True)
     if name == "dsm":  # PeriodicCNN, residual over the spectral Gaussian score
