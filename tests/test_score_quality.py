@@ -111,3 +111,11 @@ def test_every_learned_estimator_reports(make, n_heldout):
     assert q.n_heldout == n_heldout
     assert q.stein_error == pytest.approx(stein_error(est, X[-n_heldout:]), rel=1e-10)
     assert "Stein error" in est.summary()
+
+
+def test_no_held_out_samples_no_report():
+    """validation=0: every sample trains; there is no report and summary() says so."""
+    m = HOLDScoreModel(max_steps=2, validation=0.0, progress=False,
+                       n_threads=1).fit(mixture_samples(200, 6))
+    assert not hasattr(m, "quality_") and m.n_steps_ == 2
+    assert "no held-out quality report" in m.summary()

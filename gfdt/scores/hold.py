@@ -406,7 +406,8 @@ class HOLDScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.history_ = res.history
         self.train_time_ = res.train_time
         self.n_steps_ = res.n_steps
-        self._assess(X[n_train:], stat, self.sigma_eff_, homogeneous)
+        if n_train < len(X):  # (validation=0: no held-out samples, no report)
+            self._assess(X[n_train:], stat, self.sigma_eff_, homogeneous)
         return self
 
     def _eps_gauss(self, u: torch.Tensor, co: dict) -> torch.Tensor:

@@ -385,7 +385,8 @@ class HamiltonianScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.history_ = res.history
         self.train_time_ = res.train_time
         self.n_steps_ = res.n_steps
-        self._assess(X[n_train:], stat, 0.01, homogeneous)
+        if n_train < len(X):  # (validation=0: no held-out samples, no report)
+            self._assess(X[n_train:], stat, 0.01, homogeneous)
         return self
 
     # ------------------------------------------------------------------ score

@@ -42,6 +42,9 @@ __all__ = ["QualityMixin", "ScoreQuality", "ScoreQualityWarning", "gaussian_nois
 _EVALUATIONS = 4096
 #: Elements (states x coordinates) of the largest batch of noised states evaluated at once.
 _ELEMENTS = 2**22
+#: Fields: at most this many elements in all the noise draws (one pair per sample at least;
+#: a field's per-sample loss already averages over its coordinates).
+_PAIR_ELEMENTS = 2**20
 
 
 class ScoreQualityWarning(UserWarning):
@@ -201,7 +204,7 @@ class QualityMixin:
         sigma = self.quality_sigma_
         xs = (X - self.mean_) / self.std_
         n, d = len(xs), int(np.prod(xs.shape[1:]))
-        pairs = max(1, _EVALUATIONS // (2 * n))
+        pairs = max(1, min(_EVALUATIONS // (2 * n), _PAIR_ELEMENTS // (2 * n * d)))
         chunk = max(1, _ELEMENTS // (2 * pairs * d))  # held-out samples per evaluation
         rng = np.random.default_rng(seed)
         per, per_g, size = [], [], 0.0
