@@ -244,6 +244,10 @@ class Trainer:
         Validation samples per loss evaluation.
     validate_at_start : bool
         Validate the initial weights too (they may win).
+    select_best : bool
+        Keep the EMA weights of the best validation (and stop early with ``patience``);
+        False: record the validation losses only and keep the last EMA weights (for
+        losses that do not rank what the estimator needs, e.g. HOLD's).
     """
 
     max_steps: int
@@ -265,6 +269,7 @@ class Trainer:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     val_batch: int = 128
     validate_at_start: bool = False
+    select_best: bool = True
 
     def __post_init__(self) -> None:
         if self.group is None:
@@ -381,7 +386,7 @@ class Trainer:
         loop = _Loop(self, task, model, net, params, ema_net, best_net, opt, batch, n_train,
                      B, xv, vnoise, hist, state, stats)
         t0 = loop.run()
-        final = best_net if xv is not None else ema_net
+        final = best_net if xv is not None and self.select_best else ema_net
         by_level = {}
         if xv is not None and hasattr(task, "validation_by_level"):
             with torch.no_grad():
@@ -406,7 +411,8 @@ class _Loop:
     def run(self) -> float:
         """Train until ``max_steps``, patience or ``max_time``; returns the start time."""
         tr, state, g = self.tr, self.state, self.tr.group
-        patience = math.inf if tr.patience is None or self.xv is None else tr.patience
+        patience = math.inf if tr.patience is None or self.xv is None or \
+            not tr.select_best else tr.patience
         bar = progress_bar(tr.max_steps, f"{tr.name} training",
                            False if g.rank else tr.progress, initial=state["step"])
         t0 = time.perf_counter() - state["elapsed"]
