@@ -23,16 +23,11 @@ import time
 
 import numpy as np
 import torch
+from _claims import empirical_score, memorization_claim, memorization_fraction, reverse_sde
 from _common import parser, setup_logging
 
 from gfdt.metrics import relative_fisher_error, stein_error
 from gfdt.scores import KernelScoreModel, KGMMScoreModel
-from gfdt.scores.kernel import (
-    _empirical_score,
-    _memorization_claim,
-    _memorization_fraction,
-    _reverse_sde,
-)
 
 logger = logging.getLogger("gfdt.benchmarks")
 
@@ -41,14 +36,14 @@ STDS = np.array([0.5, 0.7])
 WEIGHTS = np.array([0.4, 0.6])
 
 SIZES = {
-    "quick": dict(n=40000, n_test=20000, kernel=dict(n_centers=1000, n_iter=600),
-                  kgmm=dict(n_clusters=500, n_noise=5, n_iter=1000),
-                  claim=dict(n_generate=3000, n_steps=60, n_iter=300), noise=(0.1, 0.01),
-                  field=dict(n_centers=200, n_iter=100)),
-    "default": dict(n=40000, n_test=50000, kernel=dict(n_centers=1000, n_iter=2000),
-                    kgmm=dict(n_clusters=1000, n_noise=10, n_iter=2000),
-                    claim=dict(n_generate=10000, n_steps=400, n_iter=1000),
-                    noise=(0.1, 0.03, 0.01, 0.003), field=dict(n_centers=500, n_iter=500)),
+    "quick": dict(n=40000, n_test=20000, kernel=dict(n_centers=1000, max_steps=600),
+                  kgmm=dict(n_clusters=500, n_noise=5, max_steps=1000),
+                  claim=dict(n_generate=3000, n_steps=60, max_steps=300), noise=(0.1, 0.01),
+                  field=dict(n_centers=200, max_steps=100)),
+    "default": dict(n=40000, n_test=50000, kernel=dict(n_centers=1000, max_steps=2000),
+                    kgmm=dict(n_clusters=1000, n_noise=10, max_steps=2000),
+                    claim=dict(n_generate=10000, n_steps=400, max_steps=1000),
+                    noise=(0.1, 0.03, 0.01, 0.003), field=dict(n_centers=500, max_steps=500)),
 }
 SIZES["paper"] = SIZES["default"]
 
@@ -125,25 +120,25 @@ def main(argv: list[str] | None = None) -> dict:
 
     c = cfg["claim"]
     t0 = time.perf_counter()
-    claim = _memorization_claim(
+    claim = memorization_claim(
         mixture_samples, n_train=4000, n_centers=200, n_generate=c["n_generate"],
         noise_min=0.01, n_steps=c["n_steps"], seed=seed,
-        model_options=dict(n_iter=c["n_iter"], batch_size=256, lr=5e-3, depth=2,
+        model_options=dict(max_steps=c["max_steps"], batch_size=256, lr=5e-3, depth=2,
                            device="cpu"))
     centers = claim.pop("model").centers_
     claim["seconds"] = round(time.perf_counter() - t0, 1)
     logger.info("memorisation (200 centres, empirical score to noise 0.01 std): %s", claim)
     # the empirical-score sampler of the same centres, run to other final noise levels
     std = float(np.std(centers))
-    emp = _empirical_score(centers)
+    emp = empirical_score(centers)
     sweep = {}
     for noise in cfg["noise"]:
         r = np.random.default_rng(seed + 5)
         times = np.geomspace((3 * std) ** 2, (noise * std) ** 2, c["n_steps"])
         x0 = centers[r.integers(0, len(centers), c["n_generate"])]
         x0 = x0 + 3 * std * r.standard_normal(x0.shape)
-        xs = _reverse_sde(emp, x0, times, 1.0, r)
-        sweep[f"noise_min={noise}"] = _memorization_fraction(xs, centers)
+        xs = reverse_sde(emp, x0, times, 1.0, r)
+        sweep[f"noise_min={noise}"] = memorization_fraction(xs, centers)
     claim["empirical_sde_by_final_noise"] = sweep
     logger.info("empirical-score sampler by final noise: %s", sweep)
     res["memorization_200_centers"] = claim

@@ -36,6 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from _claims import gradient_snr, memorization_claim
 from _claims_kernel import mixture_samples, mixture_score
 from _common import (
     Timer,
@@ -59,8 +60,6 @@ from gfdt.scores import (
     KGMMScoreModel,
     WhitenedScore,
 )
-from gfdt.scores.hsm import gradient_snr
-from gfdt.scores.kernel import _memorization_claim
 
 logger = logging.getLogger("gfdt.benchmarks")
 
@@ -70,31 +69,31 @@ AC_MAX_LAG = 60  # the stored truth's lags
 
 SIZES = {
     "quick": dict(
-        toys=dict(n=20000, n_test=10000, budget=8.0, kernel=dict(n_centers=500, n_iter=400),
-                  kgmm=dict(n_clusters=300, n_noise=5, n_iter=800)),
+        toys=dict(n=20000, n_test=10000, budget=8.0, kernel=dict(n_centers=500, max_steps=400),
+                  kgmm=dict(n_clusters=300, n_noise=5, max_steps=800)),
         ou=dict(n_members=4, burn_in=1000.0, duration=400.0, max_lag=50, budget=8.0),
         allen_cahn=dict(n_members=8, burn_in=1000.0, duration=400.0, budget=15.0),
         fields=dict(kernel_centers=200),
         claims=dict(snr_samples=20000, w1_evals=(200,), w1_samples=100_000,
-                    memo=dict(n_generate=2000, n_steps=60, n_iter=300)),
+                    memo=dict(n_generate=2000, n_steps=60, max_steps=300)),
     ),
     "default": dict(
-        toys=dict(n=40000, n_test=20000, budget=30.0, kernel=dict(n_centers=1000, n_iter=1500),
-                  kgmm=dict(n_clusters=1000, n_noise=10, n_iter=2000)),
+        toys=dict(n=40000, n_test=20000, budget=30.0, kernel=dict(n_centers=1000, max_steps=1500),
+                  kgmm=dict(n_clusters=1000, n_noise=10, max_steps=2000)),
         ou=dict(n_members=16, burn_in=1000.0, duration=1000.0, max_lag=100, budget=30.0),
         allen_cahn=dict(n_members=32, burn_in=3000.0, duration=1000.0, budget=150.0),
         fields=dict(kernel_centers=500),
         claims=dict(snr_samples=200_000, w1_evals=(25, 100, 200, 400), w1_samples=200_000,
-                    memo=dict(n_generate=10000, n_steps=400, n_iter=1000)),
+                    memo=dict(n_generate=10000, n_steps=400, max_steps=1000)),
     ),
     "paper": dict(
-        toys=dict(n=40000, n_test=20000, budget=180.0, kernel=dict(n_centers=1000, n_iter=5000),
-                  kgmm=dict(n_clusters=1000, n_noise=10, n_iter=4000)),
+        toys=dict(n=40000, n_test=20000, budget=180.0, kernel=dict(n_centers=1000, max_steps=5000),
+                  kgmm=dict(n_clusters=1000, n_noise=10, max_steps=4000)),
         ou=dict(n_members=32, burn_in=1000.0, duration=2000.0, max_lag=100, budget=120.0),
         allen_cahn=dict(n_members=128, burn_in=3000.0, duration=2000.0, budget=900.0),
         fields=dict(kernel_centers=1000),
         claims=dict(snr_samples=200_000, w1_evals=(25, 100, 200, 400), w1_samples=200_000,
-                    memo=dict(n_generate=10000, n_steps=400, n_iter=1000)),
+                    memo=dict(n_generate=10000, n_steps=400, max_steps=1000)),
     ),
 }
 TRAIN_STRIDE = 2  # field snapshots used for training: every second one
@@ -147,16 +146,16 @@ def toy_problems(n: int, n_test: int, seed: int) -> dict:
 # ---------------------------------------------------------------- estimators
 def toy_estimator(name: str, cfg: dict, seed: int, progress):
     b = cfg["budget"]
-    common = dict(seed=seed, progress=progress)
+    common = dict(seed=seed, progress=progress, n_threads=torch.get_num_threads())
     if name == "gaussian":
         return GaussianScore()
     if name == "dsm":
         return DenoisingScoreModel(batch_size=256, max_steps=20000, max_time=b, eval_every=250,
                                    **common)
     if name == "hsm":
-        return HamiltonianScoreModel(n_iter=20000, max_time=b, **common)
+        return HamiltonianScoreModel(max_steps=20000, max_time=b, **common)
     if name == "hold":
-        return HOLDScoreModel(n_iter=20000, max_time=b, **common)
+        return HOLDScoreModel(max_steps=20000, max_time=b, **common)
     if name == "kernel":
         return KernelScoreModel(batch_size=256, lr=5e-3, depth=2, validation=0.5,
                                 calibrate=True, max_time=b, **cfg["kernel"], **common)
@@ -170,7 +169,7 @@ def toy_estimator(name: str, cfg: dict, seed: int, progress):
 
 def field_estimator(name: str, budget: float, cfg: dict, seed: int, progress):
     """Estimator for 32 x 32 periodic fields (None: not applicable)."""
-    common = dict(seed=seed, progress=progress)
+    common = dict(seed=seed, progress=progress, n_threads=torch.get_num_threads())
     if name == "gaussian":
         return GaussianScore(homogeneous=True)
     if name == "dsm":  # PeriodicCNN, residual over the spectral Gaussian score
@@ -178,13 +177,13 @@ def field_estimator(name: str, budget: float, cfg: dict, seed: int, progress):
                                    patience=20, **common)
     if name == "hsm":  # PeriodicCNN force and velocity; small batches (4 force passes per
         # step); lr 1e-3 made the Allen-Cahn force diverge to NaN after ~800 steps
-        return HamiltonianScoreModel(n_iter=100_000, max_time=budget, batch_size=16,
+        return HamiltonianScoreModel(max_steps=100_000, max_time=budget, batch_size=16,
                                      inner_steps=2, n_leapfrog=3, lr=3e-4, **common)
     if name == "hold":  # PeriodicCNN on the projected statistic
-        return HOLDScoreModel(n_iter=100_000, max_time=budget, batch_size=64, **common)
+        return HOLDScoreModel(max_steps=100_000, max_time=budget, batch_size=64, **common)
     if name == "kernel":  # translation-invariant (Fourier-diagonal) precisions
         return KernelScoreModel(precision="fourier", n_centers=cfg["kernel_centers"],
-                                n_iter=100_000, max_time=budget, batch_size=64,
+                                max_steps=100_000, max_time=budget, batch_size=64,
                                 eval_every=50, **common)
     if name == "kgmm":
         return None
@@ -330,10 +329,10 @@ def run_claims(cfg: dict, seed: int, progress) -> dict:
     logger.info("claim HOLD W1: %s", claims["hold_w1"])
     m = cfg["memo"]
     t0 = time.perf_counter()
-    memo = _memorization_claim(
+    memo = memorization_claim(
         mixture_samples, n_train=4000, n_centers=200, n_generate=m["n_generate"],
         noise_min=0.01, n_steps=m["n_steps"], seed=seed,
-        model_options=dict(n_iter=m["n_iter"], batch_size=256, lr=5e-3, depth=2))
+        model_options=dict(max_steps=m["max_steps"], batch_size=256, lr=5e-3, depth=2))
     memo.pop("model")
     gap = abs(memo["kernel_sde"] - memo["fresh"])
     claims["wpo_memorisation"] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from _score_helpers import mixture_samples, mixture_score
 
 import gfdt
 from gfdt.metrics import relative_fisher_error, stein_error
-from gfdt.scores import DenoisingScoreModel
+from gfdt.scores import DenoisingScoreModel, ScoreQualityWarning
 from gfdt.scores.dsm import resolve_device
 from gfdt.scores.networks import MLP, PeriodicCNN, PeriodicUNet
 
@@ -18,8 +20,30 @@ FAST = dict(max_steps=1500, batch_size=256, eval_every=250, patience=20, progres
 
 
 @pytest.fixture(scope="module")
-def mixture_model():
-    return DenoisingScoreModel(**FAST).fit(mixture_samples(20000, 0))
+def mixture_fit():
+    """The trained mixture model and the warnings its fit raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = DenoisingScoreModel(**FAST).fit(mixture_samples(20000, 0))
+    return model, caught
+
+
+@pytest.fixture(scope="module")
+def mixture_model(mixture_fit):
+    return mixture_fit[0]
+
+
+def test_quality_report_is_silent_on_a_well_trained_model(mixture_fit):
+    """A clearly non-Gaussian 2-D mixture, 1500 steps: the held-out denoising loss beats
+    the Gaussian's by many standard errors; no ScoreQualityWarning; the noise-level
+    breakdown of the validation loss covers [sigma_min, sigma_max]."""
+    model, caught = mixture_fit
+    assert not [w for w in caught if issubclass(w.category, ScoreQualityWarning)]
+    q = model.quality_
+    assert q.better_than_gaussian and q.gain > 5 * q.gain_stderr
+    assert q.denoising_loss < q.gaussian_denoising_loss
+    assert "no better" not in model.summary()
+    assert len(model.validation_by_level_) == 4
 
 
 def test_gaussian_mixture_relative_fisher(mixture_model):

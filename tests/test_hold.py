@@ -103,7 +103,7 @@ def gaussian_data():
 
 def test_denoiser_is_the_posterior_mean(gaussian_data):
     """D(u, t) = E[x0 | u_t] by Gaussian conditioning (model's Gaussian part, no training)."""
-    m = HOLDScoreModel(n_iter=1, progress=False, n_threads=1).fit(gaussian_data)
+    m = HOLDScoreModel(max_steps=1, progress=False, n_threads=1).fit(gaussian_data)
     Cs = np.cov((gaussian_data - m.mean_) / m.std_, rowvar=False)
     t = 0.3
     _, cov = gaussian_block_score(Cs, t)
@@ -118,7 +118,7 @@ def test_denoiser_is_the_posterior_mean(gaussian_data):
 def test_anisotropic_gaussian_stein(gaussian_data):
     """Trained on an anisotropic Gaussian: the Gaussian part carries the score; the
     network, trained 200 steps, must not spoil it."""
-    m = HOLDScoreModel(n_iter=200, progress=False, n_threads=1).fit(gaussian_data)
+    m = HOLDScoreModel(max_steps=200, progress=False, n_threads=1).fit(gaussian_data)
     test = np.random.default_rng(4).standard_normal((20000, 2)) @ np.linalg.cholesky(COV).T
     P = np.linalg.inv(COV)
     assert relative_fisher_error(m, lambda x: -x @ P, test) < 0.01
@@ -127,7 +127,7 @@ def test_anisotropic_gaussian_stein(gaussian_data):
 
 @pytest.fixture(scope="module")
 def gmm_model():
-    return HOLDScoreModel(n_iter=300, progress=False, n_threads=1).fit(mixture_samples(20000, 0))
+    return HOLDScoreModel(max_steps=300, progress=False, n_threads=1).fit(mixture_samples(20000, 0))
 
 
 def test_gaussian_mixture_fast(gmm_model):
@@ -161,7 +161,7 @@ def test_bad_parameters():
 
 @pytest.mark.slow
 def test_gaussian_mixture_slow():
-    m = HOLDScoreModel(n_iter=1500, progress=False, n_threads=1).fit(mixture_samples(20000, 0))
+    m = HOLDScoreModel(max_steps=1500, progress=False, n_threads=1).fit(mixture_samples(20000, 0))
     test = mixture_samples(20000, 1)
     assert relative_fisher_error(m, mixture_score, test) < 0.05
 
@@ -170,7 +170,7 @@ def test_gaussian_mixture_slow():
 def test_network_alone_learns_an_anisotropic_gaussian():
     """Without the Gaussian part the network learns the linear score itself."""
     X = np.random.default_rng(3).standard_normal((20000, 2)) @ np.linalg.cholesky(COV).T
-    m = HOLDScoreModel(residual=False, n_iter=2500, progress=False, n_threads=1).fit(X)
+    m = HOLDScoreModel(residual=False, max_steps=2500, progress=False, n_threads=1).fit(X)
     test = np.random.default_rng(4).standard_normal((20000, 2)) @ np.linalg.cholesky(COV).T
     assert relative_fisher_error(m, lambda x: -x @ np.linalg.inv(COV), test) < 0.05
 
@@ -182,7 +182,7 @@ def test_fields_start_from_the_spectral_gaussian_score():
     k = np.fft.fftfreq(8) * 8
     amp = 1.0 / (1.0 + 0.3 * (k[:, None] ** 2 + k[None, :] ** 2))
     X = 0.5 + np.fft.ifft2(amp * np.fft.fft2(rng.standard_normal((2000, 8, 8)))).real
-    m = HOLDScoreModel(n_iter=1, batch_size=16, progress=False, n_threads=1).fit(X)
+    m = HOLDScoreModel(max_steps=1, batch_size=16, progress=False, n_threads=1).fit(X)
     g = GaussianScore(homogeneous=True).fit(X)
     test = X[:200]
     assert m(test).shape == test.shape

@@ -1,4 +1,4 @@
-"""Hamiltonian score matching: discrepancy closed forms, gradient SNR claim, training."""
+"""Hamiltonian score matching: discrepancy closed forms and training."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from gfdt.metrics import relative_fisher_error, stein_error
 from gfdt.scores import GaussianScore, HamiltonianScoreModel
 from gfdt.scores.hsm import (
     gaussian_hamiltonian_discrepancy,
-    gradient_snr,
     hamiltonian_score_discrepancy,
     leapfrog,
 )
@@ -81,22 +80,7 @@ def test_hsd_is_t_squared_fisher_at_small_t():
     assert abs(mc / (t**2 * fisher) - 1) < 0.03
 
 
-def test_gradient_snr_claim():
-    """HSM's gradient SNR stays ~0.7 as t -> 0; DSM's falls like sigma (ratio > 50)."""
-    hsm = [gradient_snr("hsm", s) for s in (0.3, 0.1, 0.01)]
-    dsm = [gradient_snr("dsm", s) for s in (0.3, 0.1, 0.01)]
-    assert all(0.65 < v < 0.75 for v in hsm)
-    np.testing.assert_allclose(dsm[0], 0.092, atol=0.002)
-    np.testing.assert_allclose(dsm[2] / dsm[1], 0.1, rtol=0.1)  # ~ sigma
-    assert hsm[2] / dsm[2] > 50
-    # the exact quadratic-form SNRs agree with Monte Carlo through autograd
-    # (standard error of an SNR estimate ~ 1 / sqrt(n))
-    for method, s in (("hsm", 0.3), ("dsm", 0.3)):
-        mc = gradient_snr(method, s, n_samples=100_000, seed=4)
-        assert abs(mc - gradient_snr(method, s)) < 4 / np.sqrt(100_000)
-
-
-FAST = dict(n_iter=300, batch_size=256, hidden=64, progress=False, n_threads=1)
+FAST = dict(max_steps=300, batch_size=256, hidden=64, progress=False, n_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +108,7 @@ def test_save_load_gives_identical_scores(gmm_model, tmp_path):
 def test_score_is_in_data_units():
     """Scaling the data by c scales the score by 1/c (standardisation inside)."""
     c = 5.0
-    opts = {**FAST, "n_iter": 20}
+    opts = {**FAST, "max_steps": 20}
     X = mixture_samples(4000, 0)
     m1 = HamiltonianScoreModel(**opts).fit(X)
     m2 = HamiltonianScoreModel(**opts).fit(c * X)
@@ -141,13 +125,13 @@ def test_bad_parameters():
         HamiltonianScoreModel(weighting="t").fit(X)
     with pytest.raises(ValueError, match="network"):
         HamiltonianScoreModel(network="cnn").fit(X)
-    with pytest.raises(ValueError, match="method"):
-        gradient_snr("ism", 0.1)
 
 
 @pytest.mark.slow
 def test_gaussian_mixture_relative_fisher_and_stein():
-    m = HamiltonianScoreModel(n_iter=2000, progress=False, n_threads=1)
+    # every one of the 20000 samples trains, as before HSM held out 20 % for its quality
+    # report (with the default validation=0.2: Stein error 0.052, relative Fisher < 0.1)
+    m = HamiltonianScoreModel(max_steps=2000, validation=0.0, progress=False, n_threads=1)
     m.fit(mixture_samples(20000, 0))
     test = mixture_samples(20000, 1)
     assert relative_fisher_error(m, mixture_score, test) < 0.1
@@ -167,7 +151,7 @@ def test_fields_start_from_the_spectral_gaussian_score():
     """For (n, y, x) fields the force is the spectral Gaussian score plus a periodic CNN
     whose output starts at zero: after one step it equals GaussianScore(homogeneous)."""
     X = homogeneous_gaussian_fields(2000, 0)
-    m = HamiltonianScoreModel(n_iter=1, batch_size=16, progress=False, n_threads=1).fit(X)
+    m = HamiltonianScoreModel(max_steps=1, batch_size=16, progress=False, n_threads=1).fit(X)
     g = GaussianScore(homogeneous=True).fit(X)
     test = homogeneous_gaussian_fields(200, 1)
     assert m(test).shape == test.shape
@@ -185,7 +169,7 @@ def test_response_estimator_score_names(name):
     for t in range(1, len(x)):
         x[t] = 0.9 * x[t - 1] + np.array([0.44, 0.87]) * rng.standard_normal(2)
     opts = dict(max_lag=4, normalize=False, progress=False)
-    est = gfdt.ResponseEstimator(score=name, score_options={"n_iter": 1, "n_threads": 1},
+    est = gfdt.ResponseEstimator(score=name, score_options={"max_steps": 1, "n_threads": 1},
                                  **opts).fit(x)
     ref = gfdt.ResponseEstimator(score="gaussian", **opts).fit(x)
     np.testing.assert_allclose(est.response_.values, ref.response_.values, atol=0.01)

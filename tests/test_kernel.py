@@ -1,5 +1,6 @@
 """WPO-informed kernel score: mixture formulas, ISM identity, closed-form time evolution,
-training accuracy, sum-rule calibration, persistence and the memorisation claim."""
+training accuracy, sum-rule calibration and persistence (the memorisation claim:
+tests/test_claims.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from gfdt.scores.kernel import (
     _Basis,
     _diag_mixture,
     _full_mixture,
-    _memorization_claim,
-    _memorization_fraction,
     _precision_terms,
     _symmetrize,
 )
@@ -193,7 +192,7 @@ def test_score_at_time_t_is_the_score_of_the_convolved_mixture(shape):
     independent scipy log-density); log_density equals it exactly."""
     rng = np.random.default_rng(5)
     X = 3.0 + 2.0 * rng.standard_normal((300, *shape))
-    model = KernelScoreModel(n_centers=5, n_iter=0, beta=0.8, validation=0, progress=False,
+    model = KernelScoreModel(n_centers=5, max_steps=0, beta=0.8, validation=0, progress=False,
                              device="cpu").fit(X)
     m, std = 5, float(model.std_)
     d = int(np.prod(shape))
@@ -222,7 +221,7 @@ def test_score_at_time_t_is_the_score_of_the_convolved_mixture(shape):
 def test_exact_samples_have_the_mixture_moments():
     rng = np.random.default_rng(6)
     X = mixture_samples(2000, rng)
-    model = KernelScoreModel(n_centers=20, n_iter=0, validation=0, progress=False,
+    model = KernelScoreModel(n_centers=20, max_steps=0, validation=0, progress=False,
                              device="cpu").fit(X)
     model.precisions_ = random_spd(rng, 20, 2, 2.0, 10.0)
     model._eval_device = None
@@ -247,7 +246,7 @@ def trained():
     40k samples held out for the calibration (its Stein matrix has sampling error
     ~ 1/sqrt(20000))."""
     X = mixture_samples(40000, 0)
-    model = KernelScoreModel(n_centers=1000, n_iter=600, batch_size=128, lr=5e-3, depth=2,
+    model = KernelScoreModel(n_centers=1000, max_steps=600, batch_size=128, lr=5e-3, depth=2,
                              validation=0.5, calibrate=True, n_threads=1, progress=False,
                              device="cpu")
     return model.fit(X), X
@@ -259,7 +258,7 @@ def test_trained_relative_fisher(trained):
     err = relative_fisher_error(lambda x: model.score(x, calibrated=False), mixture_score,
                                 test)
     assert err < 0.1
-    untrained = KernelScoreModel(n_centers=1000, n_iter=0, validation=0.5, progress=False,
+    untrained = KernelScoreModel(n_centers=1000, max_steps=0, validation=0.5, progress=False,
                                  device="cpu").fit(X)
     # the Silverman start with 1000 centres is already at ~0.15; ISM improves on it by
     # far more than the few-percent sampling error of these estimates
@@ -289,7 +288,7 @@ def test_fourier_field_calibration_per_mode():
         return np.fft.irfftn(xh * np.sqrt(spec), s=(n, n), axes=(1, 2), norm="ortho")
 
     X, test = field(6000), field(4000)
-    model = KernelScoreModel(n_centers=200, n_iter=50, batch_size=64, calibrate=True,
+    model = KernelScoreModel(n_centers=200, max_steps=50, batch_size=64, calibrate=True,
                              n_threads=1, progress=False, device="cpu").fit(X)
     assert model.precision_ == "fourier"
     assert model.calibration_.shape == spec.shape
@@ -322,7 +321,7 @@ def test_bad_input():
         KernelScoreModel(precision="banded").fit(X)
     with pytest.raises(ValueError, match="calibrate"):
         KernelScoreModel(calibrate=True, validation=0).fit(X)
-    model = KernelScoreModel(n_centers=10, n_iter=0, progress=False, device="cpu").fit(X)
+    model = KernelScoreModel(n_centers=10, max_steps=0, progress=False, device="cpu").fit(X)
     with pytest.raises(ValueError, match="t must"):
         model.score(X[:2], t=-1.0)
     with pytest.raises(ValueError, match="calibrat"):
@@ -331,47 +330,6 @@ def test_bad_input():
         model.score(np.zeros((2, 3)))
     with pytest.raises(NotFittedError, match="not fitted"):
         KernelScoreModel().score(X)
-
-
-# -------------------------------------------------------------- memorisation
-def test_memorization_fraction_definition():
-    """Copies of training points are memorised; for fresh locally uniform points in 2-D
-    (d1/d2)^2 is uniform, so the fraction is (1/3)^2 = 1/9."""
-    rng = np.random.default_rng(8)
-    train = rng.uniform(size=(2000, 2))
-    assert _memorization_fraction(train[:500] + 1e-6, train) == 1.0
-    fresh = rng.uniform(0.1, 0.9, size=(20000, 2))  # away from the edges
-    assert _memorization_fraction(fresh, train) == pytest.approx(1 / 9, abs=0.01)
-
-
-def _claim(**kw) -> dict:
-    opts = dict(n_train=4000, n_centers=200, n_generate=3000, noise_min=0.01, n_steps=60,
-                seed=0, model_options=dict(n_iter=300, batch_size=256, lr=5e-3, depth=2,
-                                           n_threads=1, device="cpu"))
-    return _memorization_claim(mixture_samples, **{**opts, **kw})
-
-
-def test_kernel_samples_do_not_memorize_but_the_empirical_score_does():
-    """2-D, 200 centres: kernel samples (exact and reverse-time through Gamma_t) are as
-    close to the centres as fresh samples (~1/9); the empirical score of the centres,
-    run to small noise, copies them."""
-    out = _claim()
-    assert out["fresh"] == pytest.approx(1 / 9, abs=0.03)
-    assert abs(out["kernel_exact"] - out["fresh"]) < 0.03
-    assert abs(out["kernel_sde"] - out["fresh"]) < 0.03
-    assert out["empirical_sde"] > 0.49
-    # relative to all 4000 training samples too
-    assert abs(out["kernel_exact_vs_train"] - out["fresh_vs_train"]) < 0.03
-
-
-@pytest.mark.slow
-def test_memorization_claim_full_size():
-    out = _claim(n_generate=10000, n_steps=400,
-                 model_options=dict(n_iter=1000, batch_size=256, lr=5e-3, depth=2,
-                                    n_threads=1, device="cpu"))
-    assert abs(out["kernel_exact"] - out["fresh"]) < 0.02
-    assert abs(out["kernel_sde"] - out["fresh"]) < 0.02
-    assert 0.49 < out["empirical_sde"] < 0.95
 
 
 def ar1_series(n: int = 40000, seed: int = 0):
@@ -394,7 +352,7 @@ def test_response_estimator_with_kernel_score():
     x, exact = ar1_series()
     est = gfdt.ResponseEstimator(
         score="kernel", max_lag=10, progress=False, seed=0,
-        score_options=dict(n_centers=200, n_iter=100, batch_size=256, lr=5e-3, depth=2,
+        score_options=dict(n_centers=200, max_steps=100, batch_size=256, lr=5e-3, depth=2,
                            calibrate=True, device="cpu")).fit(x)
     assert isinstance(est.score_model_, KernelScoreModel)
     z = np.abs(est.response_.values - exact) / est.response_stderr_.values

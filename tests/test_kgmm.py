@@ -41,7 +41,7 @@ def test_cluster_scores_are_the_noised_gaussian_score_at_the_centroids():
     C = A @ A.T
     X = mu + rng.standard_normal((20000, 2)) @ A.T
     K, d = 200, 2
-    model = KGMMScoreModel(sigma=0.3, n_clusters=K, n_noise=1, n_iter=1, progress=False,
+    model = KGMMScoreModel(sigma=0.3, n_clusters=K, n_noise=1, max_steps=1, progress=False,
                            device="cpu").fit(X)
     sd = 0.3 * float(model.std_)  # the noise in data units
     Cs = C + sd**2 * np.eye(2)
@@ -62,7 +62,7 @@ def test_cluster_scores_are_the_noised_gaussian_score_at_the_centroids():
 def trained():
     """40k samples, half held out for the calibration (Stein-matrix error ~ 1/sqrt(20000))."""
     X = mixture_samples(40000, 0)
-    model = KGMMScoreModel(sigma=0.1, n_clusters=500, n_noise=5, n_iter=1000,
+    model = KGMMScoreModel(sigma=0.1, n_clusters=500, n_noise=5, max_steps=1000,
                            validation=0.5, calibrate=True, n_threads=1, progress=False,
                            device="cpu")
     return model.fit(X)
@@ -100,7 +100,7 @@ def test_dimension_limit_and_bad_input():
         KGMMScoreModel(n_clusters=600, n_noise=10).fit(X)
     with pytest.raises(ValueError, match="sigma"):
         KGMMScoreModel(sigma=0.0).fit(X)
-    model = KGMMScoreModel(n_clusters=10, n_noise=2, n_iter=5, progress=False,
+    model = KGMMScoreModel(n_clusters=10, n_noise=2, max_steps=5, progress=False,
                            device="cpu").fit(X)
     with pytest.raises(ValueError, match="calibrat"):
         model.score(X, calibrated=True)
@@ -122,7 +122,7 @@ def test_response_estimator_with_kgmm_score():
     exact = np.stack([np.linalg.matrix_power(phi, k) for k in range(11)])
     est = gfdt.ResponseEstimator(
         score="kgmm", max_lag=10, progress=False, seed=0,
-        score_options=dict(n_clusters=300, n_noise=3, n_iter=300, calibrate=True,
+        score_options=dict(n_clusters=300, n_noise=3, max_steps=300, calibrate=True,
                            device="cpu")).fit(x[100:])
     assert isinstance(est.score_model_, KGMMScoreModel)
     z = np.abs(est.response_.values - exact) / est.response_stderr_.values

@@ -115,7 +115,7 @@ def test_hold_lie_trotter_with_a_model_2d():
     cov = np.array([[1.0, 0.6], [0.6, 0.5]])
     X = np.array([1.0, -2.0]) + np.random.default_rng(8).standard_normal((40000, 2)) @ \
         np.linalg.cholesky(cov).T
-    m = HOLDScoreModel(n_iter=1, t_max=8.0, progress=False, n_threads=1).fit(X)
+    m = HOLDScoreModel(max_steps=1, t_max=8.0, progress=False, n_threads=1).fit(X)
     n = 5000
     x = hold_lie_trotter(m, n, n_steps=60, seed=9)
     emp_mean, emp_cov = X.mean(0), np.cov(X, rowvar=False)

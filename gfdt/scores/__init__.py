@@ -21,6 +21,8 @@ from gfdt.scores.gaussian import GaussianScore
 
 _LAZY = {
     "DenoisingScoreModel": "dsm",
+    "ScoreQuality": "quality",
+    "ScoreQualityWarning": "quality",
     "HOLDScoreModel": "hold",
     "HamiltonianScoreModel": "hsm",
     "KGMMScoreModel": "kgmm",
@@ -31,8 +33,8 @@ _LAZY = {
 
 __all__ = ["AnalyticScore", "DenoisingScoreModel", "GaussianScore", "HOLDScoreModel",
            "HamiltonianScoreModel", "KGMMScoreModel", "KernelScoreModel", "NotFittedError",
-           "ScoreEstimator", "SnapshotDataset", "WhitenedScore", "get_score_class",
-           "register_score", "score_names"]
+           "ScoreEstimator", "ScoreQuality", "ScoreQualityWarning", "SnapshotDataset",
+           "WhitenedScore", "get_score_class", "register_score", "score_names"]
 
 
 def __getattr__(name: str) -> Any:

@@ -41,4 +41,6 @@ class AnalyticScore(ScoreEstimator):
         return self
 
     def score(self, x) -> np.ndarray:
+        """The function at ``x``, as float64 (after :meth:`fit`)."""
+        self._check_fitted()
         return np.asarray(self.function(as_points(x)), dtype=float)

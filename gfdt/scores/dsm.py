@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import inspect
+import itertools
 import logging
 import math
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,194 +13,55 @@ import numpy as np
 import torch
 from torch import nn
 
-from gfdt._atomic import atomic_path
-from gfdt.scores._torch_common import (
-    check_positive_ints,
-    ema_update,
+from gfdt.scores._torch import (
+    TorchScoreEstimator,
+    gaussian_statistics,
     is_homogeneous,
-    load_torch,
-    progress_bar,
     resolve_device,
-    save_torch,
     seeded,
+    stream_seed,
     torch_threads,
-    warmup_lr,
 )
 from gfdt.scores.base import ScoreEstimator, check_flag, check_number, register_score
 from gfdt.scores.data import SnapshotDataset
-from gfdt.scores.networks import default_network
+from gfdt.scores.networks import GaussianModes, default_network
+from gfdt.scores.quality import QualityMixin
+from gfdt.scores.training import Trainer, setup_distributed
 
 __all__ = ["DenoisingScoreModel", "resolve_device"]
 
 logger = logging.getLogger("gfdt")
 
 
-def _stream_seed(seed: int, *key: int) -> int:
-    """A 64-bit seed of the stream ``SeedSequence(seed, spawn_key=key)``."""
-    ss = np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key))
-    return int(ss.generate_state(1, np.uint64)[0])
+class _DSMTask:
+    """DSM for the trainer: noise levels log-uniform in ``[sigma_min, sigma_max]``, the
+    sigma^2-weighted denoising loss (through the estimator's ``_loss``)."""
 
+    def __init__(self, est: DenoisingScoreModel, state_shape: tuple[int, ...]) -> None:
+        self.est, self.state_shape = est, tuple(state_shape)
+        self.lo, self.hi = math.log(est.sigma_min), math.log(est.sigma_max)
 
-class _Group:
-    """The processes a training runs in: one (serial) or a torch.distributed group."""
+    def noise(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sigma = torch.exp(self.lo + (self.hi - self.lo) * torch.rand(n, generator=gen))
+        return sigma, torch.randn((n, *self.state_shape), generator=gen)
 
-    def __init__(self, device: torch.device, rank: int = 0, world: int = 1,
-                 comm_device: torch.device | None = None) -> None:
-        self.device, self.rank, self.world = device, rank, world
-        self.comm_device = comm_device or torch.device("cpu")
+    def loss(self, net, x, sigma, z) -> torch.Tensor:
+        return self.est._loss(net, x, sigma, z)
 
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-    def allreduce(self, a: np.ndarray) -> np.ndarray:
-        """Sum of ``a`` over the ranks (float64), ``a`` itself when serial."""
-        if not self.active:
-            return np.asarray(a, dtype=float)
-        import torch.distributed as dist
-
-        t = torch.tensor(np.asarray(a, dtype=float), dtype=torch.float64,
-                         device=self.comm_device)
-        dist.all_reduce(t)
-        return t.cpu().numpy()
-
-    def barrier(self) -> None:
-        if self.active:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def wrap(self, net: nn.Module) -> nn.Module:
-        """``net`` in DistributedDataParallel (gradients averaged over the ranks)."""
-        if not self.active:
-            return net
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        # the buffers (noise-embedding frequencies) are constant: no sync per forward
-        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
-            return DistributedDataParallel(net, device_ids=ids, forward_sync_buffers=False)
-        return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
-
-
-_TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-def _setup_distributed(option: bool | str, device: str | torch.device) -> _Group:
-    """Join (or start, from torchrun's environment) the process group of a training."""
-    import torch.distributed as dist
-
-    serial = _Group(resolve_device(device))
-    if option is False:
-        return serial
-    if not dist.is_available():
-        if option is True:
-            raise ValueError("distributed=True but this torch has no torch.distributed")
-        return serial
-    launched = all(k in os.environ for k in _TORCHRUN_ENV)
-    if not dist.is_initialized():
-        if not launched:
-            if option is True:
-                raise ValueError(
-                    "distributed=True needs a process started by torchrun (environment "
-                    f"variables {', '.join(_TORCHRUN_ENV)}) or an initialised "
-                    "torch.distributed process group")
-            return serial
-        if int(os.environ["WORLD_SIZE"]) < 2:
-            return serial
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if isinstance(device, str) and device == "auto" and torch.cuda.is_available():
-        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
-    else:
-        dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is not None:
-        torch.cuda.set_device(dev)
-    if not dist.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, init_method="env://")
-        logger.info("joined a %s process group as rank %d of %d", backend, dist.get_rank(),
-                    dist.get_world_size())
-    world = dist.get_world_size()
-    if world < 2:
-        return serial
-    comm = dev if dist.get_backend() == "nccl" else torch.device("cpu")
-    return _Group(dev, dist.get_rank(), world, comm)
-
-
-def _statistics(data: SnapshotDataset, n_train: int, homogeneous: bool, chunk: int,
-                group: _Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Standardisation and Gaussian statistics of the first ``n_train`` snapshots.
-
-    Two passes over chunks of ``chunk`` snapshots (each rank sums its share of the
-    chunks; the sums are all-reduced). Returns ``mean``, ``std`` (a scalar for
-    homogeneous fields, one scale for vectors too: it keeps the geometry) and, in
-    standardised units, the power spectrum (homogeneous) or the covariance (vectors).
-    """
-    shape = data.state_shape
-    d = int(np.prod(shape))
-    mine = list(range(0, n_train, chunk))[group.rank::group.world]
-    s1 = np.zeros(shape)
-    for a in mine:
-        s1 += data.read_range(a, min(a + chunk, n_train)).sum(axis=0)
-    comp_mean = group.allreduce(s1) / n_train
-    if not np.all(np.isfinite(comp_mean)):  # NaN and inf survive the sums: every rank sees it
-        raise ValueError("X contains NaN or inf")
-    gmean = float(comp_mean.mean())
-    axes = tuple(range(1, len(shape) + 1))
-    acc = np.zeros(np.fft.rfftn(np.zeros(shape)).shape) if homogeneous else np.zeros((d, d))
-    ss = 0.0
-    for a in mine:
-        x = data.read_range(a, min(a + chunk, n_train))
-        ss += float(((x - gmean) ** 2).sum())
-        if homogeneous:
-            acc += (np.abs(np.fft.rfftn(x - gmean, axes=axes)) ** 2).sum(axis=0)
-        else:
-            xc = (x - comp_mean).reshape(len(x), d)
-            acc += xc.T @ xc
-    ss = float(group.allreduce(np.array([ss]))[0])
-    acc = group.allreduce(acc)
-    scale = math.sqrt(ss / (n_train * d))
-    if not scale > 0:
-        raise ValueError("X has zero variance")
-    if homogeneous:
-        return np.asarray(gmean), np.asarray(scale), acc / (n_train * d) / scale**2
-    return comp_mean, np.full(shape, scale), acc / (n_train - 1) / scale**2
-
-
-class _GaussianPrior(nn.Module):
-    """Score of the Gaussian fit convolved with noise: :math:`-(C + \\sigma^2)^{-1} x`.
-
-    Works in standardised units. Homogeneous fields: ``C`` is diagonal in Fourier space
-    (``stat`` is the power spectrum, shape of ``rfftn`` of a state); vectors: ``stat``
-    is the full covariance, used through its eigendecomposition.
-    """
-
-    def __init__(self, stat: np.ndarray, homogeneous: bool, state_shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.homogeneous = homogeneous
-        self.state_shape = tuple(state_shape)
-        if homogeneous:
-            self.register_buffer("spec", torch.tensor(stat, dtype=torch.float32))
-        else:
-            lam, vec = np.linalg.eigh(np.atleast_2d(stat))
-            self.register_buffer("lam", torch.tensor(np.maximum(lam, 0), dtype=torch.float32))
-            self.register_buffer("vec", torch.tensor(vec, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        if self.homogeneous:
-            dims = tuple(range(1, x.ndim))
-            xh = torch.fft.rfftn(x, dim=dims)
-            s2 = (sigma**2).reshape(b, *([1] * (x.ndim - 1)))
-            return -torch.fft.irfftn(xh / (self.spec + s2), s=x.shape[1:], dim=dims)
-        xf = x.reshape(b, -1)
-        c = xf @ self.vec
-        c = c / (self.lam[None, :] + (sigma**2)[:, None])
-        return -(c @ self.vec.T).reshape(x.shape)
+    def validation_by_level(self, net, x, sigma, z, n_bins: int = 4) -> dict:
+        """Validation loss in ``n_bins`` log-spaced bins of the noise level."""
+        edges = np.geomspace(self.est.sigma_min, self.est.sigma_max, n_bins + 1)
+        out = {}
+        for lo, hi in itertools.pairwise(edges):
+            sel = (sigma >= lo) & (sigma <= hi)
+            if int(sel.sum()) == 0:
+                continue
+            out[f"{lo:.3g}-{hi:.3g}"] = float(self.est._loss(net, x[sel], sigma[sel], z[sel]))
+        return out
 
 
 @register_score("dsm")
-class DenoisingScoreModel(ScoreEstimator):
+class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     """Score of stationary data by denoising score matching (variance-exploding noise).
 
     A network :math:`F_\\theta(\\tilde x, \\log\\sigma)` is trained on standardised data
@@ -295,7 +154,9 @@ class DenoisingScoreModel(ScoreEstimator):
     seed : int
         Seed of initialisation, batches and noise.
     n_threads : int, optional
-        torch CPU threads during training (default: torch's setting).
+        torch CPU threads during training (default:
+        :func:`~gfdt.scores._torch.default_threads`, one thread on machines with at most
+        2 CPUs, else half the CPUs).
     progress : bool, optional
         Progress bar (default: only on a terminal; rank 0 only).
     distributed : bool or "auto"
@@ -320,7 +181,15 @@ class DenoisingScoreModel(ScoreEstimator):
         Passes over the training samples (``n_steps_ * batch_size / n_train``).
     world_size_ : int
         Number of processes that trained (1 without DDP).
+    validation_by_level_ : dict
+        Validation loss of the final weights per band of noise levels (e.g. to choose
+        the noise range or the capacity by held-out validation).
+    quality_ : ScoreQuality
+        Held-out quality report (see :meth:`summary`).
     """
+
+    _modules = ("network_", "prior_")
+    _eval_modules = ("network_",)
 
     def __init__(
         self,
@@ -385,27 +254,13 @@ class DenoisingScoreModel(ScoreEstimator):
             raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min="
                              f"{self.sigma_min}, sigma_max={self.sigma_max}")
         check_flag(self.residual, "residual")
-        check_flag(self.homogeneous, "homogeneous", optional=True)
-        check_flag(self.progress, "progress", optional=True)
-        check_positive_ints(self, ("batch_size", "max_steps", "eval_every", "patience",
-                                   "chunk_size"))
-        check_number(self.warmup, "warmup", low=0, integer=True)
-        check_number(self.n_threads, "n_threads", low=1, integer=True, optional=True)
-        check_number(self.seed, "seed", low=0, integer=True)
-        check_number(self.lr, "lr", low=0, high=1, low_open=True, high_open=True)
-        check_number(self.ema, "ema", low=0, high=1, high_open=True)
-        check_number(self.grad_clip, "grad_clip", low=0, low_open=True)
+        self._check_common()
         check_number(self.validation, "validation", low=0, high=0.9, low_open=True,
                      high_open=True)
-        check_number(self.max_time, "max_time", low=0, low_open=True, optional=True)
-        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
-            raise TypeError(f"checkpoint must be a path or None, got "
-                            f"{type(self.checkpoint).__name__}")
         if not (isinstance(self.distributed, (bool, np.bool_))
                 or (isinstance(self.distributed, str) and self.distributed == "auto")):
             raise ValueError(f"distributed must be True, False or 'auto', got "
                              f"{self.distributed!r}")
-        resolve_device(self.device)
 
     # -------------------------------------------------------------- the model
     def _model_score(self, net: nn.Module, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -456,50 +311,30 @@ class DenoisingScoreModel(ScoreEstimator):
             raise ValueError(f"X has too few samples ({n}) for a validation split")
         state_shape = data.state_shape
         homogeneous = is_homogeneous(state_shape, self.homogeneous)
-        ctx = _setup_distributed(self.distributed, self.device)
-        device, rank, world = ctx.device, ctx.rank, ctx.world
-        if self.batch_size % world:
-            raise ValueError(f"batch_size = {self.batch_size} must be a multiple of the "
-                             f"number of processes ({world}): it is the global batch")
-        B = self.batch_size
-        if B > n_train:
-            B = (n_train // world) * world
-            if B == 0:
-                raise ValueError(f"X has {n_train} training samples, fewer than the "
-                                 f"{world} processes")
-            if rank == 0:
-                logger.warning("batch_size = %d exceeds the %d training samples; using %d",
-                               self.batch_size, n_train, B)
-        local = B // world
-        steps_per_epoch = n_train // B
-
-        ck = Path(self.checkpoint) if self.checkpoint is not None else None
-        config = self._config(state_shape, n)
-        blob = None
-        if ck is not None and ck.exists():
-            blob = torch.load(ck, map_location=device, weights_only=False)
-            if blob.get("config") != config:
-                raise ValueError(f"checkpoint: {ck} was written with other parameters")
+        group = setup_distributed(self.distributed, self.device)
+        device = group.device
+        trainer = Trainer(
+            max_steps=self.max_steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+            warmup=self.warmup, ema=self.ema, grad_clip=self.grad_clip,
+            eval_every=self.eval_every, patience=self.patience, max_time=self.max_time,
+            checkpoint=self.checkpoint, config=self._config(state_shape, n),
+            progress=False if group.rank else self.progress, name="DSM", group=group)
+        blob = trainer.resume_blob()
         if blob is not None:  # the statistics the checkpointed training used
             mean, std, stat = blob["stats"]
         else:
-            mean, std, stat = _statistics(data, n_train, homogeneous, self.chunk_size, ctx)
+            mean, std, stat = gaussian_statistics(data.read_range, n_train, homogeneous,
+                                                  self.chunk_size, group)
         self.state_shape_ = state_shape
         self.homogeneous_ = homogeneous
         self.mean_, self.std_ = mean, std
-        self.prior_ = _GaussianPrior(stat, homogeneous, state_shape).to(device)
-        with seeded(_stream_seed(self.seed, 0)):  # the caller's global RNG is left alone
+        self.prior_ = GaussianModes(stat, homogeneous).to(device)
+        with seeded(stream_seed(self.seed, 0)):  # the caller's global RNG is left alone
             net = (default_network(state_shape, self.network) if isinstance(self.network, str)
                    else copy.deepcopy(self.network))
         net = net.to(device)
-        ema_net = copy.deepcopy(net).requires_grad_(False)
-        best_net = copy.deepcopy(ema_net)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-        if data.lazy:
-            Xt = None
-        else:
-            Xt = torch.tensor((data.read_range(0, n_train) - mean) / std, dtype=torch.float32,
-                              device=device)
+        Xt = None if data.lazy else torch.tensor(
+            (data.read_range(0, n_train) - mean) / std, dtype=torch.float32, device=device)
 
         def batch(idx: np.ndarray) -> torch.Tensor:
             if Xt is not None:
@@ -507,7 +342,6 @@ class DenoisingScoreModel(ScoreEstimator):
             return torch.tensor((data.read(idx) - mean) / std, dtype=torch.float32,
                                 device=device)
 
-        lo, hi = math.log(self.sigma_min), math.log(self.sigma_max)
         # validation: the first (at most 512) held-out samples, the same noise every time
         nv = min(n_val, 512)
         xv = np.concatenate([data.read_range(a, min(a + self.chunk_size, n_train + nv))
@@ -515,103 +349,18 @@ class DenoisingScoreModel(ScoreEstimator):
         if not np.all(np.isfinite(xv)):
             raise ValueError("X contains NaN or inf")
         Xv = torch.tensor((xv - mean) / std, dtype=torch.float32, device=device)
-        vgen = torch.Generator(device="cpu").manual_seed(_stream_seed(self.seed, 3))
-        v_sigma = torch.exp(lo + (hi - lo) * torch.rand(nv, generator=vgen)).to(device)
-        v_z = torch.randn((nv, *state_shape), generator=vgen).to(device)
-        hist: dict[str, list] = {"step": [], "train_loss": [], "val_loss": []}
-        state = {"step": 0, "best": math.inf, "bad": 0, "elapsed": 0.0}
-        if blob is not None:
-            net.load_state_dict(blob["net"])
-            ema_net.load_state_dict(blob["ema"])
-            best_net.load_state_dict(blob["best_net"])
-            opt.load_state_dict(blob["opt"])
-            hist, state = blob["history"], blob["state"]
-            if rank == 0:
-                logger.info("resuming training from %s at step %d", ck, state["step"])
-        # every rank has looked for the checkpoint before rank 0 may write one
-        ctx.barrier()
-        model = ctx.wrap(net)
-
         with torch_threads(self.n_threads):
-            bar = progress_bar(self.max_steps, "DSM training",
-                               False if rank else self.progress, initial=state["step"])
-            t0 = time.perf_counter() - state["elapsed"]
-            running, n_running = 0.0, 0
-            perm_epoch, perm = -1, None
-            try:
-                while state["step"] < self.max_steps and state["bad"] < self.patience:
-                    step = state["step"]
-                    epoch, pos = divmod(step, steps_per_epoch)
-                    if epoch != perm_epoch:
-                        perm_rng = np.random.default_rng(np.random.SeedSequence(
-                            self.seed, spawn_key=(1, epoch)))
-                        perm, perm_epoch = perm_rng.permutation(n_train), epoch
-                    warmup_lr(opt, self.lr, step, self.warmup)
-                    # this rank's shard of the global batch, and the noise of those samples
-                    start = pos * B + rank * local
-                    x = batch(perm[start:start + local])
-                    gen = torch.Generator(device="cpu").manual_seed(
-                        _stream_seed(self.seed, 2, step))
-                    sigma = torch.exp(lo + (hi - lo) * torch.rand(B, generator=gen))
-                    z = torch.randn((B, *state_shape), generator=gen)
-                    sl = slice(rank * local, (rank + 1) * local)
-                    loss = self._loss(model, x, sigma[sl].to(device), z[sl].to(device))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()  # DDP: gradients averaged over the ranks here
-                    nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-                    opt.step()
-                    ema_update(ema_net, net, self.ema, step)
-                    running += float(loss.detach())
-                    n_running += 1
-                    state["step"] = step + 1
-                    bar.update(1)
-                    out_of_time = (self.max_time is not None
-                                   and time.perf_counter() - t0 > self.max_time)
-                    if self.max_time is not None:  # every rank stops at the same step
-                        out_of_time = bool(
-                            ctx.allreduce(np.array([float(out_of_time)]))[0] > 0)
-                    if state["step"] % self.eval_every == 0 or out_of_time or \
-                            state["step"] == self.max_steps:
-                        with torch.no_grad():
-                            vl = float(sum(
-                                self._loss(ema_net, Xv[a:a + 128], v_sigma[a:a + 128],
-                                           v_z[a:a + 128]) * len(Xv[a:a + 128])
-                                for a in range(0, nv, 128)) / nv)
-                        # mean of the global-batch losses; rank 0's validation loss for all
-                        tot = ctx.allreduce(np.array([running, vl if rank == 0 else 0.0]))
-                        hist["step"].append(state["step"])
-                        hist["train_loss"].append(float(tot[0]) / world / n_running)
-                        hist["val_loss"].append(float(tot[1]))
-                        vl = float(tot[1])
-                        running, n_running = 0.0, 0
-                        if vl < state["best"]:
-                            state["best"], state["bad"] = vl, 0
-                            best_net.load_state_dict(ema_net.state_dict())
-                        else:
-                            state["bad"] += 1
-                        bar.set_postfix(val=f"{vl:.4f}")
-                        state["elapsed"] = time.perf_counter() - t0
-                        if ck is not None and rank == 0:
-                            self._save_checkpoint(ck, config, (mean, std, stat), net, ema_net,
-                                                  best_net, opt, hist, state)
-                    if out_of_time:
-                        if rank == 0:
-                            logger.info("DSM training stopped by max_time at step %d",
-                                        state["step"])
-                        break
-            finally:
-                bar.close()
-        self.network_ = best_net.eval()
-        self.history_ = hist
-        self.train_time_ = time.perf_counter() - t0
-        self.n_steps_ = state["step"]
-        self.epochs_ = state["step"] * B / n_train
-        self.world_size_ = world
+            res = trainer.fit(_DSMTask(self, state_shape), net, batch, n_train, Xv,
+                              stats=(mean, std, stat), blob=blob)
+        self.network_ = res.net
+        self.history_ = res.history
+        self.train_time_ = res.train_time
+        self.n_steps_ = res.n_steps
+        self.epochs_ = res.epochs
+        self.world_size_ = res.world
+        self.validation_by_level_ = res.val_by_level
         self.device_ = device
-        if rank == 0:
-            logger.info("DSM: %d steps (%.2f epochs, %d process%s) in %.1f s, best "
-                        "validation loss %.4f", state["step"], self.epochs_, world,
-                        "es" if world > 1 else "", self.train_time_, state["best"])
+        self._assess(xv, stat, self.sigma_min, homogeneous)
         return self
 
     def _config(self, state_shape, n_samples: int) -> dict[str, Any]:
@@ -624,14 +373,6 @@ class DenoisingScoreModel(ScoreEstimator):
         p["n_samples"] = int(n_samples)
         p["sampling"] = "epochs/SeedSequence"  # refuses checkpoints of older versions
         return p
-
-    def _save_checkpoint(self, ck, config, stats, net, ema_net, best_net, opt, hist,
-                         state) -> None:
-        blob = {"config": config, "stats": stats, "net": net.state_dict(),
-                "ema": ema_net.state_dict(), "best_net": best_net.state_dict(),
-                "opt": opt.state_dict(), "history": hist, "state": dict(state)}
-        with atomic_path(ck, "checkpoint") as tmp:
-            torch.save(blob, tmp)
 
     # ------------------------------------------------------------------ score
     def score(self, x, sigma: float | None = None, batch_size: int = 512) -> np.ndarray:
@@ -650,29 +391,18 @@ class DenoisingScoreModel(ScoreEstimator):
         -------
         numpy.ndarray, same shape as ``x``
         """
-        self._check_fitted()
-        arr, single = self._check_input(x, self.state_shape_)
-        sig = self.sigma_min if sigma is None else check_number(sigma, "sigma", low=0,
-                                                                 low_open=True)
-        batch_size = check_number(batch_size, "batch_size", low=1, integer=True)
-        xs = (arr - self.mean_) / self.std_
-        out = np.empty_like(xs)
-        net = self.network_
-        with torch.no_grad():
-            for a in range(0, len(xs), batch_size):
-                xt = torch.tensor(xs[a:a + batch_size], dtype=torch.float32, device=self.device_)
-                st = torch.full((len(xt),), sig, dtype=torch.float32, device=self.device_)
-                out[a:a + batch_size] = self._model_score(net, xt, st).cpu().numpy()
-        out = out / self.std_
+        xs, single = self._standardised(x)
+        out = self._score_std(xs, sigma, batch_size) / self.std_
         return out[0] if single else out
 
-    # ------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
-        """Write the fitted model (parameters, weights, standardisation) to ``path``."""
-        save_torch(self, path, ("network_", "prior_"))
+    def _score_std(self, xs: np.ndarray, sigma: float | None = None,
+                   batch_size: int = 512) -> np.ndarray:
+        """The score in standardised units at standardised points ``xs``."""
+        sig = self.sigma_min if sigma is None else check_number(sigma, "sigma", low=0,
+                                                                 low_open=True)
 
-    @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> DenoisingScoreModel:
-        """Read a model written by :meth:`save` onto ``device``."""
-        return load_torch(cls, path, device, ("network_", "prior_"),
-                          eval_modules=("network_",))
+        def fn(xt: torch.Tensor) -> torch.Tensor:
+            st = torch.full((len(xt),), sig, dtype=torch.float32, device=self.device_)
+            return self._model_score(self.network_, xt, st)
+
+        return self._batched(fn, xs, batch_size)

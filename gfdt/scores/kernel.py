@@ -23,12 +23,8 @@ with :math:`r_i` the responsibilities. The objective equals the Fisher divergenc
 
 from __future__ import annotations
 
-import copy
-import itertools
 import logging
 import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,17 +32,28 @@ import torch
 from torch import nn
 
 from gfdt.scores._calibration import apply_calibration, fit_calibration
-from gfdt.scores._torch_common import (
-    check_max_time,
-    check_positive_ints,
-    is_homogeneous,
-    progress_bar,
-    seed_from,
-    seeded,
-    torch_threads,
+from gfdt.scores._mixture import (  # noqa: F401 (the formulas are reached from here too)
+    _Basis,
+    _diag_mixture,
+    _full_mixture,
+    _precision_terms,
+    _PrecisionModule,
+    _silverman_precision,
+    _symmetrize,
 )
-from gfdt.scores.base import ScoreEstimator, as_samples, register_score
-from gfdt.scores.dsm import resolve_device
+from gfdt.scores._torch import (
+    TorchScoreEstimator,
+    gaussian_statistics,
+    is_homogeneous,
+    resolve_device,
+    seeded,
+    stream_seed,
+    torch_threads,
+    training_split,
+)
+from gfdt.scores.base import ScoreEstimator, as_samples, check_number, register_score
+from gfdt.scores.quality import QualityMixin
+from gfdt.scores.training import Trainer
 
 __all__ = ["KernelScoreModel"]
 
@@ -58,249 +65,40 @@ _LOG2PI = math.log(2 * math.pi)
 _CHUNK_ELEMENTS = 2**22
 
 
-# ------------------------------------------------------------------ structures
-def _rfft_weights(state_shape: tuple[int, ...]) -> np.ndarray:
-    """Multiplicity of each rfftn mode in the full spectrum (1 or 2), rfftn layout.
+class _ISMTask:
+    """Leave-one-out implicit score matching for the trainer. The "samples" are indices
+    into the standardised data ``Xs`` (training and validation): each training sample
+    that is a centre leaves its own component out of the mixture."""
 
-    With ``norm="ortho"``, :math:`\\|x\\|^2 = \\sum_k w_k |\\hat x_k|^2` for real ``x``.
-    """
-    n_last = state_shape[-1]
-    rshape = (*state_shape[:-1], n_last // 2 + 1)
-    w = np.full(rshape, 2.0)
-    w[..., 0] = 1.0
-    if n_last % 2 == 0:
-        w[..., -1] = 1.0
-    return w
+    def __init__(self, est: KernelScoreModel, Xs: torch.Tensor, centre_idx: np.ndarray,
+                 n_train: int) -> None:
+        self.est, self.Xs = est, Xs
+        self.d = int(np.prod(Xs.shape[1:]))
+        own = np.full(len(Xs), -1)
+        own[centre_idx] = np.arange(len(centre_idx))
+        self.own = torch.as_tensor(own, device=Xs.device)
+        self.M = len(centre_idx)
+        self.Zs32 = Xs[torch.as_tensor(centre_idx, device=Xs.device)].reshape(
+            self.M, -1).to(torch.float32)
 
+    def noise(self, gen: torch.Generator, n: int) -> tuple:
+        return ()
 
-def _symmetrize(lam: torch.Tensor, state_shape: tuple[int, ...]) -> torch.Tensor:
-    """Make a spectrum on the rfftn grid even, :math:`\\lambda(k) = \\lambda(-k)`.
-
-    ``lam`` has shape ``(..., *rshape)``. Only the self-conjugate slices of the last axis
-    (index 0, and ``n/2`` for even ``n``) hold both ``k`` and ``-k``; they are averaged
-    with their reflection so that the operator :math:`x \\mapsto
-    \\mathrm{irfftn}(\\lambda \\hat x)` is symmetric.
-    """
-    nd = len(state_shape)
-    other = tuple(range(lam.ndim - nd, lam.ndim - 1))
-    if other:
-        refl = torch.roll(torch.flip(lam, dims=other), shifts=(1,) * len(other), dims=other)
-    else:
-        refl = lam
-    special = torch.zeros(lam.shape[-1], dtype=torch.bool, device=lam.device)
-    special[0] = True
-    if state_shape[-1] % 2 == 0:
-        special[-1] = True
-    return torch.where(special, 0.5 * (lam + refl), lam)
-
-
-class _Basis:
-    """Real feature coordinates in which diagonal/Fourier precisions are diagonal.
-
-    ``diagonal``: the pixels themselves. ``fourier``: real and imaginary parts of the
-    orthonormal rfftn coefficients, each weighted by its multiplicity ``w`` so that
-    Euclidean norms are preserved. A precision is a positive spectrum ``lam`` on ``K``
-    modes; ``expand(lam)`` gives its value on the ``P`` features.
-    """
-
-    def __init__(self, kind: str, state_shape: tuple[int, ...]) -> None:
-        self.kind = kind
-        self.state_shape = tuple(state_shape)
-        self.dims = tuple(range(1, len(state_shape) + 1))
-        if kind == "fourier":
-            w = _rfft_weights(self.state_shape)
-            self.rshape = w.shape
-            self.w = torch.tensor(w.reshape(-1), dtype=torch.float64)
-            self.wP = torch.cat([self.w, self.w])
-        else:
-            d = int(np.prod(state_shape))
-            self.rshape = (d,)
-            self.w = torch.ones(d, dtype=torch.float64)
-            self.wP = self.w
-        self.K = int(np.prod(self.rshape))
-
-    def to(self, device) -> _Basis:
-        self.w = self.w.to(device)
-        self.wP = self.wP.to(device)
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        if self.kind != "fourier":
-            return x.reshape(b, -1)
-        xh = torch.fft.rfftn(x, dim=self.dims, norm="ortho").reshape(b, -1)
-        return torch.cat([xh.real, xh.imag], dim=1)
-
-    def adjoint(self, g: torch.Tensor) -> torch.Tensor:
-        b = g.shape[0]
-        if self.kind != "fourier":
-            return g.reshape(b, *self.state_shape)
-        gh = torch.complex(g[:, : self.K], g[:, self.K:]).reshape(b, *self.rshape)
-        return torch.fft.irfftn(gh, s=self.state_shape, dim=self.dims, norm="ortho")
-
-    def expand(self, lam: torch.Tensor) -> torch.Tensor:
-        lam = lam.reshape(lam.shape[0], -1)
-        return torch.cat([lam, lam], dim=1) if self.kind == "fourier" else lam
-
-
-# ------------------------------------------------------------ mixture formulas
-def _diag_mixture(u, c, lamP, wP, logdet, trace, mask=None):
-    """Mixture statistics for precisions diagonal in feature space (float64 torch).
-
-    Parameters
-    ----------
-    u : (B, P) features of the points; c : (M, P) features of the centres;
-    lamP : (M, P) precisions on the features; wP : (P,) feature weights;
-    logdet, trace : (M,) log-determinant and trace of each precision;
-    mask : (B, M) bool, optional: components left out (True) for each point.
-
-    Returns
-    -------
-    lse : (B,) ``logsumexp_i(-Q_i/2 + logdet_i/2)``;
-    g : (B, P) features of :math:`\\nabla\\log\\hat\\pi`;
-    lap : (B,) :math:`\\Delta\\hat\\pi/\\hat\\pi`;
-    g2 : (B,) :math:`\\|\\nabla\\log\\hat\\pi\\|^2`.
-
-    Notes
-    -----
-    Quadratic forms are expanded, :math:`\\sum_j w_j\\lambda_{ij}(u_j - c_{ij})^2 =
-    u^2\\cdot(w\\lambda_i) - 2u\\cdot(w\\lambda_i c_i) + \\sum_j w_j\\lambda_{ij}c_{ij}^2`,
-    so memory is O(B M + (B + M) P), not O(B M P).
-    """
-    wl = wP * lamP
-    uu = u * u
-    Q = uu @ wl.T - 2.0 * (u @ (wl * c).T) + (wl * c * c).sum(1)
-    logits = -0.5 * Q + 0.5 * logdet
-    if mask is not None:
-        logits = logits.masked_fill(mask, -math.inf)
-    lse = torch.logsumexp(logits, dim=1)
-    r = torch.exp(logits - lse[:, None])
-    g = -(u * (r @ lamP) - r @ (lamP * c))
-    wl2 = wl * lamP
-    G2 = uu @ wl2.T - 2.0 * (u @ (wl2 * c).T) + (wl2 * c * c).sum(1)
-    lap = (r * (G2 - trace)).sum(1)
-    g2 = (wP * g * g).sum(1)
-    return lse, g, lap, g2
-
-
-def _full_mixture(x, Z, G, logdet, trace, mask=None):
-    r"""Mixture statistics for full precisions (float64 torch), cost O(B M d^2).
-
-    ``x`` (B, d), ``Z`` (M, d), ``G`` (M, d, d) symmetric positive definite; other
-    arguments and returns as in :func:`_diag_mixture` (``g`` has shape (B, d)). The
-    quadratic forms are expanded as there, with :math:`x^T\Gamma_i x =
-    (x\otimes x)\cdot\Gamma_i`, so everything is a matrix product and memory is
-    O(B M + B d^2 + M d^2).
-    """
-    b, d = x.shape
-    m = Z.shape[0]
-    xx = (x[:, :, None] * x[:, None, :]).reshape(b, d * d)
-    Gf = G.reshape(m, d * d)
-    GZ = torch.einsum("mij,mj->mi", G, Z)
-    Q = xx @ Gf.T - 2.0 * (x @ GZ.T) + (Z * GZ).sum(1)
-    logits = -0.5 * Q + 0.5 * logdet
-    if mask is not None:
-        logits = logits.masked_fill(mask, -math.inf)
-    lse = torch.logsumexp(logits, dim=1)
-    r = torch.exp(logits - lse[:, None])
-    Gbar = (r @ Gf).reshape(b, d, d)
-    g = -(torch.einsum("bij,bj->bi", Gbar, x) - r @ GZ)
-    G2 = G @ G
-    G2Z = torch.einsum("mij,mj->mi", G2, Z)
-    N2 = xx @ G2.reshape(m, d * d).T - 2.0 * (x @ G2Z.T) + (Z * G2Z).sum(1)
-    lap = (r * (N2 - trace)).sum(1)
-    return lse, g, lap, (g * g).sum(1)
-
-
-# ---------------------------------------------------------------- the network
-class _PrecisionModule(nn.Module):
-    """Centre -> local precision: an MLP of the (standardised) centre.
-
-    ``full``: :math:`\\Gamma = L L^T + \\epsilon I` with :math:`L = L_0 T`, ``T``
-    lower-triangular with positive (exponentiated) diagonal from the MLP, :math:`L_0` the
-    Cholesky factor of the initial precision. ``diagonal``: :math:`\\lambda =
-    \\lambda_0 e^{a} + \\epsilon` per coordinate. ``fourier``: :math:`\\lambda_k =
-    e^{\\phi_k + a_k} + \\epsilon`, with a learned shared log-spectrum :math:`\\phi` and
-    the MLP's per-centre correction ``a`` (one number per mode, or one per centre with
-    ``shared_spectrum``), made even in ``k``. The last layer starts at zero, so training
-    starts from the initial precision for every centre.
-    """
-
-    def __init__(self, kind: str, d: int, init: np.ndarray, state_shape, hidden: int,
-                 depth: int, reg: float, shared_spectrum: bool) -> None:
-        super().__init__()
-        self.kind = kind
-        self.d = d
-        self.reg = reg
-        self.state_shape = tuple(state_shape)
-        if kind == "full":
-            n_out = d * (d + 1) // 2
-            self.register_buffer("L0", torch.tensor(init, dtype=torch.float64))
-            tri = torch.tril_indices(d, d)
-            self.register_buffer("tri", tri)
-        elif kind == "diagonal":
-            n_out = d
-            self.register_buffer("lam0", torch.tensor(init.reshape(-1), dtype=torch.float64))
-        else:
-            n_out = 1 if shared_spectrum else int(np.prod(init.shape))
-            self.phi = nn.Parameter(torch.tensor(np.log(init), dtype=torch.float64))
-        layers: list[nn.Module] = []
-        width = d
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.GELU()]
-            width = hidden
-        last = nn.Linear(width, n_out)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.mlp = nn.Sequential(*layers, last)
-
-    def forward(self, Zs: torch.Tensor) -> torch.Tensor:
-        """Precisions of centres ``Zs`` (M, d) float32: (M, d, d) or (M, *rshape) float64."""
-        a = self.mlp(Zs).double()
-        m = a.shape[0]
-        if self.kind == "full":
-            d = self.d
-            T = torch.zeros(m, d, d, dtype=torch.float64, device=a.device)
-            T[:, self.tri[0], self.tri[1]] = a
-            diag = torch.diagonal(T, dim1=1, dim2=2)
-            T = T - torch.diag_embed(diag) + torch.diag_embed(torch.exp(diag))
-            L = self.L0 @ T
-            eye = torch.eye(d, dtype=torch.float64, device=a.device)
-            return L @ L.transpose(1, 2) + self.reg * eye
-        if self.kind == "diagonal":
-            return self.lam0 * torch.exp(a) + self.reg
-        shape = (m, *([1] * self.phi.ndim)) if a.shape[1] == 1 else (m, *self.phi.shape)
-        lam = torch.exp(self.phi + a.reshape(shape)) + self.reg
-        return _symmetrize(lam, self.state_shape)
-
-
-def _precision_terms(kind: str, prec: torch.Tensor, basis: _Basis | None, c: float = 0.0,
-                     reg: float = 0.0):
-    """(precision at time ``c = beta^2 t``, logdet, trace) in float64 torch.
-
-    ``reg`` (full only) is a lower bound of the eigenvalues, used against rounding.
-    """
-    if kind == "full":
-        if c == 0.0:
-            # eigenvalues, not a Cholesky factor: L L^T + reg I is positive definite in
-            # exact arithmetic, but rounding can break a factorisation when L is large
-            e = torch.linalg.eigvalsh(prec)
-            logdet = torch.log(torch.clamp(e, min=reg)).sum(1)
-            return prec, logdet, torch.diagonal(prec, dim1=1, dim2=2).sum(1)
-        e, V = torch.linalg.eigh(prec)
-        e = torch.clamp(e, min=reg)
-        et = e / (1.0 + c * e)
-        G = (V * et[:, None, :]) @ V.transpose(1, 2)
-        return G, torch.log(et).sum(1), et.sum(1)
-    lam = prec.reshape(prec.shape[0], -1)
-    if c != 0.0:
-        lam = lam / (1.0 + c * lam)
-    return lam, (basis.w * torch.log(lam)).sum(1), (basis.w * lam).sum(1)
+    def loss(self, module: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        est = self.est
+        m = self.own[idx]
+        mask = torch.zeros(len(idx), self.M, dtype=torch.bool, device=idx.device)
+        hit = m >= 0
+        mask[torch.arange(len(idx), device=idx.device)[hit], m[hit]] = True
+        basis = est._basis if est.precision_ != "full" else None
+        terms = _precision_terms(est.precision_, module(self.Zs32), basis, reg=est.reg)
+        _, _, lap, g2 = est._stats(self.Xs[idx], terms, mask)
+        return ((2.0 * lap - g2) / self.d).mean()
 
 
 # --------------------------------------------------------------- the estimator
 @register_score("kernel")
-class KernelScoreModel(ScoreEstimator):
+class KernelScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     """WPO-informed kernel score: Gaussian mixture with learned local precisions.
 
     ``M = n_centers`` centres :math:`Z_i` are drawn (without replacement) from the
@@ -345,8 +143,8 @@ class KernelScoreModel(ScoreEstimator):
         Adam learning rate.
     batch_size : int
         Samples per ISM step (every step uses all ``M`` centres).
-    n_iter : int
-        Optimisation steps.
+    max_steps : int
+        Optimisation steps (0: keep the initial Silverman-type precisions).
     max_time : float, optional
         Wall-clock budget of the training in seconds.
     validation : float
@@ -368,7 +166,8 @@ class KernelScoreModel(ScoreEstimator):
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
     n_threads : int, optional
-        torch CPU threads during training (default: torch's setting).
+        torch CPU threads during training (default:
+        :func:`~gfdt.scores._torch.default_threads`).
     progress : bool, optional
         Progress bar (default: only on a terminal).
 
@@ -408,7 +207,12 @@ class KernelScoreModel(ScoreEstimator):
         Step 0 is the initial precisions (no training loss: NaN).
     train_time_ : float
         Seconds spent training.
+    quality_ : ScoreQuality
+        Held-out quality report (see :meth:`summary`; needs ``validation > 0``).
     """
+
+    _modules = ("network_",)
+    _eval_modules = ("network_",)
 
     def __init__(
         self,
@@ -421,7 +225,7 @@ class KernelScoreModel(ScoreEstimator):
         depth: int = 3,
         lr: float = 2e-3,
         batch_size: int = 64,
-        n_iter: int = 3000,
+        max_steps: int = 3000,
         max_time: float | None = None,
         validation: float = 0.2,
         eval_every: int = 250,
@@ -441,7 +245,7 @@ class KernelScoreModel(ScoreEstimator):
         self.depth = depth
         self.lr = lr
         self.batch_size = batch_size
-        self.n_iter = n_iter
+        self.max_steps = max_steps
         self.max_time = max_time
         self.validation = validation
         self.eval_every = eval_every
@@ -454,45 +258,17 @@ class KernelScoreModel(ScoreEstimator):
 
     # ----------------------------------------------------------------- checks
     def _check_params(self) -> None:
-        check_positive_ints(self, ("n_centers", "hidden", "depth", "batch_size", "eval_every"))
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) \
-                or self.n_iter < 0:
-            raise ValueError(f"n_iter must be a non-negative int, got {self.n_iter!r}")
+        self._check_common(min_steps=0)
+        for name in ("n_centers", "hidden", "depth"):
+            check_number(getattr(self, name), name, low=1, integer=True)
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
-        if not (0 < self.lr < 1):
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not (self.beta > 0 and math.isfinite(self.beta)):
-            raise ValueError(f"beta must be a positive number, got {self.beta}")
-        if not (self.reg > 0 and math.isfinite(self.reg)):
-            raise ValueError(f"reg must be a positive number, got {self.reg}")
-        if not (0 <= self.validation < 0.9):
-            raise ValueError(f"validation must be in [0, 0.9), got {self.validation}")
+        check_number(self.beta, "beta", low=0, low_open=True)
+        check_number(self.reg, "reg", low=0, low_open=True)
         if self.calibrate and self.validation == 0:
             raise ValueError("calibrate=True needs held-out samples: set validation > 0")
-        check_max_time(self.max_time)
 
     # ---------------------------------------------------------------- helpers
-    def _init_precision(self, Xs: np.ndarray, kind: str, M: int) -> np.ndarray:
-        """Silverman-type start: kernel covariance :math:`h^2 C` (C: data covariance)."""
-        n, d = len(Xs), int(np.prod(Xs.shape[1:]))
-        h2 = ((4.0 / (d + 2)) ** (1.0 / (d + 4)) * M ** (-1.0 / (d + 4))) ** 2
-        if kind == "full":
-            C = np.atleast_2d(np.cov(Xs.reshape(n, d), rowvar=False))
-            C = C + 1e-6 * np.trace(C) / d * np.eye(d)
-            return np.linalg.cholesky(np.linalg.inv(h2 * C))
-        if kind == "diagonal":
-            var = Xs.reshape(n, d).var(axis=0)
-            return 1.0 / (h2 * np.maximum(var, 1e-6 * var.mean()))
-        axes = tuple(range(1, Xs.ndim))
-        spec = np.zeros(np.fft.rfftn(Xs[0]).shape)
-        xm = Xs.mean()
-        for a in range(0, n, 512):
-            spec += (np.abs(np.fft.rfftn(Xs[a:a + 512] - xm, axes=axes, norm="ortho")) ** 2
-                     ).sum(axis=0)
-        spec /= n
-        return 1.0 / (h2 * np.maximum(spec, 1e-6 * spec.max()))
-
     def _stats(self, xs: torch.Tensor, prec_terms, mask=None):
         """(lse, score in state shape, lap, |score|^2) at standardised points ``xs``."""
         G, logdet, trace = prec_terms
@@ -510,7 +286,8 @@ class KernelScoreModel(ScoreEstimator):
         Zs = torch.tensor((self.centers_ - self.mean_) / self.std_, dtype=torch.float64,
                           device=device)
         self._eval_device = device
-        self._prec = torch.tensor(self.precisions_, dtype=torch.float64, device=device)
+        if hasattr(self, "precisions_"):  # (not yet while training)
+            self._prec = torch.tensor(self.precisions_, dtype=torch.float64, device=device)
         if self.precision_ == "full":
             self._Zf = Zs.reshape(len(Zs), -1)
         else:
@@ -540,17 +317,13 @@ class KernelScoreModel(ScoreEstimator):
         """
         self._check_params()
         X = as_samples(X)
-        n = len(X)
-        state_shape = X.shape[1:]
+        n, state_shape = len(X), X.shape[1:]
         d = int(np.prod(state_shape))
         homogeneous = is_homogeneous(state_shape, self.homogeneous)
         kind = self.precision
         if kind == "auto":
             kind = "fourier" if homogeneous else ("full" if d <= 64 else "diagonal")
-        n_val = round(self.validation * n) if self.validation > 0 else 0
-        if self.validation > 0 and n_val < 2:
-            raise ValueError(f"X has too few samples ({n}) for a validation split")
-        n_train = n - n_val
+        n_train = training_split(n, self.validation)
         M = int(self.n_centers)
         if M >= n_train:
             raise ValueError(f"n_centers ({M}) must be smaller than the number of training "
@@ -559,123 +332,53 @@ class KernelScoreModel(ScoreEstimator):
             logger.warning("kernel score: %d training samples for %d centres; implicit score "
                            "matching overfits with fewer than ~10 samples per centre",
                            n_train, M)
-        train = X[:n_train]
-        if homogeneous:
-            mean, std = np.asarray(train.mean()), np.asarray(train.std())
-        else:
-            mean = train.mean(axis=0)
-            std = np.asarray(train.std())
-        if not std > 0:
-            raise ValueError("X has zero variance")
+        mean, std, stat = gaussian_statistics(X, n_train, homogeneous)
+        std = np.asarray(std.flat[0])  # one scale (a scalar)
         Xs = (X - mean) / std
-        rng = np.random.default_rng(self.seed)
-        centre_idx = np.sort(rng.choice(n_train, size=M, replace=False))
-        own = np.full(n_train, -1)
-        own[centre_idx] = np.arange(M)
-
-        device = resolve_device(self.device)
+        centre_idx = np.sort(np.random.default_rng(self.seed).choice(n_train, size=M,
+                                                                     replace=False))
         self.state_shape_ = state_shape
         self.homogeneous_ = homogeneous
         self.precision_ = kind
         self.mean_, self.std_ = mean, std
         self.centers_ = X[centre_idx].copy()
         self.center_indices_ = centre_idx
-
-        init = self._init_precision(Xs[:n_train], kind, M)
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        with seeded(seed_from(gen)):
-            module = _PrecisionModule(kind, d, init, state_shape, self.hidden, self.depth,
-                                      self.reg, self.shared_spectrum).to(device)
-        Zs32 = torch.tensor(Xs[centre_idx].reshape(M, d), dtype=torch.float32, device=device)
-        Zs64 = torch.tensor(Xs[centre_idx], dtype=torch.float64, device=device)
-        self._eval_device = None
-        if kind == "full":
-            self._Zf = Zs64.reshape(M, d)
-        else:
-            self._basis = _Basis(kind, state_shape).to(device)
-            self._Zu = self._basis.forward(Zs64)
-        Xt = torch.tensor(Xs[:n_train], dtype=torch.float64, device=device)
-        Xv = torch.tensor(Xs[n_train:][:4096], dtype=torch.float64, device=device)
-        own_t = torch.as_tensor(own, device=device)
-        opt = torch.optim.Adam(module.parameters(), lr=self.lr)
-        hist: dict[str, list] = {"step": [], "train_loss": [], "val_loss": []}
-
-        basis = self._basis if kind != "full" else None
-
-        def ism(x, mask=None):
-            terms = _precision_terms(kind, module(Zs32), basis, reg=self.reg)
-            _, _, lap, g2 = self._stats(x, terms, mask)
-            return (2.0 * lap - g2) / d
-
-        def validate() -> float:
-            with torch.no_grad():
-                return float(torch.cat([ism(Xv[a:a + 512])
-                                        for a in range(0, len(Xv), 512)]).mean())
-
-        best, best_state = math.inf, copy.deepcopy(module.state_dict())
-        if len(Xv):  # the initial (Silverman) precisions compete too
-            best = validate()
-            hist["step"].append(0)
-            hist["train_loss"].append(math.nan)
-            hist["val_loss"].append(best)
+        device = resolve_device(self.device)
+        self._setup_eval(device)
+        with seeded(stream_seed(self.seed, 0)):
+            module = _PrecisionModule(kind, d, _silverman_precision(stat, kind, M, d),
+                                      state_shape, self.hidden, self.depth, self.reg,
+                                      self.shared_spectrum).to(device)
+        task = _ISMTask(self, torch.tensor(Xs, dtype=torch.float64, device=device),
+                        centre_idx, n_train)
+        trainer = Trainer(
+            max_steps=self.max_steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+            schedule="cosine", eval_every=self.eval_every, max_time=self.max_time,
+            progress=self.progress, name="kernel score", device=device, val_batch=512,
+            validate_at_start=True)
+        xv = torch.arange(n_train, min(n, n_train + 4096), device=device)
         with torch_threads(self.n_threads):
-            bar = progress_bar(self.n_iter, "kernel score training", self.progress)
-            t0 = time.perf_counter()
-            running: list[float] = []
-            step = 0
-            arange_b = torch.arange(self.batch_size, device=device)
-            try:
-                while step < self.n_iter:
-                    for grp in opt.param_groups:  # cosine decay to lr / 10
-                        grp["lr"] = self.lr * (0.55 + 0.45 * math.cos(math.pi * step / self.n_iter))
-                    idx = torch.randint(0, n_train, (self.batch_size,), generator=gen).to(device)
-                    m = own_t[idx]
-                    mask = torch.zeros(self.batch_size, M, dtype=torch.bool, device=device)
-                    hit = m >= 0
-                    mask[arange_b[hit], m[hit]] = True
-                    loss = ism(Xt[idx], mask).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    running.append(float(loss.detach()))
-                    step += 1
-                    bar.update(1)
-                    out_of_time = (self.max_time is not None
-                                   and time.perf_counter() - t0 > self.max_time)
-                    if step % self.eval_every == 0 or step == self.n_iter or out_of_time:
-                        if len(Xv):
-                            vl = validate()
-                        else:
-                            vl = float(np.mean(running))
-                        hist["step"].append(step)
-                        hist["train_loss"].append(float(np.mean(running)))
-                        hist["val_loss"].append(vl)
-                        running = []
-                        bar.set_postfix(val=f"{vl:.4f}")
-                        if vl < best or not len(Xv):
-                            best, best_state = vl, copy.deepcopy(module.state_dict())
-                    if out_of_time:
-                        logger.info("kernel score training stopped by max_time at step %d", step)
-                        break
-            finally:
-                bar.close()
-        module.load_state_dict(best_state)
+            res = trainer.fit(task, module, lambda idx: torch.as_tensor(idx, device=device),
+                              n_train, xv if len(xv) else None)
         with torch.no_grad():
-            prec = module(Zs32)
-        self.precisions_ = prec.cpu().numpy()
-        self.network_ = module.cpu().eval()
-        self.history_ = hist
-        self.n_steps_ = step
-        self.train_time_ = time.perf_counter() - t0
+            self.precisions_ = res.net(task.Zs32).cpu().numpy()
+        self.network_ = res.net.cpu()
+        self.history_ = res.history
+        self.n_steps_ = res.n_steps
+        self.train_time_ = res.train_time
         self.calibration_ = None
         self._setup_eval(device)
         if self.calibrate:
             Xval = X[n_train:]
-            S = self.score(Xval, calibrated=False)
-            self.calibration_ = fit_calibration(Xval, S, homogeneous)
-        logger.info("kernel score: %d steps in %.1f s, held-out ISM %.4f", step,
-                    self.train_time_, best)
+            self.calibration_ = fit_calibration(Xval, self.score(Xval, calibrated=False),
+                                                homogeneous)
+        if n_train < n:
+            self._assess(X[n_train:], stat, 0.01, homogeneous)
         return self
+
+    def _score_std(self, xs: np.ndarray) -> np.ndarray:
+        """The (calibrated, when fitted so) data-time score in standardised units."""
+        return self.score(self.mean_ + self.std_ * xs) * self.std_
 
     # ------------------------------------------------------------------ score
     def score(self, x, t: float | None = None, calibrated: bool | None = None) -> np.ndarray:
@@ -803,136 +506,10 @@ class KernelScoreModel(ScoreEstimator):
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Write the fitted model to ``path`` (pickle; evaluation caches dropped)."""
+        """Write the fitted model to ``path`` (torch file; evaluation caches dropped)."""
         self._check_fitted()
         keep = {k: v for k, v in vars(self).items()
                 if k not in ("_eval_device", "_prec", "_Zf", "_Zu", "_basis")}
         clone = type(self).__new__(type(self))
         vars(clone).update(keep)
-        ScoreEstimator.save(clone, path)
-
-
-# ------------------------------------------------------- memorisation (claim)
-def _memorization_fraction(samples: np.ndarray, train: np.ndarray,
-                           ratio: float = 1.0 / 3.0) -> float:
-    """Fraction of ``samples`` closer than ``ratio`` of the nearest-neighbour gap to the
-    training set: :math:`\\|y - x_{(1)}\\| < \\text{ratio}\\, \\|y - x_{(2)}\\|`, with
-    :math:`x_{(1)}, x_{(2)}` the nearest and second-nearest training points.
-
-    For samples from a locally uniform density in 2-D, :math:`(d_1/d_2)^2` is uniform, so
-    the fraction is :math:`\\text{ratio}^2 = 1/9 \\approx 0.11` for fresh samples; it
-    tends to 1 for samples that copy training points.
-    """
-    from scipy.spatial import cKDTree
-
-    tr = np.asarray(train, dtype=float).reshape(len(train), -1)
-    sm = np.asarray(samples, dtype=float).reshape(len(samples), -1)
-    dist, _ = cKDTree(tr).query(sm, k=2)
-    return float(np.mean(dist[:, 0] < ratio * dist[:, 1]))
-
-
-def _empirical_score(train: np.ndarray) -> Callable[[np.ndarray, float], np.ndarray]:
-    """Score of the empirical measure of ``train`` (n, d) convolved with N(0, v I).
-
-    Returns ``f(x, v)`` for ``x`` of shape (batch, d); the exact score of the training
-    set at noise variance ``v``, which tends to the memorising empirical score as
-    ``v -> 0``.
-    """
-    tr = np.asarray(train, dtype=float)
-    tn = (tr**2).sum(1)
-
-    def f(x: np.ndarray, v: float) -> np.ndarray:
-        logits = -(((x**2).sum(1)[:, None] - 2 * x @ tr.T + tn[None]) / (2 * v))
-        logits -= logits.max(axis=1, keepdims=True)
-        r = np.exp(logits)
-        r /= r.sum(axis=1, keepdims=True)
-        return -(x - r @ tr) / v
-
-    return f
-
-
-def _reverse_sde(score_fn: Callable[[np.ndarray, float], np.ndarray], x: np.ndarray,
-                 times: np.ndarray, g: float, rng: np.random.Generator) -> np.ndarray:
-    """Euler-Maruyama for the reverse of :math:`dX = g\\, dW` from ``times[0]`` down.
-
-    ``x`` are samples at ``times[0]`` (the largest); ``score_fn(x, t)`` is the score of
-    the forward marginal at time ``t``. Steps
-    :math:`x \\leftarrow x + g^2 h\\, s(x, t_k) + g\\sqrt h\\, \\xi` with
-    :math:`h = t_k - t_{k+1}`; returns the samples at ``times[-1]``.
-    """
-    x = np.array(x, dtype=float)
-    for t_now, t_next in itertools.pairwise(times):
-        h = t_now - t_next
-        x = x + g**2 * h * score_fn(x, t_now) + g * math.sqrt(h) * rng.standard_normal(x.shape)
-    return x
-
-
-def _memorization_claim(sample_fn: Callable[[int, np.ndarray], np.ndarray], *,
-                        n_train: int = 4000, n_centers: int = 200, n_generate: int = 4000,
-                        noise_min: float = 1e-2, n_steps: int = 400, seed: int = 0,
-                        model_options: dict | None = None) -> dict:
-    """Memorisation fractions of the kernel model, fresh samples and the empirical score.
-
-    The reference set is the ``n_centers`` centres: the points the kernel model keeps
-    and could copy. The kernel model is fitted on ``n_train`` samples (its centres are
-    drawn from them; ISM needs many samples per centre); the empirical-score sampler
-    uses the score of the empirical measure of the same centres, convolved with a
-    Gaussian of shrinking variance.
-
-    Parameters
-    ----------
-    sample_fn : callable
-        ``sample_fn(n, rng)`` draws ``n`` samples (n, d) of the data distribution.
-    n_train, n_centers : int
-        Training samples and kernel centres (drawn from them).
-    n_generate : int
-        Samples generated by each method.
-    noise_min : float
-        Final noise level of the empirical-score sampler, in units of the data's
-        standard deviation (the sampler stops at variance ``(noise_min std)^2``).
-    n_steps : int
-        Euler-Maruyama steps of each reverse-time sampler (geometric in time, from
-        noise ``3 std``).
-    seed : int
-    model_options : dict, optional
-        Further :class:`KernelScoreModel` parameters.
-
-    Returns
-    -------
-    dict
-        Fractions (:func:`_memorization_fraction` relative to the centres) of ``fresh``
-        true samples, ``kernel_exact`` (exact draws from the fitted mixture),
-        ``kernel_sde`` (reverse-time sampling with the closed-form :math:`\\Gamma_t`
-        scores, run to the data time) and ``empirical_sde`` (run to ``noise_min``);
-        ``fresh_vs_train`` and ``kernel_exact_vs_train`` relative to all training
-        samples; the fitted ``model``.
-    """
-    rng = np.random.default_rng(seed)
-    train = np.asarray(sample_fn(n_train, rng), dtype=float)
-    fresh = np.asarray(sample_fn(n_generate, rng), dtype=float)
-    opts = {"n_centers": n_centers, "seed": seed, "progress": False, **(model_options or {})}
-    model = KernelScoreModel(**opts).fit(train)
-    centers = model.centers_
-    std = float(model.std_)
-    g = model.beta * std  # reverse SDE in data units: dX = g dW in standardised time
-    t_max = (3.0 * std) ** 2 / g**2
-    t_min = (noise_min * std) ** 2 / g**2
-    times = np.geomspace(t_max, t_min, n_steps)
-    # kernel: exact start at t_max, closed-form scores down to the data time t = 0
-    x0 = model.sample(n_generate, t=t_max, seed=seed + 1)
-    kernel_sde = _reverse_sde(lambda x, t: model.score(x, t=t, calibrated=False), x0,
-                              np.append(times, 0.0), g, np.random.default_rng(seed + 2))
-    # empirical score of the centres: exact start, run to noise_min
-    emp = _empirical_score(centers)
-    start = centers[rng.integers(0, len(centers), n_generate)]
-    x0 = start + g * math.sqrt(t_max) * rng.standard_normal(start.shape)
-    emp_sde = _reverse_sde(lambda x, t: emp(x, g**2 * t), x0, times, g,
-                           np.random.default_rng(seed + 3))
-    kernel_exact = model.sample(n_generate, seed=seed + 4)
-    samples = {"fresh": fresh, "kernel_exact": kernel_exact, "kernel_sde": kernel_sde,
-               "empirical_sde": emp_sde}
-    out: dict = {k: _memorization_fraction(v, centers) for k, v in samples.items()}
-    out["fresh_vs_train"] = _memorization_fraction(fresh, train)
-    out["kernel_exact_vs_train"] = _memorization_fraction(kernel_exact, train)
-    out["model"] = model
-    return out
+        TorchScoreEstimator.save(clone, path)

@@ -19,9 +19,7 @@ Fourier modes, and learn the score of the reduced variables).
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import time
 
 import numpy as np
@@ -29,15 +27,19 @@ import torch
 from torch import nn
 
 from gfdt.scores._calibration import apply_calibration, fit_calibration
-from gfdt.scores._torch_common import (
-    check_positive_ints,
-    progress_bar,
-    seed_from,
+from gfdt.scores._torch import (
+    TorchScoreEstimator,
+    gaussian_statistics,
+    resolve_device,
     seeded,
+    stream_seed,
     torch_threads,
+    training_split,
 )
-from gfdt.scores.base import ScoreEstimator, as_samples, register_score
-from gfdt.scores.dsm import resolve_device
+from gfdt.scores.base import ScoreEstimator, as_samples, check_number, register_score
+from gfdt.scores.networks import PlainMLP
+from gfdt.scores.quality import QualityMixin
+from gfdt.scores.training import Trainer
 
 __all__ = ["KGMMScoreModel", "bisecting_kmeans"]
 
@@ -119,23 +121,24 @@ def bisecting_kmeans(Y, n_clusters: int, n_iter: int = 20) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ model
-class _MLP(nn.Module):
-    def __init__(self, d: int, hidden: int, depth: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = d
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, d))
-        self.net = nn.Sequential(*layers)
+class _CentroidFit:
+    """The interpolating MLP's fit for the trainer: the "samples" are cluster indices;
+    the loss is the cluster-size-weighted squared error to the centroid scores."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def __init__(self, C: torch.Tensor, S: torch.Tensor, W: torch.Tensor) -> None:
+        self.C, self.S, self.W = C, S, W
+
+    def noise(self, gen: torch.Generator, n: int) -> tuple:
+        return ()
+
+    def loss(self, net: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        r = net(self.C[idx]) - self.S[idx]
+        w = self.W[idx]
+        return (w * (r * r).sum(1)).sum() / w.sum() / self.C.shape[1]
 
 
 @register_score("kgmm")
-class KGMMScoreModel(ScoreEstimator):
+class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     """KGMM score: cluster-averaged Tweedie estimates of noised samples + an MLP.
 
     See the module docstring for the method. Data are standardised internally
@@ -155,7 +158,7 @@ class KGMMScoreModel(ScoreEstimator):
         Width and number of hidden layers (SiLU) of the interpolating MLP.
     lr : float
         Adam learning rate of the MLP.
-    n_iter : int
+    max_steps : int
         Full-batch optimisation steps of the MLP.
     val_clusters : float
         Fraction of clusters held out to choose the MLP's best step (early stopping).
@@ -165,15 +168,17 @@ class KGMMScoreModel(ScoreEstimator):
         Apply the sum-rule calibration :math:`s_{cal} = M^{-T} s`,
         :math:`M = -E[x s^T]` on held-out samples (the last ``validation`` fraction).
     validation : float
-        Fraction of samples held out for the calibration (used only with
-        ``calibrate``).
+        Fraction of samples (the last ones) held out for the quality report and the
+        calibration.
     seed : int
         Seed of noise, cluster hold-out and MLP initialisation.
     device : str
         Device of the MLP fit: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``,
         ... (the small MLP is evaluated on the CPU afterwards).
     n_threads : int, optional
-        torch CPU threads during training (default: torch's setting).
+        torch CPU threads during training (default:
+        :func:`~gfdt.scores._torch.default_threads`: one thread on machines with at most
+        2 CPUs, where torch's default of one per core made a fit 20x slower).
     progress : bool, optional
         Progress bar (default: only on a terminal).
 
@@ -193,7 +198,12 @@ class KGMMScoreModel(ScoreEstimator):
         ``step``, ``train_loss``, ``val_loss`` of the MLP fit.
     train_time_ : float
         Seconds spent (clustering and MLP).
+    quality_ : ScoreQuality
+        Held-out quality report (see :meth:`summary`).
     """
+
+    _modules = ("network_",)
+    _eval_modules = ("network_",)
 
     def __init__(
         self,
@@ -203,7 +213,7 @@ class KGMMScoreModel(ScoreEstimator):
         hidden: int = 64,
         depth: int = 2,
         lr: float = 3e-3,
-        n_iter: int = 2000,
+        max_steps: int = 2000,
         val_clusters: float = 0.1,
         max_dim: int = 16,
         calibrate: bool = False,
@@ -219,7 +229,7 @@ class KGMMScoreModel(ScoreEstimator):
         self.hidden = hidden
         self.depth = depth
         self.lr = lr
-        self.n_iter = n_iter
+        self.max_steps = max_steps
         self.val_clusters = val_clusters
         self.max_dim = max_dim
         self.calibrate = calibrate
@@ -230,20 +240,18 @@ class KGMMScoreModel(ScoreEstimator):
         self.progress = progress
 
     def _check_params(self) -> None:
-        check_positive_ints(self, ("n_clusters", "n_noise", "hidden", "depth", "n_iter",
-                                   "max_dim"))
-        if not (self.sigma > 0 and math.isfinite(self.sigma)):
-            raise ValueError(f"sigma must be a positive number, got {self.sigma}")
-        if not (0 < self.lr < 1):
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not (0 <= self.val_clusters < 0.5):
-            raise ValueError(f"val_clusters must be in [0, 0.5), got {self.val_clusters}")
-        if not (0 < self.validation < 0.9):
-            raise ValueError(f"validation must be in (0, 0.9), got {self.validation}")
+        self._check_common()
+        for name in ("n_clusters", "n_noise", "hidden", "depth", "max_dim"):
+            check_number(getattr(self, name), name, low=1, integer=True)
+        check_number(self.sigma, "sigma", low=0, low_open=True)
+        check_number(self.val_clusters, "val_clusters", low=0, high=0.5, high_open=True)
+        check_number(self.validation, "validation", low=0, high=0.9, low_open=True,
+                     high_open=True)
 
     # -------------------------------------------------------------------- fit
     def fit(self, X) -> KGMMScoreModel:
-        """Learn the score from samples ``X`` of shape ``(n_samples, *state)``.
+        """Learn the score from samples ``X`` of shape ``(n_samples, *state)`` (the last
+        ``validation`` fraction is held out).
 
         Returns
         -------
@@ -252,34 +260,27 @@ class KGMMScoreModel(ScoreEstimator):
         """
         self._check_params()
         X = as_samples(X)
-        n = len(X)
-        state_shape = X.shape[1:]
+        n, state_shape = len(X), X.shape[1:]
         d = int(np.prod(state_shape))
         if d > self.max_dim:
             raise ValueError(
                 f"X has {d} coordinates, more than max_dim={self.max_dim}: KGMM needs "
                 "clusters small in every direction and is meant for low dimension; reduce "
                 "the state first (e.g. leading PCA or Fourier modes) or raise max_dim")
-        n_val = round(self.validation * n) if self.calibrate else 0
-        if self.calibrate and n_val < 2:
-            raise ValueError(f"X has too few samples ({n}) for a calibration split")
-        n_train = n - n_val
+        n_train = training_split(n, self.validation)
         n_points = n_train * int(self.n_noise)
         if self.n_clusters > n_points // 2:
             raise ValueError(f"n_clusters ({self.n_clusters}) must be at most half the number "
                              f"of noised samples ({n_points})")
         t0 = time.perf_counter()
-        train = X[:n_train].reshape(n_train, d)
-        mean = train.mean(axis=0)
-        std = np.asarray(train.std())
-        if not std > 0:
-            raise ValueError("X has zero variance")
+        mean, std, stat = gaussian_statistics(X.reshape(n, d), n_train, homogeneous=False)
+        std = np.asarray(std.flat[0])  # one scale (a scalar)
         rng = np.random.default_rng(self.seed)
-        Xs = (train - mean) / std
+        Xs = (X[:n_train].reshape(n_train, d) - mean) / std
         Z = rng.standard_normal((n_points, d))
         Y = np.repeat(Xs, self.n_noise, axis=0) + self.sigma * Z
-        labels = bisecting_kmeans(Y, int(self.n_clusters))
         K = int(self.n_clusters)
+        labels = bisecting_kmeans(Y, K)
         counts = np.bincount(labels, minlength=K)
         centroids = np.stack([np.bincount(labels, Y[:, j], K) for j in range(d)], 1)
         zbar = np.stack([np.bincount(labels, Z[:, j], K) for j in range(d)], 1)
@@ -287,61 +288,53 @@ class KGMMScoreModel(ScoreEstimator):
         s_c = -(zbar / counts[:, None]) / self.sigma
         logger.info("KGMM: %d noised samples in %d clusters (%d to %d points) in %.1f s",
                     n_points, K, counts.min(), counts.max(), time.perf_counter() - t0)
-
-        device = resolve_device(self.device)
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        with seeded(seed_from(gen)):
-            net = _MLP(d, self.hidden, self.depth).to(device)
-        perm = rng.permutation(K)
-        n_vc = round(self.val_clusters * K)
-        vi, ti = perm[:n_vc], perm[n_vc:]
-        f32 = dict(dtype=torch.float32, device=device)
-        Ct, St = torch.tensor(centroids, **f32), torch.tensor(s_c, **f32)
-        Wt = torch.tensor(counts / counts.sum(), **f32)
-
-        def loss(idx) -> torch.Tensor:
-            r = net(Ct[idx]) - St[idx]
-            return (Wt[idx] * (r * r).sum(1)).sum() / Wt[idx].sum() / d
-
-        ti_t, vi_t = torch.as_tensor(ti, device=device), torch.as_tensor(vi, device=device)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-        hist: dict[str, list] = {"step": [], "train_loss": [], "val_loss": []}
-        best, best_state = math.inf, copy.deepcopy(net.state_dict())
-        every = max(1, self.n_iter // 50)
-        with torch_threads(self.n_threads):
-            bar = progress_bar(self.n_iter, "KGMM interpolation", self.progress)
-            try:
-                for step in range(1, self.n_iter + 1):
-                    lt = loss(ti_t)
-                    opt.zero_grad(set_to_none=True)
-                    lt.backward()
-                    opt.step()
-                    bar.update(1)
-                    if step % every == 0 or step == self.n_iter:
-                        with torch.no_grad():
-                            lv = float(loss(vi_t)) if n_vc else float(lt)
-                        hist["step"].append(step)
-                        hist["train_loss"].append(float(lt.detach()))
-                        hist["val_loss"].append(lv)
-                        if lv < best:
-                            best, best_state = lv, copy.deepcopy(net.state_dict())
-            finally:
-                bar.close()
-        net.load_state_dict(best_state)
+        net = self._fit_network(centroids, s_c, counts, rng)
         self.state_shape_ = state_shape
+        self.homogeneous_ = False
         self.mean_, self.std_ = mean.reshape(state_shape), std
         self.centroids_ = (mean + std * centroids).reshape(K, *state_shape)
         self.cluster_scores_ = (s_c / std).reshape(K, *state_shape)
         self.cluster_counts_ = counts
         self.network_ = net.cpu().eval()
-        self.history_ = hist
+        self.device_ = torch.device("cpu")
         self.train_time_ = time.perf_counter() - t0
         self.calibration_ = None
+        Xval = X[n_train:]
         if self.calibrate:
-            Xval = X[n_train:]
             self.calibration_ = fit_calibration(Xval, self.score(Xval, calibrated=False),
                                                 homogeneous=False)
+        self._assess(Xval, stat, self.sigma, False)
         return self
+
+    def _fit_network(self, centroids: np.ndarray, s_c: np.ndarray, counts: np.ndarray,
+                     rng: np.random.Generator) -> nn.Module:
+        """The interpolating MLP, fitted full-batch to the centroid scores by the trainer
+        (best step on the held-out clusters)."""
+        K, d = centroids.shape
+        device = resolve_device(self.device)
+        with seeded(stream_seed(self.seed, 0)):
+            net = PlainMLP(d, d, self.hidden, self.depth).to(device)
+        perm = rng.permutation(K)
+        n_vc = round(self.val_clusters * K)
+        vi, ti = perm[:n_vc], perm[n_vc:]
+        f32 = dict(dtype=torch.float32, device=device)
+        task = _CentroidFit(torch.tensor(centroids, **f32), torch.tensor(s_c, **f32),
+                            torch.tensor(counts / counts.sum(), **f32))
+        ti_t = torch.as_tensor(ti, device=device)
+        trainer = Trainer(max_steps=self.max_steps, batch_size=len(ti), lr=self.lr,
+                          seed=self.seed, eval_every=max(1, self.max_steps // 50),
+                          progress=self.progress, name="KGMM interpolation", device=device,
+                          val_batch=max(1, n_vc))
+        with torch_threads(self.n_threads):
+            res = trainer.fit(task, net, lambda idx: ti_t[torch.as_tensor(idx, device=device)],
+                              len(ti), torch.as_tensor(vi, device=device) if n_vc else None)
+        self.history_ = res.history
+        self.n_steps_ = res.n_steps
+        return res.net
+
+    def _score_std(self, xs: np.ndarray) -> np.ndarray:
+        """The (calibrated, when fitted so) score in standardised units."""
+        return self.score(self.mean_ + self.std_ * xs) * self.std_
 
     # ------------------------------------------------------------------ score
     def score(self, x, calibrated: bool | None = None) -> np.ndarray:

@@ -9,16 +9,26 @@ Every network maps ``(x, log_sigma)`` with ``x`` of shape ``(batch, *state)`` an
   plus a small stencil): the CPU default for fields;
 * :class:`PeriodicUNet`: the paper's periodic U-Net (channels 32-64-128-256, three
   stride-2 downsamplings, residual blocks), for GPU use.
+
+Building blocks the estimators share: :class:`PlainMLP` (no noise conditioning),
+:class:`VectorField` (an MLP of the flattened state), :class:`FixedNoise` (a
+noise-conditional network at one noise level), :class:`TimeScaled` (HSM's velocity
+predictor :math:`t\\,\\mathrm{net}(x, t/T)`), :class:`AugmentedMLP` (HOLD's network of
+the augmented state) and :class:`GaussianModes` (the score of a Gaussian fit, in its
+eigen- or Fourier modes).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MLP", "GaussianFourierEmbedding", "PeriodicCNN", "PeriodicUNet", "default_network"]
+__all__ = ["MLP", "AugmentedMLP", "FixedNoise", "GaussianFourierEmbedding", "GaussianModes",
+           "PeriodicCNN", "PeriodicUNet", "PlainMLP", "TimeScaled", "VectorField",
+           "default_network", "zero_last_layer"]
 
 
 class GaussianFourierEmbedding(nn.Module):
@@ -250,3 +260,169 @@ def default_network(state_shape: tuple[int, ...], kind: str = "auto") -> nn.Modu
     if kind == "mlp":
         return MLP(int(math.prod(state_shape)))
     raise ValueError(f"unknown network {kind!r}; choose 'auto', 'cnn', 'unet' or 'mlp'")
+
+
+# ------------------------------------------------------------------ building blocks
+class PlainMLP(nn.Module):
+    """``depth`` hidden layers of width ``hidden`` with activation ``act``, then a linear
+    output layer (zero-initialised with ``zero_last``).
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Input and output sizes.
+    hidden, depth : int
+        Width and number of hidden layers.
+    act : type of torch.nn.Module
+        Activation (default SiLU).
+    zero_last : bool
+        Start the output layer at zero (a residual model starts at its prior).
+    """
+
+    def __init__(self, d_in: int, d_out: int, hidden: int, depth: int,
+                 act: type[nn.Module] = nn.SiLU, zero_last: bool = False) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        w = d_in
+        for _ in range(depth):
+            layers += [nn.Linear(w, hidden), act()]
+            w = hidden
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(w, d_out)
+        if zero_last:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(h))
+
+
+class VectorField(nn.Module):
+    """:math:`F(x) = \\mathrm{MLP}(x)` on the flattened state, output in the state shape."""
+
+    def __init__(self, d: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        self.mlp = PlainMLP(d, d, hidden, depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x.reshape(len(x), -1)).reshape(x.shape)
+
+
+class FixedNoise(nn.Module):
+    """A noise-conditional network ``net(x, log_sigma)`` at ``log_sigma = 0``: a plain
+    field ``F(x)`` (HSM's force on 2-D fields is a :class:`PeriodicCNN` this way)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.cnn = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cnn(x, torch.zeros(len(x), dtype=x.dtype, device=x.device))
+
+
+class TimeScaled(nn.Module):
+    """:math:`V(x, t) = t\\, \\mathrm{net}(x, t/T)`, zero at ``t = 0`` (HSM's velocity).
+
+    ``net`` is ``"mlp"`` (an MLP of ``[x, t/T]``, vectors of size ``d``) or a
+    noise-conditional module such as :class:`PeriodicCNN` (called as ``net(x, t/T)``).
+    """
+
+    def __init__(self, net: nn.Module | None, T: float, d: int = 0, hidden: int = 128,
+                 depth: int = 2) -> None:
+        super().__init__()
+        self.mlp = PlainMLP(d + 1, d, hidden, depth) if net is None else None
+        self.cnn = net
+        self.T = T
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        if self.mlp is not None:
+            h = torch.cat([x.reshape(len(x), -1), (t / self.T)[:, None]], dim=1)
+            return (t[:, None] * self.mlp(h)).reshape(x.shape)
+        return t.reshape(shape) * self.cnn(x, t / self.T)
+
+
+class AugmentedMLP(nn.Module):
+    """``net(u, log sigma_eff)`` on HOLD's augmented state ``u`` of shape
+    ``(batch, 3, d)``; output ``(batch, d)``."""
+
+    def __init__(self, d: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        self.mlp = PlainMLP(3 * d + 1, d, hidden, depth)
+
+    def forward(self, u: torch.Tensor, log_sig: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([u.reshape(len(u), -1), log_sig[:, None] / 5], dim=1)
+        return self.mlp(h).reshape(u.shape[0], *u.shape[2:])
+
+
+def zero_last_layer(net: nn.Module) -> None:
+    """Set the last Linear or Conv2d layer of ``net`` to zero (weights and bias)."""
+    last = None
+    for m in net.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            last = m
+    if last is not None:
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
+
+
+class GaussianModes(nn.Module):
+    """The Gaussian fit of standardised data, in its modes: the score
+    :math:`-(C + \\sigma^2 I)^{-1} x` and any function of :math:`C` applied to a state.
+
+    Homogeneous fields: ``C`` is diagonal in Fourier space; ``stat`` is the power
+    spectrum (rfftn layout, buffer ``spec``). Vectors: ``stat`` is the covariance, kept
+    as its eigendecomposition (buffers ``lam``, ``vec``). Variances are floored at
+    ``floor`` times the largest.
+
+    Parameters
+    ----------
+    stat : numpy.ndarray
+        Power spectrum (shape of ``rfftn`` of a state) or covariance ``(d, d)``.
+    homogeneous : bool
+    floor : float
+        Relative floor of the variances (0: only negative values are clipped).
+    dtype : torch.dtype
+    """
+
+    def __init__(self, stat: np.ndarray, homogeneous: bool, floor: float = 0.0,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.homogeneous = homogeneous
+        if homogeneous:
+            spec = np.maximum(stat, floor * stat.max())
+            self.register_buffer("spec", torch.tensor(spec, dtype=dtype))
+        else:
+            lam, vec = np.linalg.eigh(np.atleast_2d(stat))
+            lam = np.maximum(lam, max(floor * lam.max(), 0.0))
+            self.register_buffer("lam", torch.tensor(lam, dtype=dtype))
+            self.register_buffer("vec", torch.tensor(vec, dtype=dtype))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """:math:`-(C + \\sigma^2)^{-1} x`, ``x`` of shape ``(batch, *state)``,
+        ``sigma`` of shape ``(batch,)`` (None: the clean score :math:`-C^{-1} x`)."""
+        b = x.shape[0]
+        if self.homogeneous:
+            dims = tuple(range(1, x.ndim))
+            xh = torch.fft.rfftn(x, dim=dims)
+            if sigma is None:
+                return -torch.fft.irfftn(xh / self.spec, s=x.shape[1:], dim=dims)
+            s2 = (sigma**2).reshape(b, *([1] * (x.ndim - 1)))
+            return -torch.fft.irfftn(xh / (self.spec + s2), s=x.shape[1:], dim=dims)
+        xf = x.reshape(b, -1)
+        c = xf @ self.vec
+        c = c / self.lam[None, :] if sigma is None else \
+            c / (self.lam[None, :] + (sigma**2)[:, None])
+        return -(c @ self.vec.T).reshape(x.shape)
+
+    def apply(self, x: torch.Tensor, gain) -> torch.Tensor:
+        """:math:`g(C)\\, x` for ``gain(variances)`` broadcast per sample: ``gain`` maps the
+        variances (shape of ``spec``, or ``(1, d)`` for vectors) to factors."""
+        b = x.shape[0]
+        if self.homogeneous:
+            dims = tuple(range(1, x.ndim))
+            xh = torch.fft.rfftn(x, dim=dims)
+            return torch.fft.irfftn(xh * gain(self.spec), s=x.shape[1:], dim=dims)
+        c = x.reshape(b, -1) @ self.vec
+        return ((c * gain(self.lam[None, :])) @ self.vec.T).reshape(x.shape)

@@ -121,6 +121,11 @@ class WhitenedScore(ScoreEstimator):
         self.homogeneous_ = bool(hom)
         # the Gaussian fit's moments: scalar mean and power spectrum, or full covariance
         gauss = GaussianScore(homogeneous=self.homogeneous_).fit(X)
+        top = gauss.spectrum_.max() if self.homogeneous_ else np.linalg.eigvalsh(
+            gauss.covariance_).max()
+        if not top > 0:
+            raise ValueError("X has zero variance (constant data): there is no direction "
+                             "to whiten and no score to learn")
         self.mean_ = gauss.mean_
         if self.homogeneous_:
             self.spectrum_ = np.maximum(gauss.spectrum_, self.floor * gauss.spectrum_.max())
