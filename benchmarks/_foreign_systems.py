@@ -111,7 +111,7 @@ class DoubleWellChain(_SDE):
         return m
 
     def grad_potential(self, x: np.ndarray) -> np.ndarray:
-        g = x**3 - x
+        g = x * x * x - x  # not x**3: numpy's pow is ~10x slower
         g[..., :-1] += self.c * x[..., 1:]
         g[..., 1:] += self.c * x[..., :-1]
         return g
@@ -121,7 +121,10 @@ class DoubleWellChain(_SDE):
 
     def drift(self, x: np.ndarray) -> np.ndarray:
         g = self.grad_potential(x)
-        return -(g - g @ self.J.T)
+        jg = np.zeros_like(g)  # J g without a matmul (BLAS is slow on tall thin arrays)
+        jg[..., :-1] += self.j * g[..., 1:]
+        jg[..., 1:] -= self.j * g[..., :-1]
+        return -(g - jg)
 
     def noise(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         return np.sqrt(2.0 / self.beta) * z
@@ -190,7 +193,7 @@ class CubicCAM(_SDE):
         return (2,)
 
     def drift(self, x: np.ndarray) -> np.ndarray:
-        return self.F + self.a * x + self.b * x**2 - self.c * x**3
+        return self.F + x * (self.a + x * (self.b - self.c * x))
 
     def noise(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         return (self.A - self.B * x) * z[..., :1] + self.s * z[..., 1:]

@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    dsm_options = {"progress": False if args.no_progress else None,
+    # the 5-minute budget per system: training stops after 240 s whatever max_steps says
+    dsm_options = {"progress": False if args.no_progress else None, "max_time": 240.0,
                    **json.loads(args.dsm_options)}
     kgmm_options = {"progress": False if args.no_progress else None,
                     **json.loads(args.kgmm_options)}
