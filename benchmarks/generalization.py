@@ -1,0 +1,277 @@
+"""Generalization benchmark: score estimators on systems gfdt was not designed around.
+
+For each system, fits ``gfdt.ResponseEstimator`` with every applicable score
+(``"gaussian"``, ``"exact"`` where a closed form exists, ``"dsm"``, ``"kgmm"`` for at
+most 16 coordinates, ``"auto"`` when gfdt has it) and compares the response with a
+paired-noise truth. Systems: the three foreign ones of ``_foreign_systems.py`` (4-D
+non-reversible double-well chain, periodic 16 x 16 tanh field, 1-D cubic CAM model),
+the stochastic triad (no exact score), and gfdt's Ornstein-Uhlenbeck and Allen-Cahn.
+
+**Error.** The relative Frobenius error of the response over all lags 0..max_lag and
+all entries,
+
+    err = ||R_est - R_true||_F / ||R_true||_F,
+
+with ``R[t, i, j]`` (vectors: response of coordinate i to a kick of coordinate j) or
+``R[t, r]`` (homogeneous fields: response at offset r to a kick at the origin). One
+number over all lags, because a response is used whole (``predict`` convolves all of
+it). ``error`` uses the normalised estimate :math:`R(t) R(0)^{-1}` (the paper's
+convention): the raw estimate with even the *exact* score carries the sampling error of
+the Stein identity :math:`-E[x s^T] = I`, which grows with the dimension (on the 256-point
+OU field at quick size it makes the exact score look worse than the Gaussian fit, whose
+R(0) is I by construction). ``error_raw`` (``normalize=False``, ``ResponseEstimator``'s
+default) is reported next to it. The same definitions serve every estimator; the truth's
+own standard error in the norm is ``truth_rel_se``.
+
+Usage::
+
+    python benchmarks/generalization.py --quick --out results/generalization
+    python benchmarks/generalization.py --systems double_well,tanh_field
+    python benchmarks/generalization.py --dsm-options '{"max_steps": 3000}'
+
+Writes ``results.json``, ``table.md`` and ``errors.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import parser, save_figure, setup_logging
+from _foreign_systems import (
+    CubicCAM,
+    DoubleWellChain,
+    StochasticTriad,
+    TanhField,
+    paired_response,
+    simulate,
+)
+
+import gfdt
+
+logger = logging.getLogger("gfdt.benchmarks")
+TRUTH_AC = Path(__file__).resolve().parents[1] / "data" / "allen_cahn_truth.nc"
+
+# members x samples of the training data; truth states; max_lag (saved samples)
+SIZES = {
+    "quick": dict(members=8, samples=1000, field_samples=500, truth=2000, field_truth=300,
+                  ac_members=8, ac_duration=200.0, ou_duration=400.0),
+    "default": dict(members=16, samples=4000, field_samples=2000, truth=20000,
+                    field_truth=2000, ac_members=16, ac_duration=500.0, ou_duration=1000.0),
+}
+SYSTEMS = ("double_well", "tanh_field", "cam", "triad", "ou", "allen_cahn")
+
+
+@dataclass
+class Case:
+    """One system: training data, truth, exact score and how to call the estimator."""
+
+    name: str
+    data: Any  # list of (time, *state) arrays, or an xarray Dataset from gfdt.simulate
+    truth: np.ndarray  # (L+1, ...) raw response
+    truth_se: np.ndarray
+    max_lag: int
+    exact: Callable | str | None
+    dim: int
+    homogeneous: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _foreign_case(name, system, cfg, rng_data, rng_truth, max_lag, *, homogeneous=False,
+                  delta=0.02) -> Case:
+    samples = cfg["field_samples"] if homogeneous else cfg["samples"]
+    x = simulate(system, cfg["members"], samples, rng_data, spin_up=50.0)
+    n_truth = cfg["field_truth"] if homogeneous else cfg["truth"]
+    # truth states: an independent ensemble, stationary after its own spin-up
+    starts = simulate(system, n_truth, 1, rng_truth, spin_up=50.0)[:, 0]
+    sources = [0] if homogeneous else None
+    r, se = paired_response(system, starts, max_lag, delta, rng_truth, sources=sources)
+    if homogeneous:
+        r, se = r[..., 0], se[..., 0]
+    elif r.shape[1:] == (1, 1):
+        r, se = r.reshape(-1), se.reshape(-1)
+    exact = getattr(system, "exact_score", None)
+    return Case(name, list(x), r, se, max_lag, exact, int(np.prod(system.state_shape)),
+                homogeneous, {"system": repr(system), "truth_states": n_truth,
+                              "delta": delta})
+
+
+def make_case(name: str, size: str, seed: int) -> Case:
+    """Simulate the training data and compute the truth of system ``name``."""
+    cfg = SIZES[size]
+    ss = np.random.SeedSequence([seed, SYSTEMS.index(name)])
+    rng_data, rng_truth = (np.random.default_rng(s) for s in ss.spawn(2))
+    if name == "double_well":
+        return _foreign_case(name, DoubleWellChain(), cfg, rng_data, rng_truth, 39)
+    if name == "tanh_field":
+        return _foreign_case(name, TanhField(), cfg, rng_data, rng_truth, 20,
+                             homogeneous=True, delta=0.05)
+    if name == "cam":
+        return _foreign_case(name, CubicCAM(), cfg, rng_data, rng_truth, 40)
+    if name == "triad":
+        case = _foreign_case(name, StochasticTriad(), cfg, rng_data, rng_truth, 40)
+        case.exact = None
+        return case
+    if name == "ou":
+        ou = gfdt.OrnsteinUhlenbeck(n=16)
+        ds = gfdt.simulate(ou, n_members=cfg["members"], burn_in=1000.0,
+                           duration=cfg["ou_duration"], save_interval=1.0,
+                           seed=int(ss.generate_state(1)[0]), progress=False)
+        r = ou.exact_response(np.arange(41) * 1.0).values
+        return Case(name, ds, r, np.zeros_like(r), 40, "exact", 256, True,
+                    {"system": repr(ou), "truth": "closed-form discrete propagator"})
+    if name == "allen_cahn":
+        ac = gfdt.AllenCahn()
+        ds = gfdt.simulate(ac, n_members=cfg["ac_members"], burn_in=1000.0,
+                           duration=cfg["ac_duration"], save_interval=1.0,
+                           seed=int(ss.generate_state(1)[0]), progress=False)
+        t = gfdt.io.load(TRUTH_AC).isel(lag=slice(0, 61))
+        return Case(name, ds, t["response"].values, t["stderr"].values, 60, "exact",
+                    ac.n**2, True, {"system": repr(ac), "truth": str(TRUTH_AC.name)})
+    raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
+
+
+def relative_error(est: np.ndarray, truth: np.ndarray) -> float:
+    """||est - truth||_F / ||truth||_F over all lags and entries."""
+    est = np.asarray(est, dtype=float).reshape(truth.shape)
+    return float(np.linalg.norm(est - truth) / np.linalg.norm(truth))
+
+
+def estimate(case: Case, score, options: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray, float, Any]:
+    """Normalised and raw GFDT responses of ``case`` with ``score``, wall seconds, fit."""
+    t0 = time.perf_counter()
+    est = gfdt.ResponseEstimator(score=score, max_lag=case.max_lag, normalize=True,
+                                 homogeneous=case.homogeneous or None, bootstrap=False,
+                                 progress=False, score_options=options or None)
+    est.fit(case.data)
+    return (np.asarray(est.response_.values), np.asarray(est.response_raw_.values),
+            time.perf_counter() - t0, est)
+
+
+def scores_for(case: Case, dsm_options: dict, kgmm_options: dict) -> dict[str, tuple]:
+    """(score, score_options) of every estimator that applies to ``case``."""
+    out: dict[str, tuple] = {"gaussian": ("gaussian", None)}
+    if case.exact is not None:
+        out["exact"] = (case.exact, None)
+    out["dsm"] = ("dsm", {"n_threads": 1, **dsm_options})
+    if case.dim <= 16:
+        out["kgmm"] = ("kgmm", {"n_threads": 1, **kgmm_options})
+    if "auto" in gfdt.scores.score_names():
+        out["auto"] = ("auto", None)
+    return out
+
+
+def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None) -> dict:
+    rows = {}
+    truth_rel_se = float(np.linalg.norm(case.truth_se) / np.linalg.norm(case.truth))
+    for label, (score, opts) in scores_for(case, dsm_options, kgmm_options).items():
+        if only and label not in only:
+            continue
+        try:
+            r, raw, secs, _ = estimate(case, score, opts)
+        except Exception as exc:
+            logger.warning("%s / %s failed: %s", case.name, label, exc)
+            rows[label] = {"error": None, "seconds": None, "failed": repr(exc)}
+            continue
+        rows[label] = {"error": relative_error(r, case.truth),
+                       "error_raw": relative_error(raw, case.truth), "seconds": round(secs, 1)}
+        logger.info("%-12s %-9s error %.3f  raw %.3f  (%.1f s)", case.name, label,
+                    rows[label]["error"], rows[label]["error_raw"], secs)
+    return {"estimators": rows, "truth_rel_se": truth_rel_se, "max_lag": case.max_lag,
+            "dim": case.dim, **case.extra}
+
+
+def table(results: dict) -> str:
+    labels = ["gaussian", "exact", "dsm", "kgmm", "auto"]
+    lines = ["Relative error, normalised / raw response (seconds of fit), over lags 0..max_lag",
+             "",
+             "| system | " + " | ".join(labels) + " | truth s.e. |",
+             "|---" * (len(labels) + 2) + "|"]
+    for name, res in results.items():
+        cells = []
+        for lab in labels:
+            row = res["estimators"].get(lab)
+            if row is None or row["error"] is None:
+                cells.append("-" if row is None else "failed")
+            else:
+                cells.append(f"{row['error']:.3f} / {row['error_raw']:.3f} "
+                             f"({row['seconds']:.0f} s)")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {res['truth_rel_se']:.3f} |")
+    return "\n".join(lines)
+
+
+def figure(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["gaussian", "exact", "dsm", "kgmm", "auto"]
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 4))
+    w = 0.16
+    for k, lab in enumerate(labels):
+        vals = [results[n]["estimators"].get(lab, {}).get("error") for n in names]
+        xs = [i + (k - 2) * w for i, v in enumerate(vals) if v is not None]
+        ax.bar(xs, [v for v in vals if v is not None], w, label=lab)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("relative error of the raw response")
+    ax.set_title("GFDT response error against paired truth")
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = parser(__doc__.splitlines()[0], "results/generalization")
+    p.add_argument("--systems", default=",".join(SYSTEMS),
+                   help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    p.add_argument("--estimators", default="", help="comma-separated subset of estimators")
+    p.add_argument("--dsm-options", default="{}", help="JSON options of score='dsm'")
+    p.add_argument("--kgmm-options", default="{}", help="JSON options of score='kgmm'")
+    args = p.parse_args(argv)
+    setup_logging()
+    import torch
+
+    torch.set_num_threads(1)
+    # the 5-minute budget per system: training stops after 240 s whatever max_steps says
+    dsm_options = {"progress": False if args.no_progress else None, "max_time": 240.0,
+                   **json.loads(args.dsm_options)}
+    kgmm_options = {"progress": False if args.no_progress else None,
+                    **json.loads(args.kgmm_options)}
+    only = [s for s in args.estimators.split(",") if s]
+    results = {}
+    for name in args.systems.split(","):
+        t0 = time.perf_counter()
+        case = make_case(name, args.size, args.seed)
+        setup_s = time.perf_counter() - t0
+        logger.info("%s: data and truth in %.1f s", name, setup_s)
+        results[name] = {**run_case(case, dsm_options, kgmm_options, only),
+                         "setup_s": round(setup_s, 1),
+                         "total_s": round(time.perf_counter() - t0, 1)}
+    md = table(results)
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    doc = {"size": args.size, "seed": args.seed, "dsm_options": dsm_options,
+           "kgmm_options": kgmm_options, "error": "relative Frobenius, raw response, "
+           "all lags 0..max_lag", "results": results, "gfdt": gfdt.__version__}
+    (args.out / "results.json").write_text(json.dumps(doc, indent=2, default=str))
+    (args.out / "table.md").write_text(md + "\n")
+    figure(results, args.out / "errors.png")
+    return doc
+
+
+if __name__ == "__main__":
+    main()
