@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gfdt._atomic import atomic_path
+from gfdt.data import Trajectories
 
 __all__ = ["NotFittedError", "ScoreEstimator", "as_points", "as_samples", "check_flag",
            "check_number", "get_score_class", "load_blob", "register_score", "score_names"]
@@ -89,7 +90,12 @@ def score_names() -> tuple[str, ...]:
 
 
 def as_samples(X, name: str = "X") -> np.ndarray:
-    """Validate a batch of samples, shape (n_samples, *state), as float64."""
+    """Validate a batch of samples, shape (n_samples, *state), as float64.
+
+    A :class:`gfdt.data.Trajectories` gives its members' samples stacked.
+    """
+    if isinstance(X, Trajectories):
+        X = X.samples()
     try:
         raw = np.asarray(X)
     except (TypeError, ValueError):

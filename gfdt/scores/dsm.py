@@ -191,6 +191,9 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     _modules = ("network_", "prior_")
     _eval_modules = ("network_",)
 
+    #: ResponseEstimator hands it its Trajectories: Dask-backed data stream batch by batch.
+    accepts_trajectories = True
+
     def __init__(
         self,
         network: str | nn.Module = "auto",
