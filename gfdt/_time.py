@@ -14,8 +14,8 @@ Pure functions, no state. A time coordinate may be
 calendar months (monthly means stamped at the start, middle or end of each month have
 gaps of 28 to 31 days) get units ``"months"``, whole years ``"years"``; fixed steps get
 ``"days"``, ``"hours"``, ``"minutes"`` or ``"seconds"``, the largest unit the step is a
-whole number of. :func:`lag_coordinate` builds the ``lag`` coordinate of a response in
-those units, :func:`parse_max_lag` turns a maximal lag given in samples, in the data's
+whole number of. The ``lag`` coordinate in those units is
+:func:`gfdt.conventions.lag_coord`; :func:`parse_max_lag` turns a maximal lag given in samples, in the data's
 units, as a timedelta or as a string such as ``"12 months"`` into samples, and
 :func:`forcing_times` reads a forcing's time axis in the data's units.
 """
@@ -36,7 +36,6 @@ __all__ = [
     "duration_in_units",
     "elapsed",
     "forcing_times",
-    "lag_coordinate",
     "parse_max_lag",
     "time_step",
 ]
@@ -330,41 +329,7 @@ def time_step(coord, name: str = "time") -> TimeStep:
     return _fixed_step(mean * tick, s.calendar)
 
 
-# ----------------------------------------------------------------- lags and durations
-def lag_coordinate(n_lags: int, step: TimeStep | None = None) -> xr.DataArray:
-    """The ``lag`` coordinate of a response: ``0, step, ..., (n_lags - 1) step``.
-
-    Parameters
-    ----------
-    n_lags : int
-        Number of lags (``max_lag + 1``), >= 1.
-    step : TimeStep, optional
-        The data's step; None gives lags in samples (units ``"samples"``).
-
-    Returns
-    -------
-    xarray.DataArray, dims ``("lag",)``
-        float64 values in ``step.units`` with CF attributes ``units`` (``"samples"``
-        without a step, ``"1"`` for numbers without units), ``long_name`` and, for
-        calendar units, ``calendar``; ``step`` holds the step in those units.
-    """
-    if isinstance(n_lags, bool) or not isinstance(n_lags, (int, np.integer)) or n_lags < 1:
-        raise ValueError(f"n_lags must be an int >= 1, got {n_lags!r}")
-    if step is not None and not isinstance(step, TimeStep):
-        raise TypeError(f"step must be a TimeStep (from time_step) or None, got "
-                        f"{type(step).__name__}")
-    if step is None:
-        vals = np.arange(n_lags, dtype=float)
-        attrs: dict[str, Any] = {"units": "samples", "long_name": "time lag", "step": 1.0}
-    else:
-        vals = np.arange(n_lags) * float(step.step)
-        attrs = {"units": step.units or "1", "long_name": "time lag", "step": float(step.step)}
-        if step.is_calendar and step.calendar:
-            attrs["calendar"] = step.calendar
-    return xr.DataArray(vals, dims=("lag",), coords={"lag": ("lag", vals, attrs)}, name="lag",
-                        attrs=attrs)
-
-
+# ----------------------------------------------------------------- durations
 def _unit_family(units: str | None) -> dict | None:
     if units in _FIXED:
         return _FIXED

@@ -16,8 +16,7 @@ __all__ = ["conjugate_response", "lag_of", "state_response"]
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
     """The ``lag`` coordinate of a response to ``data``: the data's time step and units."""
-    return lag_coord(n_lags, data.dt, data.time_attrs.get("units") if data.dt is not None
-                     else None)
+    return lag_coord(n_lags, data.step)
 
 
 def _gfdt_attrs(data: Trajectories) -> dict[str, Any]:

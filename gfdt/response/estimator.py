@@ -20,6 +20,7 @@ import numpy as np
 import scipy.fft as sfft
 import xarray as xr
 
+from gfdt._time import parse_max_lag
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
@@ -64,8 +65,12 @@ class ResponseEstimator:
         closed-form score of the gfdt system that made the data, or of ``system``), a
         callable mapping a batch ``(batch, *state)`` to scores of the same shape, or a
         score estimator (fitted, or fitted here on the data).
-    max_lag : int
-        Largest lag, in saved samples; the response covers lags ``0..max_lag``.
+    max_lag : int, float, str or timedelta
+        Largest lag; the response covers lags ``0..max_lag``. An int counts samples; a
+        float is a duration in the data's time units (e.g. ``12.0`` for monthly data:
+        12 months); a string such as ``"12 months"``, ``"30 days"`` or ``"6 hours"``, or
+        a timedelta, is converted to the data's units. A duration must be a whole number
+        of time steps.
     normalize : bool
         Report :math:`R(t) R(0)^{-1}` as the paper does (corrects a score's overall
         scale and Stein-identity error). The raw estimate is kept in
@@ -289,11 +294,7 @@ class ResponseEstimator:
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, data: Trajectories) -> int:
-        L = self.max_lag
-        if isinstance(L, bool) or not isinstance(L, (int, np.integer)):
-            raise TypeError(f"max_lag must be an int, got {type(L).__name__}")
-        if L < 0:
-            raise ValueError(f"max_lag must be >= 0, got {L}")
+        L = parse_max_lag(self.max_lag, data.step)
         if L >= data.min_length:
             raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
                              f"series (shortest has {data.min_length} samples)")

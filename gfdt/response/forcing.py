@@ -120,7 +120,13 @@ def _forcing_values(response: xr.DataArray, forcing, dt: float) -> tuple[np.ndar
         fda = forcing.transpose(*order)
         if "time" in forcing.coords:
             tv = forcing["time"].values
-            if tv.size > 1 and np.issubdtype(tv.dtype, np.number):
+            lag_attrs = response["lag"].attrs if "lag" in response.coords else {}
+            if tv.size > 1 and not np.issubdtype(tv.dtype, np.number):  # dates
+                from gfdt._time import TimeStep, forcing_times
+
+                forcing_times(forcing["time"], TimeStep(dt, lag_attrs.get("units"),
+                                                        lag_attrs.get("calendar")), "forcing")
+            elif tv.size > 1:
                 steps = np.diff(tv.astype(float))
                 if np.any(np.abs(steps - dt) > 1e-6 * dt):
                     raise ValueError(
