@@ -435,7 +435,7 @@ def parse_max_lag(max_lag, step: TimeStep | None = None, name: str = "max_lag") 
         raise ValueError(f"{name} must be a finite duration >= 0, got {shown}")
     n = value / size
     k = round(n)
-    if abs(n - k) > _RTOL * max(1.0, n):
+    if abs(n - k) > 1e-9 * max(n, k):  # exact for integers; 0 only for 0
         step_txt = str(step) if step is not None else "1 sample"
         raise ValueError(f"{name} = {shown} is not a whole number of time steps ({step_txt}): "
                          f"it is {n:.6g} steps; use {int(np.floor(n))} or {int(np.ceil(n))} "

@@ -100,6 +100,8 @@ class Trajectories:
         The time step with its units and calendar (None when unknown).
     name : hashable or None
         Name of the data variable (kept on 1-D responses).
+    scalar : bool
+        The data are a single series (no state dims; stored with one ``feature``).
     """
 
     members: list[np.ndarray]
@@ -110,6 +112,7 @@ class Trajectories:
     attrs: dict[str, Any]
     step: TimeStep | None = None
     name: Any = None
+    scalar: bool = False
 
     @property
     def n_members(self) -> int:
@@ -234,10 +237,11 @@ def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> T
             arr = arr[..., None]
             state_dims = ("feature",)
         members = list(arr) if has_member else [arr]
+    scalar = state_dims == ("feature",) and "feature" not in da.dims
     coords = {d: da.coords[d] for d in state_dims if d in da.coords}
     step, time_attrs = time_axis(da, name)
     return Trajectories(members, state_dims, coords, None if step is None else step.step,
-                        time_attrs, dict(da.attrs), step, da.name)
+                        time_attrs, dict(da.attrs), step, da.name, scalar)
 
 
 def _same_step(a: TimeStep, b: TimeStep) -> bool:
@@ -261,8 +265,15 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
             var = "u"
         elif len(names) == 1:
             var = names[0]
+        elif all(set(X[v].dims) <= {"time", "member"} for v in names):
+            # several series: one state vector, the variable names as its coordinate
+            da = X[names].to_array("feature").transpose(..., "feature")
+            da = da.assign_coords(feature=("feature", names))
+            da.attrs = dict(X.attrs)
+            return _from_dataarray(da, name)
         else:
-            raise ValueError(f"{name} is a Dataset with variables {names}; pass one DataArray")
+            raise ValueError(f"{name} is a Dataset with variables {names}; pass one DataArray "
+                             "(or a Dataset of time series only, which become one vector)")
         da = X[var].copy(deep=False)  # shallow copy: never modify the caller's attrs
         da.attrs = {**X.attrs, **da.attrs}
         return _from_dataarray(da, name)
@@ -286,7 +297,7 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
         first = next((p for p in parts if p.step is not None), parts[0])
         return Trajectories([m for p in parts for m in p.members], first.state_dims,
                             first.state_coords, first.dt, first.time_attrs, first.attrs,
-                            first.step, first.name)
+                            first.step, first.name, all(p.scalar for p in parts))
     try:
         arr = np.asarray(X)
     except Exception:
@@ -296,10 +307,11 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
     arr = _finite(arr, name)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have shape (time, *state), got a scalar")
+    scalar = arr.ndim == 1
     if arr.ndim == 1:
         arr = arr[:, None]
     dims = ("feature",) if arr.ndim == 2 else tuple(f"dim_{i}" for i in range(arr.ndim - 1))
-    return Trajectories([arr], dims, {}, None, {}, {})
+    return Trajectories([arr], dims, {}, None, {}, {}, scalar=scalar)
 
 
 def _check_coords(parts: list[Trajectories], name: str) -> None:

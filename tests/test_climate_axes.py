@@ -44,15 +44,21 @@ def test_monthly_datetime_axis_lags_in_months():
     # max_lag as a float in months, a string and a number of samples agree
     for ml in (12.0, "12 months", "1 year", 12):
         assert _fit(da, ml).response_.sizes["lag"] == 13
-    with pytest.raises(ValueError, match="max_lag .* not a whole number of time steps"):
-        _fit(da, "10 days")
-    with pytest.raises(ValueError, match="calendar months"):
-        _fit(da, datetime.timedelta(days=30))
+    with pytest.raises(ValueError, match="max_lag = 12.5 months is not a whole number"):
+        _fit(da, 12.5)
+    for bad in ("10 days", datetime.timedelta(days=30)):
+        with pytest.raises(ValueError, match="max_lag .* calendar months and years have no "
+                                             "fixed length"):
+            _fit(da, bad)
+    # a 1-D series keeps its name and gives dims (lag,)
+    assert est.response_.dims == ("lag",)
+    assert est.response_["observable"].item() == "nino34"
 
 
 @pytest.mark.parametrize("calendar", ["360_day", "noleap"])
 def test_cftime_axis_end_to_end(calendar):
-    time = xr.cftime_range("0001-01-16", periods=240, freq="MS", calendar=calendar) \
+    time = xr.date_range("0001-01-01", periods=240, freq="MS", calendar=calendar,
+                         use_cftime=True) \
         + pd.Timedelta(days=14)
     assert isinstance(time[0], cftime.datetime)
     da = xr.DataArray(_ar1(240, 1), dims="time", coords={"time": time})
@@ -64,7 +70,8 @@ def test_cftime_axis_end_to_end(calendar):
     ref = _fit(da.values, 6).response_.values
     np.testing.assert_allclose(est.response_.values, ref, rtol=1e-12)
     daily = xr.DataArray(_ar1(100, 2), dims="time", coords={
-        "time": xr.cftime_range("2000-01-01", periods=100, freq="D", calendar=calendar)})
+        "time": xr.date_range("2000-01-01", periods=100, freq="D", calendar=calendar,
+                              use_cftime=True)})
     lag = _fit(daily, "3 days").response_["lag"]
     assert lag.attrs["units"] == "days" and lag.values[-1] == 3.0
 
@@ -79,10 +86,10 @@ def test_daily_and_subdaily_axes_and_predict_do_not_depend_on_storage(res):
     np.testing.assert_array_equal(lag.values, np.arange(6.0))
     pred = est.predict(np.ones((4, 1)))
     # dt = 1 day: kicks of 1 per day, prediction = cumulative sum of R
-    np.testing.assert_allclose(pred.values[:, 0], np.cumsum(est.response_.values[:4]),
+    assert pred.dims == ("time",)
+    np.testing.assert_allclose(pred.values, np.cumsum(est.response_.values[:4]),
                                rtol=1e-12)
-    forcing = xr.DataArray(np.ones((4, 1)), dims=("time", "source"),
-                           coords={"time": days[:4]})
+    forcing = xr.DataArray(np.ones(4), dims="time", coords={"time": days[:4]})
     np.testing.assert_allclose(est.predict(forcing).values, pred.values)
     with pytest.raises(ValueError, match="forcing's time step is 2 days, the data's is 1 days"):
         est.predict(forcing.assign_coords(time=days[:8:2]))

@@ -297,10 +297,11 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
     small = 8 * like.size * boot.n_bootstrap <= keep_bytes
     ses, kept = replicate_std(boot.replicates(), transforms,
                               keep=len(transforms) - 1 if small else None)
-    reps = np.stack(kept) if small and len(kept) > 1 else None
+    reps = (np.stack(kept).reshape(-1, *like.shape) if small and len(kept) > 1 else None)
 
     def wrap(se, ref: xr.DataArray) -> xr.DataArray:
-        out = ref.copy(data=np.full(ref.shape, np.nan) if se is None else se)
+        out = ref.copy(data=np.full(ref.shape, np.nan) if se is None
+                       else np.reshape(se, ref.shape))
         out.name = "stderr"
         out.attrs.update({**cf_attrs("stderr", what=ref.attrs.get("long_name", "response")),
                           "n_bootstrap": int(boot.n_bootstrap),

@@ -640,11 +640,29 @@ class ResponseEstimator:
         """
         if not hasattr(self, "response_"):
             raise NotFittedError("this ResponseEstimator is not fitted yet: call fit() first")
-        pred = response_to_forcing(self.response_, forcing, kind=self.response_kind_)
+        response, reps = self.response_, getattr(self, "_replicates", None)
+        scalar = response.dims == ("lag",) and self.response_kind_ == "matrix"
+        if scalar:  # a single series: a (lag, 1, 1) matrix, forcing (time,) or (time, 1)
+            response = response.expand_dims(("observable", "source"), axis=(1, 2))
+            reps = None if reps is None else reps.reshape(*reps.shape, 1, 1)
+            forcing = _scalar_forcing(forcing)
+        pred = response_to_forcing(response, forcing, kind=self.response_kind_)
         if not return_stderr:
-            return pred
-        return pred, prediction_stderr(self.response_, getattr(self, "_replicates", None),
-                                       forcing, self.response_kind_, pred)
+            return pred.squeeze("observable", drop=False) if scalar else pred
+        se = prediction_stderr(response, reps, forcing, self.response_kind_, pred)
+        if scalar:
+            return pred.squeeze("observable"), se.squeeze("observable")
+        return pred, se
+
+
+def _scalar_forcing(forcing):
+    """The forcing of a single series as ``(time, 1)`` (from ``(time,)`` or ``(time, 1)``)."""
+    if isinstance(forcing, xr.DataArray):
+        if forcing.dims == ("time",):
+            return forcing.expand_dims("source", axis=1)
+        return forcing
+    arr = np.asarray(forcing)
+    return arr[:, None] if arr.ndim == 1 else arr
 
 
 def _spectral_score(model: ScoreEstimator) -> Callable | None:
