@@ -20,13 +20,20 @@ import numpy as np
 import scipy.fft as sfft
 import xarray as xr
 
-from gfdt._time import parse_max_lag
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
+from gfdt._time import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.response import _output
 from gfdt.response._score import data_mean, evaluate, resolve_score
-from gfdt.response.bootstrap import BlockBootstrap, Bootstrap, check_seed, n_blocks, stderr_arrays
+from gfdt.response.bootstrap import (
+    BlockBootstrap,
+    Bootstrap,
+    check_seed,
+    n_blocks,
+    own_statistics,
+    stderr_arrays,
+)
 from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
 from gfdt.response.forcing import prediction_stderr, response_to_forcing
@@ -218,12 +225,15 @@ class ResponseEstimator:
     each block's part of the lagged cross-correlation sums (pairs belong to the block
     of their source time), and draws ``n_bootstrap`` resamples of all blocks with
     replacement, recomputing each estimate from the stored parts: the score is never
-    re-evaluated, and a score fitted to the data (e.g. the Gaussian) is held fixed, so
-    its own fitting error is not included, except through the normalisation with
-    ``normalize=True`` (for the Gaussian score the normalised replicate is exactly the
-    Gaussian estimate of the resample). Blocks much longer than the correlation time of
-    the summands make the replicate spread a standard error; with few blocks (< 20) it
-    is unreliable and a warning is logged.
+    re-evaluated. Every statistic estimated from the data enters each replicate: a
+    Gaussian score fitted here (``score="gaussian"``) uses the replicate's own
+    covariance (its lag-0 sums), so the raw replicate is the Gaussian estimate of the
+    resample, and with ``normalize=True`` every replicate is divided by its own
+    :math:`R(0)`. A learned score is held fixed (its training error is not included
+    beyond the normalisation), and so is the data mean (an :math:`O(1/N)` effect).
+    Blocks much longer than the correlation time of the summands make the replicate
+    spread a standard error; with few blocks (< 20) it is unreliable and a
+    :class:`~gfdt.response.BootstrapWarning` is raised (``warnings.warn``).
 
     Examples
     --------
@@ -382,6 +392,10 @@ class ResponseEstimator:
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
+        # a Gaussian score fitted here: the bootstrap resamples its covariance too
+        self._gaussian_here = (
+            (isinstance(self.score, str) and self.score.lower() == "gaussian")
+            or (isinstance(self.score, GaussianScore) and not self.score.is_fitted))
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
             model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
@@ -457,9 +471,17 @@ class ResponseEstimator:
                                      axes=axes) / d
             return m
 
-        raw = raw_of(sums.mean())
+        m = sums.mean()
+        raw = raw_of(m)
         self._state_outputs(raw, data, homogeneous, axes)
-        self._finish_bootstrap(boot, raw_of, lambda r: _normalize(r, homogeneous, axes))
+        rep_raw = raw_of
+        if self._gaussian_here:  # replicates use their own covariance (see Notes)
+            rescale = own_statistics(m, homogeneous)
+
+            def rep_raw(r: np.ndarray) -> np.ndarray:
+                return raw_of(rescale(r))
+
+        self._finish_bootstrap(boot, rep_raw, lambda r: _normalize(r, homogeneous, axes))
         logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
                     self.stein_error_)
 
