@@ -25,6 +25,7 @@ from gfdt._time import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.response import _output
+from gfdt.response._checks import check_gaussian_fit, check_not_constant
 from gfdt.response._score import data_mean, evaluate, resolve_score
 from gfdt.response.bootstrap import (
     BlockBootstrap,
@@ -392,6 +393,7 @@ class ResponseEstimator:
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
+        check_not_constant(data, homogeneous, "X")
         # a Gaussian score fitted here: the bootstrap resamples its covariance too
         self._gaussian_here = (
             (isinstance(self.score, str) and self.score.lower() == "gaussian")
@@ -404,6 +406,7 @@ class ResponseEstimator:
                 self.score, data, homogeneous, system=self.system,
                 score_options=self.score_options, memory_budget=self.memory_budget,
                 progress=self.progress)
+        check_gaussian_fit(model, "X")
         t1 = time.perf_counter()
         if self.observable is not None or self.perturbation is not None:
             self._fit_conjugate(data, model, L)

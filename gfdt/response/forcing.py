@@ -9,6 +9,7 @@ import scipy.fft as sfft
 import xarray as xr
 
 from gfdt.conventions import attrs as cf_attrs
+from gfdt.response._checks import check_coords_agree
 
 __all__ = ["response_to_forcing"]
 
@@ -118,6 +119,7 @@ def _forcing_values(response: xr.DataArray, forcing, dt: float) -> tuple[np.ndar
         order = ["time"] + [dm for dm in response.dims[1:] if dm in other]
         order += [dm for dm in other if dm not in order]
         fda = forcing.transpose(*order)
+        check_coords_agree(response, forcing, response.dims[1:])
         if "time" in forcing.coords:
             tv = forcing["time"].values
             lag_attrs = response["lag"].attrs if "lag" in response.coords else {}
