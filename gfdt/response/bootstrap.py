@@ -294,7 +294,7 @@ def check_seed(seed, name: str = "seed") -> None:
 
 
 def own_statistics(m: np.ndarray, modes: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """Replicate lag means rescaled by the replicate's own lag-0 statistics.
+    r"""Replicate lag means rescaled by the replicate's own lag-0 statistics.
 
     For a score fitted to the same data as a Gaussian, :math:`-s = C^{-1}(x - \mu)`,
     the lag means are :math:`m(t) = \hat C(t)\,C^{-1}`. A replicate must use its own

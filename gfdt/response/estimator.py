@@ -624,6 +624,42 @@ class ResponseEstimator:
         self._finish_bootstrap(boot, raw_of, None)
         logger.info("GFDT %s response from %d states", kind, data.n_samples)
 
+    # ------------------------------------------------------------- null model
+    def null_bands(self, X, *, n_surrogates: int = 100, level: float = 0.95, seed: int = 0,
+                   kind: str = "ar1", attribute: str = "response_") -> xr.Dataset:
+        """Red-noise (AR(1)) or VAR(1) null-model band of the response of ``X``.
+
+        Fits an unfitted clone of this estimator (same parameters, no bootstrap) to
+        ``n_surrogates`` surrogates of ``X`` with the same lag-1 autocorrelation and
+        variance (:func:`gfdt.nullmodel.surrogate_bands`); a response outside the band
+        differs from what red noise would give. The estimator itself is not changed.
+
+        Parameters
+        ----------
+        X : xarray.DataArray or numpy.ndarray, shape ``(time, *state)``
+            The data (as for :meth:`fit`).
+        n_surrogates : int
+            Surrogates (>= 2; about ``40 / (1 - level)`` for stable edges).
+        level : float
+            Central probability of the band, in (0, 1).
+        seed : int
+            Seed of the surrogates.
+        kind : {"ar1", "var1"}
+            Independent AR(1) per coordinate, or a VAR(1) with the lag-1 cross-
+            covariances.
+        attribute : str
+            Fitted attribute to band (default ``"response_"``).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``lower``, ``median``, ``upper`` with the layout of ``attribute``.
+        """
+        from gfdt.nullmodel import surrogate_bands
+
+        return surrogate_bands(self, X, n_surrogates=n_surrogates, level=level, seed=seed,
+                               kind=kind, attribute=attribute)
+
     # ------------------------------------------------------------- prediction
     def predict(self, forcing, return_stderr: bool = False
                 ) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
