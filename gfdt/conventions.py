@@ -115,8 +115,8 @@ def lag_coord(n_lags: int, step: Any = None, units: str | None = None) -> tuple:
         Lag spacing in time units: a number, or a time step (anything with ``step``,
         ``units`` and ``calendar`` attributes, e.g. :func:`gfdt._time.time_step`'s
         result, whose units then apply), or a timedelta (written in the largest of
-        days, hours, minutes, seconds it is a whole number of); None when the time step is unknown (lags are
-        then counted in samples).
+        days, hours, minutes, seconds it is a whole number of); None when the time
+        step is unknown (lags are then counted in samples).
     units : str, optional
         CF time units of a numeric ``step`` (``"months"``, ``"days"``, ``"hours"``, ...).
 

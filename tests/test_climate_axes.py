@@ -44,10 +44,10 @@ def test_monthly_datetime_axis_lags_in_months():
     # max_lag as a float in months, a string and a number of samples agree
     for ml in (12.0, "12 months", "1 year", 12):
         assert _fit(da, ml).response_.sizes["lag"] == 13
-    with pytest.raises(ValueError, match="max_lag = 12.5 months is not a whole number"):
+    with pytest.raises(ValueError, match=r"max_lag = 12\.5 months is not a whole number"):
         _fit(da, 12.5)
     for bad in ("10 days", datetime.timedelta(days=30)):
-        with pytest.raises(ValueError, match="max_lag .* calendar months and years have no "
+        with pytest.raises(ValueError, match=r"max_lag .* calendar months and years have no "
                                              "fixed length"):
             _fit(da, bad)
     # a 1-D series keeps its name and gives dims (lag,)

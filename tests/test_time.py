@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from gfdt.conventions import lag_coord
 from gfdt._time import (
     TimeStep,
     duration_in_units,
@@ -19,6 +18,7 @@ from gfdt._time import (
     parse_max_lag,
     time_step,
 )
+from gfdt.conventions import lag_coord
 
 MONTHLY = TimeStep(1.0, "months", "proleptic_gregorian")
 DAILY = TimeStep(1.0, "days", "proleptic_gregorian")

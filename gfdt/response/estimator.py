@@ -6,8 +6,9 @@ targets :math:`A` and sources :math:`B` (plain GFDT: :math:`A = x - \\mu`,
 hands them to the one lagged-correlation engine (:mod:`gfdt.response.correlate`),
 with error bars from :mod:`gfdt.response.bootstrap`.
 
-The module is longer than gfdt's ~500-line guide because about 200 of its lines are the
-class docstring, the one reference of the estimator's parameters and attributes.
+The module is longer than gfdt's ~500-line guide because about 250 of its lines are
+docstrings: the class docstring (the one reference of the estimator's parameters and
+attributes) and those of the public methods.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from gfdt.response.bootstrap import (
 )
 from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
-from gfdt.response.forcing import prediction_stderr, response_to_forcing
+from gfdt.response.forcing import prediction_stderr, response_to_forcing, scalar_forcing
 from gfdt.scores.base import NotFittedError, ScoreEstimator
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems.base import System
@@ -706,7 +707,7 @@ class ResponseEstimator:
         if scalar:  # a single series: a (lag, 1, 1) matrix, forcing (time,) or (time, 1)
             response = response.expand_dims(("observable", "source"), axis=(1, 2))
             reps = None if reps is None else reps.reshape(*reps.shape, 1, 1)
-            forcing = _scalar_forcing(forcing)
+            forcing = scalar_forcing(forcing)
         pred = response_to_forcing(response, forcing, kind=self.response_kind_)
         if not return_stderr:
             return pred.squeeze("observable", drop=False) if scalar else pred
@@ -714,16 +715,6 @@ class ResponseEstimator:
         if scalar:
             return pred.squeeze("observable"), se.squeeze("observable")
         return pred, se
-
-
-def _scalar_forcing(forcing):
-    """The forcing of a single series as ``(time, 1)`` (from ``(time,)`` or ``(time, 1)``)."""
-    if isinstance(forcing, xr.DataArray):
-        if forcing.dims == ("time",):
-            return forcing.expand_dims("source", axis=1)
-        return forcing
-    arr = np.asarray(forcing)
-    return arr[:, None] if arr.ndim == 1 else arr
 
 
 def _spectral_score(model: ScoreEstimator) -> Callable | None:

@@ -219,3 +219,13 @@ def prediction_stderr(response: xr.DataArray, replicates: np.ndarray | None, for
     se.name = "stderr"
     se.attrs.update(cf_attrs("prediction_stderr"))
     return se
+
+
+def scalar_forcing(forcing):
+    """The forcing of a single series as ``(time, 1)`` (from ``(time,)`` or ``(time, 1)``)."""
+    if isinstance(forcing, xr.DataArray):
+        if forcing.dims == ("time",):
+            return forcing.expand_dims("source", axis=1)
+        return forcing
+    arr = np.asarray(forcing)
+    return arr[:, None] if arr.ndim == 1 else arr
