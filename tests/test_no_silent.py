@@ -74,3 +74,22 @@ def test_forcing_is_checked_against_the_response():
         est.predict(np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match=r"forcing must have shape \(time, 2\)"):
         est.predict(np.ones((3, 3)))
+
+
+def test_response_to_forcing_checks_response_and_units():
+    from gfdt.response import response_to_forcing
+
+    t = np.arange(300) * 1.0
+    da = xr.DataArray(_series(300), dims=("time", "feature"),
+                      coords={"time": ("time", t, {"units": "days since 2000-01-01"})})
+    est = _est().fit(da)
+    days = xr.DataArray(np.ones((3, 2)), dims=("time", "source"),
+                        coords={"time": ("time", [0.0, 1.0, 2.0], {"units": "days"})})
+    np.testing.assert_allclose(est.predict(days).values, est.predict(np.ones((3, 2))).values)
+    with pytest.raises(ValueError, match="forcing's time coordinate is in 'hours', the "
+                                         "response's lags in 'days'"):
+        est.predict(days.assign_coords(time=("time", [0.0, 1.0, 2.0], {"units": "hours"})))
+    bad = est.response_.copy()
+    bad[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="response contains 1 NaN"):
+        response_to_forcing(bad, np.ones((3, 2)))

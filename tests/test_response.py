@@ -362,6 +362,9 @@ def test_dataset_and_dataarray_of_simulation_agree(ou_run):
 
 
 # -------------------------------------------------------------------- errors
+_VARY = np.arange(10.0).reshape(5, 2)  # data that vary: constant data are an error
+
+
 @pytest.mark.parametrize(
     ("X", "kwargs", "exc", "match"),
     [
@@ -375,10 +378,10 @@ def test_dataset_and_dataarray_of_simulation_agree(ou_run):
         (np.ones((5, 2)), {"max_lag": -1}, ValueError, "max_lag"),
         (np.ones((5, 2)), {"max_lag": [1]}, TypeError, "max_lag"),
         (np.ones((5, 2)), {"max_lag": 1.5}, ValueError, "max_lag"),
-        (np.arange(10.0).reshape(5, 2), {"score": "kde"}, ValueError, "unknown score 'kde'"),
-        (np.arange(10.0).reshape(5, 2), {"score": 42}, TypeError, "score must be"),
-        (np.arange(10.0).reshape(5, 2), {"score": lambda b: b[:, :1]}, ValueError, "score returned shape"),
-        (np.arange(10.0).reshape(5, 2), {"score": lambda b: b * np.nan}, ValueError, "score returned NaN"),
+        (_VARY, {"score": "kde"}, ValueError, "unknown score 'kde'"),
+        (_VARY, {"score": 42}, TypeError, "score must be"),
+        (_VARY, {"score": lambda b: b[:, :1]}, ValueError, "score returned shape"),
+        (_VARY, {"score": lambda b: b * np.nan}, ValueError, "score returned NaN"),
         (np.ones((5, 2)), {"normalize": "yes"}, TypeError, "normalize"),
         (np.ones((5, 2)), {"homogeneous": "yes"}, TypeError, "homogeneous"),
         (np.ones((5, 2)), {"batch_size": 0}, ValueError, "batch_size"),

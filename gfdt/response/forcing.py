@@ -76,6 +76,8 @@ def response_to_forcing(response: xr.DataArray, forcing, *, kind: str | None = N
     if response.ndim < 1 or response.dims[0] != "lag":
         raise ValueError(f"response must have 'lag' as its first dim, got dims {response.dims}")
     R = np.asarray(response.values, dtype=float)
+    if not np.all(np.isfinite(R)):
+        raise ValueError(f"response contains {int((~np.isfinite(R)).sum())} NaN or inf values")
     L = R.shape[0] - 1
     dt = _forcing_time_step(response, time_step)
     if kind is None:
@@ -129,6 +131,7 @@ def _forcing_values(response: xr.DataArray, forcing, dt: float) -> tuple[np.ndar
                 forcing_times(forcing["time"], TimeStep(dt, lag_attrs.get("units"),
                                                         lag_attrs.get("calendar")), "forcing")
             elif tv.size > 1:
+                _check_units(forcing["time"].attrs.get("units"), lag_attrs.get("units"))
                 steps = np.diff(tv.astype(float))
                 if np.any(np.abs(steps - dt) > 1e-6 * dt):
                     raise ValueError(
@@ -229,3 +232,15 @@ def scalar_forcing(forcing):
         return forcing
     arr = np.asarray(forcing)
     return arr[:, None] if arr.ndim == 1 else arr
+
+
+def _check_units(forcing_units, lag_units) -> None:
+    """A numeric forcing time axis in other units than the response's lags is an error."""
+    if forcing_units is None or lag_units in (None, "samples", "1"):
+        return
+    from gfdt._time import _parse_units
+
+    own, _ = _parse_units(forcing_units)
+    if own != lag_units:
+        raise ValueError(f"forcing's time coordinate is in {forcing_units!r}, the response's "
+                         f"lags in {lag_units!r}: convert the forcing's time axis")
