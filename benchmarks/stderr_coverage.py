@@ -16,6 +16,11 @@ and for the 1-D case Bartlett's closed form
 :math:`\\mathrm{var}\\, r_k \\approx [(1 + \\phi^2)(1 - \\phi^{2k})/(1 - \\phi^2) -
 2k\\phi^{2k}]/T`.
 
+Systems: AR(1) with phi = 0.9 and a 2x2 VAR(1) with eigenvalues 0.7 and 0.8 (long
+memory: few bootstrap blocks at 732 samples, a BootstrapWarning), and their
+shorter-memory versions (phi = 0.5; eigenvalues 0.5 and 0.6), the regime
+``tests/test_coverage.py`` checks. ``--systems`` picks a subset.
+
 Usage::
 
     python benchmarks/stderr_coverage.py --quick      # under a minute on 2 cores
