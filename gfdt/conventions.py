@@ -103,28 +103,59 @@ def global_attrs(title: str | None = None) -> dict[str, str]:
 
 
 def lag_coord(n_lags: int, step: Any = None, units: str | None = None) -> tuple:
-    """The ``lag`` coordinate of ``n_lags`` lags ``0, step, 2 step, ...``.
+    """The ``lag`` coordinate of ``n_lags`` lags ``0, step, 2 step, ...`` (CF units).
+
+    The one lag coordinate of gfdt (responses, autocorrelations).
 
     Parameters
     ----------
     n_lags : int
-        Number of lags (``max_lag + 1``).
-    step : float, numpy.timedelta64 or None
-        Lag spacing in time units; None when the time step is unknown (lags are then
-        counted in samples).
+        Number of lags (``max_lag + 1``), >= 1.
+    step : float, gfdt._time.TimeStep, timedelta or None
+        Lag spacing in time units: a number, or a time step (anything with ``step``,
+        ``units`` and ``calendar`` attributes, e.g. :func:`gfdt._time.time_step`'s
+        result, whose units then apply), or a timedelta (written in the largest of
+        days, hours, minutes, seconds it is a whole number of); None when the time
+        step is unknown (lags are then counted in samples).
     units : str, optional
-        Time units of ``step`` (e.g. the data's time ``units`` attribute).
+        CF time units of a numeric ``step`` (``"months"``, ``"days"``, ``"hours"``, ...).
 
     Returns
     -------
     tuple
-        ``("lag", values, attrs)``, ready for an xarray ``coords`` mapping; ``attrs``
-        has ``units = "samples"`` when ``step`` is None.
+        ``("lag", values, attrs)``, float64 values, ready for an xarray ``coords``
+        mapping; ``attrs`` holds ``long_name``, ``units`` (``"samples"`` without a
+        step, ``"1"`` for a number without units) and ``calendar`` for lags in
+        calendar months or years.
     """
-    lags = np.arange(int(n_lags))
+    if isinstance(n_lags, bool) or not isinstance(n_lags, (int, np.integer)) or n_lags < 1:
+        raise ValueError(f"n_lags must be an int >= 1, got {n_lags!r}")
+    lags = np.arange(int(n_lags), dtype=float)
     lag_attrs = attrs("lag")
     if step is None:
         return ("lag", lags, {**lag_attrs, "units": "samples"})
-    if units is not None:
-        lag_attrs["units"] = units
-    return ("lag", lags * step, lag_attrs)
+    calendar = None
+    if hasattr(step, "step") and hasattr(step, "units"):  # a TimeStep
+        units = step.units if units is None else units
+        if units in ("months", "years"):
+            calendar = getattr(step, "calendar", None)
+        step = step.step
+    if isinstance(step, (_dt.timedelta, np.timedelta64)):  # CF units, not timedelta64
+        step, units = _fixed_units(step)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, float, np.number)) \
+            or isinstance(step, np.timedelta64) or not np.isfinite(step) or step <= 0:
+        raise TypeError(f"step must be a positive number, a TimeStep or None, got {step!r}")
+    lag_attrs["units"] = str(units) if units is not None else "1"
+    if calendar:
+        lag_attrs["calendar"] = calendar
+    return ("lag", lags * float(step), lag_attrs)
+
+
+def _fixed_units(td) -> tuple[float, str]:
+    """A timedelta as (number, CF units): the largest of days ... seconds that divides it."""
+    seconds = float(np.timedelta64(td) / np.timedelta64(1, "ns")) * 1e-9
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        q = seconds / size
+        if q >= 1 and abs(q - round(q)) <= 1e-9 * q:
+            return float(round(q)), unit
+    return seconds, "seconds"

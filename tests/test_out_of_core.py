@@ -198,7 +198,7 @@ def test_bad_memory_budget(value, exc):
 def test_budget_too_small_says_how_much_is_needed():
     with pytest.raises(ValueError, match=r"memory_budget = 10\.0 kB is too small.*at least"):
         ResponseEstimator(score=lambda b: -b, max_lag=3, bootstrap=False,
-                          memory_budget="10kB").fit(np.ones((50, 64)))
+                          memory_budget="10kB").fit(np.arange(3200.0).reshape(50, 64))
     # the block is what remains after the reserve (a quarter) and the fixed part, per
     # sample (6 arrays of d doubles), minus the overlap of L samples
     block, _ = correlation_block(10**6, d=10, L=5, result_bytes=0, homogeneous=False,

@@ -16,8 +16,7 @@ __all__ = ["conjugate_response", "lag_of", "state_response"]
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
     """The ``lag`` coordinate of a response to ``data``: the data's time step and units."""
-    return lag_coord(n_lags, data.dt, data.time_attrs.get("units") if data.dt is not None
-                     else None)
+    return lag_coord(n_lags, data.step)
 
 
 def _gfdt_attrs(data: Trajectories) -> dict[str, Any]:
@@ -37,14 +36,24 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
                 if np.issubdtype(vals.dtype, np.number):
                     vals = vals - vals[0]
                 coords[dim] = (dim, vals, {**c.attrs, "long_name": f"offset in {dim}"})
+    elif data.scalar:  # a single series: dims (lag,), its name as scalar coordinates
+        dims = ("lag",)
+        r = r.reshape(r.shape[0])
+        label = str(data.name) if data.name is not None else 0
+        coords["observable"] = label
+        coords["source"] = label
     else:
         dims = ("lag", "observable", "source")
+        d = r.shape[1]
         if len(data.state_dims) == 1 and data.state_dims[0] in data.state_coords:
             vals = np.asarray(data.state_coords[data.state_dims[0]].values)
-            coords["observable"] = vals
-            coords["source"] = vals
+        else:  # flattened state: positions
+            vals = np.arange(d)
+        coords["observable"] = ("observable", vals)
+        coords["source"] = ("source", vals)
     attrs = {
-        "long_name": "response to a unit impulse" + (" at the origin" if homogeneous else ""),
+        "long_name": "response to a unit impulse" + (" at the origin" if homogeneous else "")
+        + (f" of {data.name}" if data.scalar and data.name is not None else ""),
         "units": "1",
         "method": method,
         "normalized": int(normalized),
