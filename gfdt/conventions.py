@@ -47,6 +47,28 @@ _ATTRS: dict[str, dict[str, str]] = {
     "prediction_stderr": {"long_name": "bootstrap standard error of the prediction"},
     "stderr": {"long_name": "bootstrap standard error of the {what}"},
     "stein_expected": {"long_name": "E[grad A . u] (Stein sum rule)"},
+    # simulated fields and their grid
+    "state": {"long_name": "{long_name}", "units": "{units}"},
+    "grid_position": {"units": "1", "long_name": "{dim} position (domain length 2 pi)",
+                      "axis": "{axis}"},
+    # responses
+    "response": {"long_name": "response to a unit impulse{where}", "units": "1"},
+    "exact_response": {"long_name": "exact response to a unit impulse at the origin",
+                       "units": "1"},
+    "conjugate_response": {"long_name": "response of the mean of {what} to {how}"},
+    "offset": {"long_name": "offset in {dim}"},
+    "null_band_edge": {"long_name": "{edge} edge of the {level} {kind} null-model band"},
+    "null_median": {"long_name": "{kind} null-model median"},
+    # error metrics
+    "error_l2": {"long_name": "L2 error"},
+    "error_linf": {"long_name": "L-infinity error"},
+    "error_l2_debiased": {"long_name": "debiased L2 error"},
+    # statistics
+    "wavenumber_shell": {"long_name": "wavenumber shell round(|k|)", "units": "1"},
+    "shell_modes": {"long_name": "grid modes in the shell (full fft2 plane)", "units": "1"},
+    "shell_sum": {"long_name": "shell sum"},
+    "field_autocorrelation": {"long_name": "time {kind} of the pointwise field, averaged over "
+                                           "space and members"},
 }
 
 

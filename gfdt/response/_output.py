@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gfdt.conventions import attrs as cf_attrs
 from gfdt.conventions import lag_coord
 from gfdt.data import Trajectories
 from gfdt.response.conjugate import Observable, Perturbation
@@ -35,7 +36,7 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
                 vals = np.asarray(c.values)
                 if np.issubdtype(vals.dtype, np.number):
                     vals = vals - vals[0]
-                coords[dim] = (dim, vals, {**c.attrs, "long_name": f"offset in {dim}"})
+                coords[dim] = (dim, vals, {**c.attrs, **cf_attrs("offset", dim=dim)})
     elif data.scalar:  # a single series: dims (lag,), its name as scalar coordinates
         dims = ("lag",)
         r = r.reshape(r.shape[0])
@@ -52,9 +53,8 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
         coords["observable"] = ("observable", vals)
         coords["source"] = ("source", vals)
     attrs = {
-        "long_name": "response to a unit impulse" + (" at the origin" if homogeneous else "")
-        + (f" of {data.name}" if data.scalar and data.name is not None else ""),
-        "units": "1",
+        **cf_attrs("response", where=(" at the origin" if homogeneous else "")
+                   + (f" of {data.name}" if data.scalar and data.name is not None else "")),
         "method": method,
         "normalized": int(normalized),
         "n_samples": int(data.n_samples),
@@ -83,7 +83,7 @@ def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
     how = (f"x -> x + delta u(x), u = {pert.label}" if pert is not None
            else "a unit impulse on each state coordinate")
     attrs = {
-        "long_name": f"response of the mean of {what} to {how}",
+        **cf_attrs("conjugate_response", what=what, how=how),
         "units": "observable units per unit delta" if pert is not None
                  else "observable units per unit kick",
         "method": method,
