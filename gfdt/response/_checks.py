@@ -20,9 +20,7 @@ def check_not_constant(data: Trajectories, homogeneous: bool, name: str = "X") -
     """
     if data.lazy:
         return
-    lo = np.min([m.min(axis=0) for m in data.members], axis=0)
-    hi = np.max([m.max(axis=0) for m in data.members], axis=0)
-    flat = (hi - lo).reshape(-1) <= 0
+    flat = _flat_coordinates(data, stop_at_first=homogeneous).reshape(-1)
     if homogeneous and flat.all():
         raise ValueError(f"{name} is constant (zero variance): the response is undefined")
     if not homogeneous and flat.any():
@@ -32,6 +30,25 @@ def check_not_constant(data: Trajectories, homogeneous: bool, name: str = "X") -
                 f"positions {idx[:5].tolist()})")
         raise ValueError(f"{name} {what}: the response to a kick of a coordinate that never "
                          "varies is undefined; drop those coordinates")
+
+
+def _flat_coordinates(data: Trajectories, stop_at_first: bool) -> np.ndarray:
+    """Mask of the state coordinates that never leave their first value.
+
+    Scans growing time windows and stops as soon as the answer is known (every
+    coordinate varies, or with ``stop_at_first`` one does), so varying data cost a few
+    frames, not a pass over everything.
+    """
+    ref = np.asarray(data.members[0][0])
+    flat = np.ones(ref.shape, dtype=bool)
+    for m in data.members:
+        a, width = 0, 4
+        while a < m.shape[0]:
+            flat &= ~(np.asarray(m[a:a + width]) != ref).any(axis=0)
+            if not flat.any() or (stop_at_first and not flat.all()):
+                return flat
+            a, width = a + width, 4 * width
+    return flat
 
 
 def check_gaussian_fit(model, name: str = "X") -> None:
