@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from gfdt._progress import tqdm
+from gfdt.scores.base import score_output
 from gfdt.scores.hold import hold_coefficients, mean_cov, propagator
 
 __all__ = [
@@ -92,7 +93,7 @@ def _initial(x_init, n_samples, state_shape, name: str = "x_init") -> np.ndarray
 
 def _call(score: Callable, *args, shape, step: int | None = None) -> np.ndarray:
     """Evaluate a score; its output must have ``shape`` and be finite."""
-    s = np.asarray(score(*args), dtype=float)
+    s = score_output(score(*args), "score")
     if s.shape != shape:
         raise ValueError(f"score returned shape {s.shape}, expected {shape}")
     bad = ~np.isfinite(s)
