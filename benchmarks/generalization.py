@@ -168,7 +168,8 @@ def scores_for(case: Case, dsm_options: dict, kgmm_options: dict) -> dict[str, t
     if case.dim <= 16:
         out["kgmm"] = ("kgmm", {"n_threads": 1, **kgmm_options})
     if "auto" in gfdt.scores.score_names():
-        out["auto"] = ("auto", None)
+        out["auto"] = ("auto", {"n_threads": 1, "max_time": dsm_options.get("max_time"),
+                                "progress": dsm_options.get("progress")})
     return out
 
 
