@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gfdt.scores._defaults import dsm_defaults
 from gfdt.scores._kde import BANDWIDTHS, fit_kde, kde_score
 from gfdt.scores._torch import (
     TorchScoreEstimator,
@@ -32,49 +33,7 @@ from gfdt.scores.training import Trainer, setup_distributed
 __all__ = ["DenoisingScoreModel", "dsm_defaults", "resolve_device"]
 
 logger = logging.getLogger("gfdt")
-
-
-def dsm_defaults(state_shape: tuple[int, ...], n_train: int, network: str = "auto") -> dict:
-    """The noise range and batch size DSM uses when they are not given: a rule of the
-    data's shape and size, the same for every system.
-
-    - **Fields** (2-D states with a convolutional network, ``network`` ``"auto"``,
-      ``"cnn"`` or ``"unet"``): ``sigma`` in ``[0.01, 0.2]``, batch 64. Every
-      grid point is a sample of the local statistics, so a small batch of fields carries
-      many samples, and a narrow small-noise range is what the GFDT needs (Allen-Cahn:
-      relative response error 0.23 against 3.3 with ``[0.05, 1]``).
-    - **Vectors** (everything else, the MLP): ``sigma`` in ``[0.05, 1]``, batch 512 (at
-      most a quarter of the training samples, at least 16). At small noise alone the
-      sigma^2-weighted loss is dominated by the variance of its noise target and the
-      non-Gaussian part of the score (about 1e-3 of the loss) is invisible in a batch of
-      64: the network collapses to the Gaussian (4-D double-well chain: response error
-      0.43 against 0.10 with this rule; the exact score gives 0.10). Noise up to the
-      data's scale lets the network see the multi-modal structure, which the noise
-      conditioning carries down to ``sigma_min``.
-
-    Noise levels are in units of the standardised data (per coordinate for vectors, one
-    scalar for homogeneous fields).
-
-    Parameters
-    ----------
-    state_shape : tuple of int
-        Shape of one state.
-    n_train : int
-        Training samples.
-    network : str
-        The ``network`` parameter (``"module"`` for a user's module).
-
-    Returns
-    -------
-    dict
-        ``kind`` ("field" or "vector"), ``sigma_min``, ``sigma_max``, ``batch_size``.
-    """
-    field = len(state_shape) == 2 and network in ("auto", "cnn", "unet", "module")
-    if field:
-        return {"kind": "field", "sigma_min": 0.01, "sigma_max": 0.2,
-                "batch_size": int(min(64, max(1, n_train // 4)))}
-    return {"kind": "vector", "sigma_min": 0.05, "sigma_max": 1.0,
-            "batch_size": int(min(512, max(16, n_train // 4)))}
+_KDE_QUALITY_SAMPLES = 2000  # held-out samples of the quality report, closed-form path
 
 
 class _DSMTask:
@@ -444,8 +403,20 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         logger.info("DSM: %d coordinates, closed-form optimum (kernel-density score, "
                     "%d centres, bandwidth %.3g by held-out score matching)",
                     data.state_shape[0], len(self.kde_centres_), self.sigma_min_)
-        self._assess(fit["x_val"][:512], stat, self.sigma_min_, False)
+        # held-out samples strided over the whole validation span: consecutive samples of
+        # a time series are correlated, and the report's standard error assumes they are not
+        xv = fit["x_val"]
+        self._assess(xv[::max(1, len(xv) // _KDE_QUALITY_SAMPLES)][:_KDE_QUALITY_SAMPLES],
+                     stat, self.sigma_min_, False)
         return self
+
+    def _noised_score_std(self, xs: np.ndarray, sigma: float) -> np.ndarray:
+        """Score of the data smoothed at ``sigma``: for the kernel-density score the KDE of
+        bandwidth :math:`\\sqrt{h^2 + \\sigma^2}`; else the clean score."""
+        if getattr(self, "kde_centres_", None) is None:
+            return self._score_std(xs)
+        bw = float(np.hypot(self.sigma_min_, sigma))
+        return kde_score(self.kde_centres_, bw, xs.reshape(len(xs), -1)).reshape(xs.shape)
 
     def _resolve_defaults(self, state_shape: tuple[int, ...], n_train: int) -> None:
         """``sigma_min_``, ``sigma_max_``, ``batch_size_``: the given values, or the rule of
