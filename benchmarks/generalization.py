@@ -227,7 +227,7 @@ def figure(results: dict, path: Path) -> None:
         xs = [i + (k - 2) * w for i, v in enumerate(vals) if v is not None]
         ax.bar(xs, [v for v in vals if v is not None], w, label=lab)
     ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("relative error of the raw response")
+    ax.set_ylabel("relative error of the normalised response")
     ax.set_title("GFDT response error against paired truth")
     ax.legend()
     fig.tight_layout()
