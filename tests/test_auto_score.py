@@ -114,6 +114,7 @@ def test_one_coordinate_dsm_is_the_closed_form_optimum(bimodal_fits, tmp_path):
     gauss = relative_fisher_error(GaussianScore().fit(X), bimodal_score, test)
     assert err < 0.05 and gauss > 0.3
     assert 0.03 < dsm.sigma_min_ < 0.6
+    assert "closed-form kernel-density" in dsm.summary()
     dsm.save(tmp_path / "dsm.pt")
     back = DenoisingScoreModel.load(tmp_path / "dsm.pt")
     np.testing.assert_allclose(back.score(test[:100]), dsm.score(test[:100]))

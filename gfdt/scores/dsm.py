@@ -438,6 +438,15 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
                      stat, self.sigma_min_, False)
         return self
 
+    def summary(self) -> str:
+        """The estimator, its training (or closed form) and its held-out quality report."""
+        text = super().summary()
+        if getattr(self, "kde_centres_", None) is None:
+            return text
+        head = (f"DenoisingScoreModel: closed-form kernel-density score (1-D DSM optimum), "
+                f"{len(self.kde_centres_)} centres, bandwidth {self.sigma_min_:.3g}")
+        return head + text[text.index("\n"):]
+
     def _noised_score_std(self, xs: np.ndarray, sigma: float) -> np.ndarray:
         """Score of the data smoothed at ``sigma``: for the kernel-density score the KDE of
         bandwidth :math:`\\sqrt{h^2 + \\sigma^2}`; else the clean score."""
