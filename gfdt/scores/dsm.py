@@ -133,9 +133,10 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
 
     Parameters
     ----------
-    network : {"auto", "cnn", "unet", "mlp"} or torch.nn.Module
+    network : {"auto", "cnn", "local", "unet", "mlp"} or torch.nn.Module
         ``"auto"``: :class:`~gfdt.scores.networks.PeriodicCNN` for 2-D fields,
-        :class:`~gfdt.scores.networks.MLP` for vectors. A module must map
+        :class:`~gfdt.scores.networks.MLP` for vectors. ``"local"``: the periodic CNN
+        with a generic pointwise MLP instead of the ``[x, x^2, x^3]`` features. A module must map
         ``(x, log_sigma)`` to the shape of ``x``.
     sigma_min, sigma_max : float, optional
         Noise range in units of the data's standard deviation (default: the rule
@@ -276,9 +277,9 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     # ----------------------------------------------------------------- checks
     def _check_params(self) -> None:
         if isinstance(self.network, str):
-            if self.network not in ("auto", "cnn", "unet", "mlp"):
+            if self.network not in ("auto", "cnn", "local", "unet", "mlp"):
                 raise ValueError(f"unknown network {self.network!r}; choose 'auto', 'cnn', "
-                                 "'unet', 'mlp' or pass a torch.nn.Module")
+                                 "'local', 'unet', 'mlp' or pass a torch.nn.Module")
         elif not isinstance(self.network, nn.Module):
             raise TypeError(f"network must be a name or a torch.nn.Module, got "
                             f"{type(self.network).__name__}")
