@@ -180,13 +180,16 @@ def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None) -> di
         if only and label not in only:
             continue
         try:
-            r, raw, secs, _ = estimate(case, score, opts)
+            r, raw, secs, fit = estimate(case, score, opts)
         except Exception as exc:
             logger.warning("%s / %s failed: %s", case.name, label, exc)
             rows[label] = {"error": None, "seconds": None, "failed": repr(exc)}
             continue
         rows[label] = {"error": relative_error(r, case.truth),
                        "error_raw": relative_error(raw, case.truth), "seconds": round(secs, 1)}
+        quality = getattr(fit.score_model_, "quality_", None)
+        if quality is not None:  # False: the estimator warned (ScoreQualityWarning)
+            rows[label]["better_than_gaussian"] = bool(quality.better_than_gaussian)
         logger.info("%-12s %-9s error %.3f  raw %.3f  (%.1f s)", case.name, label,
                     rows[label]["error"], rows[label]["error_raw"], secs)
     return {"estimators": rows, "truth_rel_se": truth_rel_se, "max_lag": case.max_lag,
