@@ -4,23 +4,32 @@ benchmarks/_claims_kernel.py and tests/test_claims.py; not part of the library).
 * :func:`gradient_snr`: the gradient signal-to-noise ratio of HSM and DSM in the
   one-dimensional Gaussian test of the HSM paper;
 * :func:`memorization_claim` and its helpers: the WPO kernel score's freedom from
-  memorisation against an empirical-score sampler (arXiv:2402.06162).
+  memorisation against an empirical-score sampler (arXiv:2402.06162);
+* :func:`w1_vs_evaluations`: Wasserstein-1 to a 1-D Gaussian mixture against the number
+  of score evaluations, HOLD Lie-Trotter against VP Euler-Maruyama (exact scores).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from gfdt.sampling import (
+    gmm_hold_score,
+    gmm_vp_score,
+    hold_lie_trotter,
+    vp_euler_maruyama,
+    wasserstein1_gmm,
+)
 from gfdt.scores import KernelScoreModel
 from gfdt.scores.hsm import gaussian_hamiltonian_discrepancy, leapfrog, leapfrog_matrix
 
 __all__ = ["empirical_score", "gradient_snr", "memorization_claim", "memorization_fraction",
-           "reverse_sde"]
+           "reverse_sde", "w1_vs_evaluations"]
 
 
 # ------------------------------------------------------------------ gradient SNR (HSM)
@@ -275,3 +284,59 @@ if __name__ == "__main__":  # python benchmarks/_claims.py  (thread timing)
     warnings.simplefilter("ignore")
     print(f"os.cpu_count() = {os.cpu_count()}, load average {os.getloadavg()}")
     print("KGMM fit seconds by torch threads:", kgmm_thread_timing())
+
+
+# ------------------------------------------------- sampler discretisation (HOLD vs VP)
+#: The 1-D Gaussian mixture of :func:`w1_vs_evaluations` (weights, means, stds): two
+#: narrow, well separated modes (unit variance overall), where the score changes fast at
+#: small noise and the discretisation of a sampler shows.
+GMM_1D = ((0.5, 0.5), (-1.0, 1.0), (0.05, 0.05))
+
+
+def w1_vs_evaluations(n_evals: Sequence[int] = (25, 100, 200, 400), *,
+                      gmm=GMM_1D, n_samples: int = 200_000, seed: int = 0,
+                      T: float = 8.0, rho: float = 2.0,
+                      progress: bool | None = None) -> dict[str, list]:
+    """Wasserstein-1 to a 1-D Gaussian mixture against score evaluations: HOLD vs VP.
+
+    Both samplers use their exact time-dependent mixture scores, so the error is the
+    discretisation alone plus the sampling noise of ``n_samples`` draws (the W1 of an
+    exact sample of that size, returned as ``floor``): :func:`hold_lie_trotter` (grid
+    exponent ``rho`` from ``T`` to 0, default ``beta``, ``r``) and
+    :func:`vp_euler_maruyama` (``beta`` 0.1 to 20, uniform grid to ``t_eps = 1e-3``),
+    each with ``n`` score evaluations per sample.
+
+    Parameters
+    ----------
+    n_evals : sequence of int
+        Score evaluations per sample.
+    gmm : (weights, means, stds)
+    n_samples : int
+    seed : int
+    T : float
+        HOLD start time.
+    rho : float
+        HOLD grid exponent.
+    progress : bool, optional
+
+    Returns
+    -------
+    dict
+        ``n_evals``, ``hold`` and ``vp`` (lists of W1), ``floor`` (float), ``gmm``.
+    """
+    w, mu, sd = (np.asarray(a, dtype=float) for a in gmm)
+    hold_s = gmm_hold_score(w, mu, sd)
+    vp_s = gmm_vp_score(w, mu, sd)
+    rng = np.random.default_rng([seed, 1])
+    comp = rng.choice(len(w), size=n_samples, p=w)
+    exact = mu[comp] + sd[comp] * rng.standard_normal(n_samples)
+    out: dict[str, list] = {"n_evals": [int(n) for n in n_evals], "hold": [], "vp": [],
+                            "floor": wasserstein1_gmm(exact, w, mu, sd),
+                            "gmm": [w.tolist(), mu.tolist(), sd.tolist()]}
+    for n in out["n_evals"]:
+        xh = hold_lie_trotter(hold_s, n_samples, n_steps=n, T=T, rho=rho, seed=seed,
+                              progress=progress)
+        xv = vp_euler_maruyama(vp_s, n_samples, n_steps=n, seed=seed, progress=progress)
+        out["hold"].append(wasserstein1_gmm(xh, w, mu, sd))
+        out["vp"].append(wasserstein1_gmm(xv, w, mu, sd))
+    return out

@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from _claims import gradient_snr, memorization_claim
+from _claims import gradient_snr, memorization_claim, w1_vs_evaluations
 from _claims_kernel import mixture_samples, mixture_score
 from _common import (
     Timer,
@@ -50,7 +50,6 @@ from _common import (
 
 import gfdt
 from gfdt.metrics import relative_fisher_error, response_error, stein_error, summarize_errors
-from gfdt.sampling import w1_vs_evaluations
 from gfdt.scores import (
     DenoisingScoreModel,
     GaussianScore,

@@ -38,7 +38,6 @@ extensions = [
 mathjax_path = "mathjax/tex-chtml.js"
 
 exclude_patterns = [
-    "tutorials/real_data.md",  # draft: needs monthly time axes in ResponseEstimator
     "_build",
     "jupyter_execute",
     "**.ipynb_checkpoints",

@@ -14,10 +14,11 @@ Pure functions, no state. A time coordinate may be
 calendar months (monthly means stamped at the start, middle or end of each month have
 gaps of 28 to 31 days) get units ``"months"``, whole years ``"years"``; fixed steps get
 ``"days"``, ``"hours"``, ``"minutes"`` or ``"seconds"``, the largest unit the step is a
-whole number of. :func:`lag_coordinate` builds the ``lag`` coordinate of a response in
-those units, :func:`parse_max_lag` turns a maximal lag given in samples, in the data's
-units, as a timedelta or as a string such as ``"12 months"`` into samples, and
-:func:`forcing_times` reads a forcing's time axis in the data's units.
+whole number of. The ``lag`` coordinate in those units is
+:func:`gfdt.conventions.lag_coord`; :func:`parse_max_lag` turns a maximal lag given in
+samples, in the data's units, as a timedelta or as a string such as ``"12 months"``
+into samples, and :func:`forcing_times` reads a forcing's time axis in the data's
+units.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ __all__ = [
     "duration_in_units",
     "elapsed",
     "forcing_times",
-    "lag_coordinate",
     "parse_max_lag",
     "time_step",
 ]
@@ -330,152 +330,13 @@ def time_step(coord, name: str = "time") -> TimeStep:
     return _fixed_step(mean * tick, s.calendar)
 
 
-# ----------------------------------------------------------------- lags and durations
-def lag_coordinate(n_lags: int, step: TimeStep | None = None) -> xr.DataArray:
-    """The ``lag`` coordinate of a response: ``0, step, ..., (n_lags - 1) step``.
-
-    Parameters
-    ----------
-    n_lags : int
-        Number of lags (``max_lag + 1``), >= 1.
-    step : TimeStep, optional
-        The data's step; None gives lags in samples (units ``"samples"``).
-
-    Returns
-    -------
-    xarray.DataArray, dims ``("lag",)``
-        float64 values in ``step.units`` with CF attributes ``units`` (``"samples"``
-        without a step, ``"1"`` for numbers without units), ``long_name`` and, for
-        calendar units, ``calendar``; ``step`` holds the step in those units.
-    """
-    if isinstance(n_lags, bool) or not isinstance(n_lags, (int, np.integer)) or n_lags < 1:
-        raise ValueError(f"n_lags must be an int >= 1, got {n_lags!r}")
-    if step is not None and not isinstance(step, TimeStep):
-        raise TypeError(f"step must be a TimeStep (from time_step) or None, got "
-                        f"{type(step).__name__}")
-    if step is None:
-        vals = np.arange(n_lags, dtype=float)
-        attrs: dict[str, Any] = {"units": "samples", "long_name": "time lag", "step": 1.0}
-    else:
-        vals = np.arange(n_lags) * float(step.step)
-        attrs = {"units": step.units or "1", "long_name": "time lag", "step": float(step.step)}
-        if step.is_calendar and step.calendar:
-            attrs["calendar"] = step.calendar
-    return xr.DataArray(vals, dims=("lag",), coords={"lag": ("lag", vals, attrs)}, name="lag",
-                        attrs=attrs)
-
-
+# ----------------------------------------------------------------- durations
 def _unit_family(units: str | None) -> dict | None:
     if units in _FIXED:
         return _FIXED
     if units in _CALENDAR:
         return _CALENDAR
     return None
-
-
-def duration_in_units(duration, units: str | None, name: str = "duration") -> float:
-    """A duration expressed in ``units`` (a float).
-
-    Parameters
-    ----------
-    duration : str, datetime.timedelta, numpy.timedelta64 or pandas.Timedelta
-        A string ``"<number> <unit>"`` (``"12 months"``, ``"1.5 years"``, ``"30 days"``,
-        ``"6 h"``) or a timedelta (fixed units only: a timedelta is not a whole number
-        of calendar months).
-    units : str or None
-        Target units (a :attr:`TimeStep.units`). Years and months convert into each
-        other, as do days, hours, minutes and seconds; other units only to themselves.
-    name : str
-        Argument name for errors.
-
-    Returns
-    -------
-    float
-    """
-    if isinstance(duration, str):
-        m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*",
-                         duration)
-        if m is None or m[2] is None:
-            raise ValueError(f"{name} = {duration!r}: give a number and a unit, e.g. "
-                             f"'12 months', '30 days', '6 hours'")
-        value = float(m[1])
-        unit = _ALIASES.get(m[2].lower(), m[2])
-    elif isinstance(duration, (datetime.timedelta, np.timedelta64)):
-        td = np.timedelta64(duration) if isinstance(duration, datetime.timedelta) \
-            else duration
-        if np.isnat(td):
-            raise ValueError(f"{name} is NaT")
-        unit_code, _ = np.datetime_data(td.dtype)
-        if unit_code in ("Y", "M"):
-            value = float(td.astype(int)) * (12 if unit_code == "Y" else 1)
-            unit = "months"
-        else:
-            value = float(td / np.timedelta64(1, "ns")) * 1e-9
-            unit = "seconds"
-    else:
-        raise TypeError(f"{name} must be a string such as '12 months' or a timedelta, got "
-                        f"{type(duration).__name__}")
-    if unit == units:
-        return value
-    fam = _unit_family(unit)
-    if fam is not None and fam is _unit_family(units):
-        return value * fam[unit] / fam[units]
-    target = units if units is not None else "samples (the data have no time units)"
-    raise ValueError(f"{name} = {duration!r} is in {unit}, which cannot be converted to the "
-                     f"data's time units, {target}"
-                     + ("; calendar months and years have no fixed length in days"
-                        if fam is not None else ""))
-
-
-def parse_max_lag(max_lag, step: TimeStep | None = None, name: str = "max_lag") -> int:
-    """A maximal lag in samples, from samples or a duration.
-
-    Parameters
-    ----------
-    max_lag : int, float, str, timedelta
-        An int counts samples. A float is a duration in the data's units
-        (``step.units``; samples without a step). A string ``"12 months"`` or a
-        timedelta (numpy, pandas, datetime) is a duration in its own units, converted
-        to the data's. A duration must be a whole number of steps (to 1e-6).
-    step : TimeStep, optional
-        The data's step.
-    name : str
-        Argument name for errors.
-
-    Returns
-    -------
-    int
-        Number of samples, >= 0.
-    """
-    if isinstance(max_lag, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int (samples), a float (in the data's time "
-                        f"units), a string such as '12 months' or a timedelta, got {max_lag!r}")
-    if isinstance(max_lag, (int, np.integer)) and not isinstance(max_lag, np.timedelta64):
-        if max_lag < 0:
-            raise ValueError(f"{name} must be >= 0, got {max_lag}")
-        return int(max_lag)
-    units = step.units if step is not None else None
-    size = float(step.step) if step is not None else 1.0
-    if isinstance(max_lag, (float, np.floating)):
-        value = float(max_lag)
-        shown = f"{max_lag!r} {units}" if units else repr(max_lag)
-    elif isinstance(max_lag, (str, datetime.timedelta, np.timedelta64)):
-        value = duration_in_units(max_lag, units, name)
-        shown = f"{max_lag!r} ({value:g} {units or 'samples'})"
-    else:
-        raise TypeError(f"{name} must be an int (samples), a float (in the data's time "
-                        f"units), a string such as '12 months' or a timedelta, got "
-                        f"{type(max_lag).__name__}")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite duration >= 0, got {shown}")
-    n = value / size
-    k = round(n)
-    if abs(n - k) > _RTOL * max(1.0, n):
-        step_txt = str(step) if step is not None else "1 sample"
-        raise ValueError(f"{name} = {shown} is not a whole number of time steps ({step_txt}): "
-                         f"it is {n:.6g} steps; use {int(np.floor(n))} or {int(np.ceil(n))} "
-                         "samples (an int) or a multiple of the step")
-    return int(k)
 
 
 def elapsed(coord, step: TimeStep, name: str = "time") -> np.ndarray:
@@ -553,3 +414,7 @@ def forcing_times(coord, step: TimeStep, name: str = "forcing") -> np.ndarray:
         raise ValueError(f"{name}'s time step is {own}, the data's is {step}: resample the "
                          "forcing to the data's time step")
     return np.arange(len(vals)) * float(step.step)
+
+
+# durations and maximal lags live in gfdt._duration (re-exported here)
+from gfdt._duration import duration_in_units, parse_max_lag  # noqa: E402

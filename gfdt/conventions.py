@@ -47,6 +47,28 @@ _ATTRS: dict[str, dict[str, str]] = {
     "prediction_stderr": {"long_name": "bootstrap standard error of the prediction"},
     "stderr": {"long_name": "bootstrap standard error of the {what}"},
     "stein_expected": {"long_name": "E[grad A . u] (Stein sum rule)"},
+    # simulated fields and their grid
+    "state": {"long_name": "{long_name}", "units": "{units}"},
+    "grid_position": {"units": "1", "long_name": "{dim} position (domain length 2 pi)",
+                      "axis": "{axis}"},
+    # responses
+    "response": {"long_name": "response to a unit impulse{where}", "units": "1"},
+    "exact_response": {"long_name": "exact response to a unit impulse at the origin",
+                       "units": "1"},
+    "conjugate_response": {"long_name": "response of the mean of {what} to {how}"},
+    "offset": {"long_name": "offset in {dim}"},
+    "null_band_edge": {"long_name": "{edge} edge of the {level} {kind} null-model band"},
+    "null_median": {"long_name": "{kind} null-model median"},
+    # error metrics
+    "error_l2": {"long_name": "L2 error"},
+    "error_linf": {"long_name": "L-infinity error"},
+    "error_l2_debiased": {"long_name": "debiased L2 error"},
+    # statistics
+    "wavenumber_shell": {"long_name": "wavenumber shell round(|k|)", "units": "1"},
+    "shell_modes": {"long_name": "grid modes in the shell (full fft2 plane)", "units": "1"},
+    "shell_sum": {"long_name": "shell sum"},
+    "field_autocorrelation": {"long_name": "time {kind} of the pointwise field, averaged over "
+                                           "space and members"},
 }
 
 
@@ -103,28 +125,59 @@ def global_attrs(title: str | None = None) -> dict[str, str]:
 
 
 def lag_coord(n_lags: int, step: Any = None, units: str | None = None) -> tuple:
-    """The ``lag`` coordinate of ``n_lags`` lags ``0, step, 2 step, ...``.
+    """The ``lag`` coordinate of ``n_lags`` lags ``0, step, 2 step, ...`` (CF units).
+
+    The one lag coordinate of gfdt (responses, autocorrelations).
 
     Parameters
     ----------
     n_lags : int
-        Number of lags (``max_lag + 1``).
-    step : float, numpy.timedelta64 or None
-        Lag spacing in time units; None when the time step is unknown (lags are then
-        counted in samples).
+        Number of lags (``max_lag + 1``), >= 1.
+    step : float, gfdt._time.TimeStep, timedelta or None
+        Lag spacing in time units: a number, or a time step (anything with ``step``,
+        ``units`` and ``calendar`` attributes, e.g. :func:`gfdt._time.time_step`'s
+        result, whose units then apply), or a timedelta (written in the largest of
+        days, hours, minutes, seconds it is a whole number of); None when the time
+        step is unknown (lags are then counted in samples).
     units : str, optional
-        Time units of ``step`` (e.g. the data's time ``units`` attribute).
+        CF time units of a numeric ``step`` (``"months"``, ``"days"``, ``"hours"``, ...).
 
     Returns
     -------
     tuple
-        ``("lag", values, attrs)``, ready for an xarray ``coords`` mapping; ``attrs``
-        has ``units = "samples"`` when ``step`` is None.
+        ``("lag", values, attrs)``, float64 values, ready for an xarray ``coords``
+        mapping; ``attrs`` holds ``long_name``, ``units`` (``"samples"`` without a
+        step, ``"1"`` for a number without units) and ``calendar`` for lags in
+        calendar months or years.
     """
-    lags = np.arange(int(n_lags))
+    if isinstance(n_lags, bool) or not isinstance(n_lags, (int, np.integer)) or n_lags < 1:
+        raise ValueError(f"n_lags must be an int >= 1, got {n_lags!r}")
+    lags = np.arange(int(n_lags), dtype=float)
     lag_attrs = attrs("lag")
     if step is None:
         return ("lag", lags, {**lag_attrs, "units": "samples"})
-    if units is not None:
-        lag_attrs["units"] = units
-    return ("lag", lags * step, lag_attrs)
+    calendar = None
+    if hasattr(step, "step") and hasattr(step, "units"):  # a TimeStep
+        units = step.units if units is None else units
+        if units in ("months", "years"):
+            calendar = getattr(step, "calendar", None)
+        step = step.step
+    if isinstance(step, (_dt.timedelta, np.timedelta64)):  # CF units, not timedelta64
+        step, units = _fixed_units(step)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, float, np.number)) \
+            or isinstance(step, np.timedelta64) or not np.isfinite(step) or step <= 0:
+        raise TypeError(f"step must be a positive number, a TimeStep or None, got {step!r}")
+    lag_attrs["units"] = str(units) if units is not None else "1"
+    if calendar:
+        lag_attrs["calendar"] = calendar
+    return ("lag", lags * float(step), lag_attrs)
+
+
+def _fixed_units(td) -> tuple[float, str]:
+    """A timedelta as (number, CF units): the largest of days ... seconds that divides it."""
+    seconds = float(np.timedelta64(td) / np.timedelta64(1, "ns")) * 1e-9
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        q = seconds / size
+        if q >= 1 and abs(q - round(q)) <= 1e-9 * q:
+            return float(round(q)), unit
+    return seconds, "seconds"

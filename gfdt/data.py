@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gfdt._time import TimeStep, time_step
+
 __all__ = ["LazyMember", "Series", "Trajectories", "as_series", "as_trajectories", "time_axis"]
 
 logger = logging.getLogger("gfdt")
@@ -87,20 +89,30 @@ class Trajectories:
         Names of the state dims.
     state_coords : dict
         Coordinates of the state dims (those the data had).
-    dt : float, numpy.timedelta64 or None
-        Time step between samples (None when unknown).
+    dt : float or None
+        Time step between samples in ``time_attrs["units"]`` (None when unknown).
     time_attrs : dict
-        Attributes of the time coordinate (e.g. ``units``).
+        Attributes of the time coordinate, ``units`` being the step's CF units
+        (``"months"``, ``"days"``, ...).
     attrs : dict
         Attributes of the data (e.g. the ``gfdt_*`` system attributes).
+    step : gfdt._time.TimeStep or None
+        The time step with its units and calendar (None when unknown).
+    name : hashable or None
+        Name of the data variable (kept on 1-D responses).
+    scalar : bool
+        The data are a single series (no state dims; stored with one ``feature``).
     """
 
     members: list[np.ndarray]
     state_dims: tuple[str, ...]
     state_coords: dict[str, Any]
-    dt: Any  # float, numpy.timedelta64 or None when unknown
+    dt: Any  # float (the step in step.units) or None when unknown
     time_attrs: dict[str, Any]
     attrs: dict[str, Any]
+    step: TimeStep | None = None
+    name: Any = None
+    scalar: bool = False
 
     @property
     def n_members(self) -> int:
@@ -169,39 +181,31 @@ def _finite(arr: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def time_axis(da: xr.DataArray, name: str) -> tuple[Any, dict[str, Any]]:
-    """Time step and time attributes of ``da``'s ``time`` axis: ``(dt, attrs)``.
+def time_axis(da: xr.DataArray, name: str) -> tuple[TimeStep | None, dict[str, Any]]:
+    """Time step and time attributes of ``da``'s ``time`` axis: ``(step, attrs)``.
 
-    The one place where time axes are read: ``dt`` is a float (numeric times), a
-    ``numpy.timedelta64`` (datetimes or timedeltas) or None (no coordinate, a single
-    sample, or a non-numeric axis). The samples must be strictly increasing and evenly
-    spaced (floats to 1e-6).
+    The one place where time axes are read, through :func:`gfdt._time.time_step`:
+    datetime64 at any storage resolution, monthly and yearly axes (calendar months),
+    cftime calendars (360_day, noleap, ...), daily and sub-daily stamps, numbers with
+    an optional CF ``units`` attribute. ``step`` is None without a coordinate or with a
+    single sample. ``attrs`` are the coordinate's attributes with ``units`` set to the
+    step's CF units (``"months"``, ``"days"``, ...; absent for numbers without units).
+
+    Raises
+    ------
+    ValueError
+        Missing (NaT/NaN) stamps, stamps not increasing, or uneven steps (the steps
+        found are named).
     """
-    if "time" not in da.coords:
+    if "time" not in da.coords or da["time"].size < 2:
         return None, {}
-    return _time_step(da["time"], name), dict(da["time"].attrs)
-
-
-def _time_step(time: xr.DataArray, name: str):
-    vals = time.values
-    if vals.size < 2:
-        return None
-    if np.issubdtype(vals.dtype, np.datetime64) or np.issubdtype(vals.dtype, np.timedelta64):
-        d = np.diff(vals)
-        if np.any(d <= np.timedelta64(0)):
-            raise ValueError(f"{name}'s time coordinate must be strictly increasing")
-        if np.any(d != d[0]):
-            raise ValueError(f"{name}'s time coordinate must be evenly spaced")
-        return d[0]
-    if not np.issubdtype(vals.dtype, np.number):
-        return None
-    d = np.diff(vals.astype(float))
-    if np.any(d <= 0):
-        raise ValueError(f"{name}'s time coordinate must be strictly increasing")
-    if np.any(np.abs(d - d[0]) > 1e-6 * abs(d[0])):
-        raise ValueError(f"{name}'s time coordinate must be evenly spaced (got steps "
-                         f"from {d.min():g} to {d.max():g})")
-    return float(d[0])
+    step = time_step(da["time"], f"{name}'s time coordinate")
+    attrs = {k: v for k, v in da["time"].attrs.items() if k not in ("units", "calendar")}
+    if step.units is not None:
+        attrs["units"] = step.units
+    if step.calendar is not None:
+        attrs["calendar"] = step.calendar
+    return step, attrs
 
 
 def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> Trajectories:
@@ -233,16 +237,16 @@ def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> T
             arr = arr[..., None]
             state_dims = ("feature",)
         members = list(arr) if has_member else [arr]
+    scalar = state_dims == ("feature",) and "feature" not in da.dims
     coords = {d: da.coords[d] for d in state_dims if d in da.coords}
-    dt, time_attrs = time_axis(da, name)
-    return Trajectories(members, state_dims, coords, dt, time_attrs, dict(da.attrs))
+    step, time_attrs = time_axis(da, name)
+    return Trajectories(members, state_dims, coords, None if step is None else step.step,
+                        time_attrs, dict(da.attrs), step, da.name, scalar)
 
 
-def _same_step(a, b) -> bool:
-    """Whether two time steps (floats or timedelta64) are equal (floats to 1e-6)."""
-    if isinstance(a, np.timedelta64) or isinstance(b, np.timedelta64):
-        return bool(a == b)
-    return abs(float(a) - float(b)) <= 1e-6 * max(abs(float(a)), abs(float(b)))
+def _same_step(a: TimeStep, b: TimeStep) -> bool:
+    """Whether two time steps are equal (same units, steps to 1e-6)."""
+    return a.units == b.units and abs(a.step - b.step) <= 1e-6 * max(a.step, b.step)
 
 
 def as_trajectories(X, name: str = "X") -> Trajectories:
@@ -261,8 +265,15 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
             var = "u"
         elif len(names) == 1:
             var = names[0]
+        elif all(set(X[v].dims) <= {"time", "member"} for v in names):
+            # several series: one state vector, the variable names as its coordinate
+            da = X[names].to_array("feature").transpose(..., "feature")
+            da = da.assign_coords(feature=("feature", names))
+            da.attrs = dict(X.attrs)
+            return _from_dataarray(da, name)
         else:
-            raise ValueError(f"{name} is a Dataset with variables {names}; pass one DataArray")
+            raise ValueError(f"{name} is a Dataset with variables {names}; pass one DataArray "
+                             "(or a Dataset of time series only, which become one vector)")
         da = X[var].copy(deep=False)  # shallow copy: never modify the caller's attrs
         da.attrs = {**X.attrs, **da.attrs}
         return _from_dataarray(da, name)
@@ -275,13 +286,18 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
         shapes = {p.state_shape for p in parts}
         if len(shapes) > 1:
             raise ValueError(f"the members of {name} have different state shapes: {shapes}")
-        steps = [p.dt for p in parts if p.dt is not None]
+        steps = [p.step for p in parts if p.step is not None]
         if any(not _same_step(s, steps[0]) for s in steps[1:]):
             raise ValueError(f"the members of {name} have different time steps: "
                              f"{sorted({str(s) for s in steps})}")
-        first = parts[0]
+        if steps and len(steps) < len(parts):
+            raise ValueError(f"some members of {name} have a time coordinate and others do "
+                             "not; give every member the same kind of time axis")
+        _check_coords(parts, name)
+        first = next((p for p in parts if p.step is not None), parts[0])
         return Trajectories([m for p in parts for m in p.members], first.state_dims,
-                      first.state_coords, first.dt, first.time_attrs, first.attrs)
+                            first.state_coords, first.dt, first.time_attrs, first.attrs,
+                            first.step, first.name, all(p.scalar for p in parts))
     try:
         arr = np.asarray(X)
     except Exception:
@@ -291,10 +307,32 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
     arr = _finite(arr, name)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have shape (time, *state), got a scalar")
+    scalar = arr.ndim == 1
     if arr.ndim == 1:
         arr = arr[:, None]
     dims = ("feature",) if arr.ndim == 2 else tuple(f"dim_{i}" for i in range(arr.ndim - 1))
-    return Trajectories([arr], dims, {}, None, {}, {})
+    return Trajectories([arr], dims, {}, None, {}, {}, scalar=scalar)
+
+
+def _check_coords(parts: list[Trajectories], name: str) -> None:
+    """Members must agree on state dims and coordinates (named in the error)."""
+    first = parts[0]
+    for i, p in enumerate(parts[1:], start=1):
+        if p.state_dims != first.state_dims:
+            raise ValueError(f"{name}[{i}] has state dims {p.state_dims}, {name}[0] has "
+                             f"{first.state_dims}")
+        for dim in first.state_dims:
+            a, b = first.state_coords.get(dim), p.state_coords.get(dim)
+            if a is None or b is None:
+                continue
+            va, vb = np.asarray(a.values), np.asarray(b.values)
+            if va.shape != vb.shape or not np.array_equal(va, vb):
+                raise ValueError(f"{name}[{i}]'s {dim!r} coordinate differs from "
+                                 f"{name}[0]'s: {vb.tolist()[:5]} vs {va.tolist()[:5]}")
+        units = {p.attrs.get("units"), first.attrs.get("units")}
+        if len(units - {None}) > 1:
+            raise ValueError(f"{name}[{i}] is in {p.attrs.get('units')!r}, {name}[0] in "
+                             f"{first.attrs.get('units')!r}")
 
 
 #: The former name of :func:`as_trajectories`.

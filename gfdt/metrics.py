@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from gfdt.conventions import attrs as cf_attrs
+
 __all__ = ["relative_fisher_error", "response_error", "stein_error", "summarize_errors"]
 
 
@@ -133,8 +135,8 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
     diff = est.values - ref.values
     other = tuple(range(1, diff.ndim))
     out = {
-        "l2": ("lag", np.sqrt((diff**2).sum(axis=other)), {"long_name": "L2 error"}),
-        "linf": ("lag", np.abs(diff).max(axis=other), {"long_name": "L-infinity error"}),
+        "l2": ("lag", np.sqrt((diff**2).sum(axis=other)), cf_attrs("error_l2")),
+        "linf": ("lag", np.abs(diff).max(axis=other), cf_attrs("error_linf")),
     }
     if stderr is not None:
         se = _as_response(stderr, "stderr")
@@ -147,7 +149,7 @@ def response_error(estimate, reference, *, stderr=None) -> xr.Dataset:
             raise ValueError("stderr must be >= 0")
         se2 = (np.asarray(se.values) ** 2).sum(axis=other)
         out["l2_debiased"] = ("lag", np.sqrt(np.maximum(0.0, out["l2"][1] ** 2 - se2)),
-                              {"long_name": "debiased L2 error"})
+                              cf_attrs("error_l2_debiased"))
     coords = {"lag": est["lag"]} if "lag" in est.coords else {}
     return xr.Dataset(out, coords=coords)
 

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gfdt.conventions import attrs as cf_attrs
+
 __all__ = ["ar1_surrogates", "fit_ar1", "fit_var1", "surrogate_bands"]
 
 logger = logging.getLogger("gfdt")
@@ -361,8 +363,9 @@ def surrogate_bands(estimator, X, *, n_surrogates: int = 100, level: float = 0.9
                      attrs={"level": float(level), "n_surrogates": n_surrogates,
                             "null_model": kind})
     for v in ("lower", "median", "upper"):
-        out[v].attrs = {**like.attrs, "long_name": f"{v} edge of the {level:.0%} {kind} "
-                        "null-model band" if v != "median" else f"{kind} null-model median"}
+        out[v].attrs = {**like.attrs,
+                        **(cf_attrs("null_band_edge", edge=v, level=f"{level:.0%}", kind=kind)
+                           if v != "median" else cf_attrs("null_median", kind=kind))}
     if return_samples:
         out["samples"] = xr.concat(samples, dim="surrogate")
     return out

@@ -11,10 +11,9 @@ r"""Generative samplers that use a score: judge a score by what it generates.
   (:class:`gfdt.scores.HOLDScoreModel` or a callable);
 * :func:`hamiltonian_flow`: Hamiltonian generative flows, integrating
   :math:`\dot x = V(x, t)` from :math:`T` back to 0;
-* :func:`w1_vs_evaluations`: Wasserstein-1 error against the number of score evaluations
-  of HOLD and VP with exact scores on a one-dimensional Gaussian mixture, with the exact
-  time-dependent mixture scores (:func:`gmm_vp_score`, :func:`gmm_hold_score`) and
-  :func:`wasserstein1_gmm`.
+* :func:`gmm_vp_score`, :func:`gmm_hold_score`,
+  :func:`wasserstein1_gmm`: exact scores of Gaussian mixtures and the W1 distance, to
+  check samplers.
 
 All samplers take explicit seeds (``numpy.random.Generator`` streams), return numpy
 arrays and show a progress bar on a terminal (``progress``).
@@ -29,6 +28,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from gfdt._progress import tqdm
+from gfdt.scores.base import score_output
 from gfdt.scores.hold import hold_coefficients, mean_cov, propagator
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "probability_flow",
     "reverse_sde",
     "vp_euler_maruyama",
-    "w1_vs_evaluations",
     "wasserstein1_gmm",
 ]
 
@@ -94,7 +93,7 @@ def _initial(x_init, n_samples, state_shape, name: str = "x_init") -> np.ndarray
 
 def _call(score: Callable, *args, shape, step: int | None = None) -> np.ndarray:
     """Evaluate a score; its output must have ``shape`` and be finite."""
-    s = np.asarray(score(*args), dtype=float)
+    s = score_output(score(*args), "score")
     if s.shape != shape:
         raise ValueError(f"score returned shape {s.shape}, expected {shape}")
     bad = ~np.isfinite(s)
@@ -636,58 +635,3 @@ def wasserstein1_gmm(samples, weights, means, stds, *, n_grid: int = 40001) -> f
     Fn = np.searchsorted(x, grid, side="right") / len(x)
     F = (w * ndtr((grid[:, None] - mu) / sd)).sum(axis=1)
     return float(np.trapezoid(np.abs(Fn - F), grid))
-
-
-#: The 1-D Gaussian mixture of :func:`w1_vs_evaluations` (weights, means, stds): two
-#: narrow, well separated modes (unit variance overall), where the score changes fast at
-#: small noise and the discretisation of a sampler shows.
-GMM_1D = ((0.5, 0.5), (-1.0, 1.0), (0.05, 0.05))
-
-
-def w1_vs_evaluations(n_evals: Sequence[int] = (25, 100, 200, 400), *,
-                      gmm=GMM_1D, n_samples: int = 200_000, seed: int = 0,
-                      T: float = 8.0, rho: float = 2.0,
-                      progress: bool | None = None) -> dict[str, list]:
-    """Wasserstein-1 to a 1-D Gaussian mixture against score evaluations: HOLD vs VP.
-
-    Both samplers use their exact time-dependent mixture scores, so the error is the
-    discretisation alone plus the sampling noise of ``n_samples`` draws (the W1 of an
-    exact sample of that size, returned as ``floor``): :func:`hold_lie_trotter` (grid
-    exponent ``rho`` from ``T`` to 0, default ``beta``, ``r``) and
-    :func:`vp_euler_maruyama` (``beta`` 0.1 to 20, uniform grid to ``t_eps = 1e-3``),
-    each with ``n`` score evaluations per sample.
-
-    Parameters
-    ----------
-    n_evals : sequence of int
-        Score evaluations per sample.
-    gmm : (weights, means, stds)
-    n_samples : int
-    seed : int
-    T : float
-        HOLD start time.
-    rho : float
-        HOLD grid exponent.
-    progress : bool, optional
-
-    Returns
-    -------
-    dict
-        ``n_evals``, ``hold`` and ``vp`` (lists of W1), ``floor`` (float), ``gmm``.
-    """
-    w, mu, sd = _gmm_arrays(*gmm)
-    hold_s = gmm_hold_score(w, mu, sd)
-    vp_s = gmm_vp_score(w, mu, sd)
-    rng = np.random.default_rng([seed, 1])
-    comp = rng.choice(len(w), size=n_samples, p=w)
-    exact = mu[comp] + sd[comp] * rng.standard_normal(n_samples)
-    out: dict[str, list] = {"n_evals": [int(n) for n in n_evals], "hold": [], "vp": [],
-                            "floor": wasserstein1_gmm(exact, w, mu, sd),
-                            "gmm": [w.tolist(), mu.tolist(), sd.tolist()]}
-    for n in out["n_evals"]:
-        xh = hold_lie_trotter(hold_s, n_samples, n_steps=n, T=T, rho=rho, seed=seed,
-                              progress=progress)
-        xv = vp_euler_maruyama(vp_s, n_samples, n_steps=n, seed=seed, progress=progress)
-        out["hold"].append(wasserstein1_gmm(xh, w, mu, sd))
-        out["vp"].append(wasserstein1_gmm(xv, w, mu, sd))
-    return out

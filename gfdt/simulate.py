@@ -436,7 +436,8 @@ def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.nd
     sys_attrs = {k: v for k, v in attrs.items()
                  if k in ("gfdt_system", "gfdt_parameters", "gfdt_homogeneous")}
     data = {system.variable: (("member", "time", "y", "x"), u,
-                              {"long_name": system.long_name, "units": system.units,
+                              {**conventions.attrs("state", long_name=system.long_name,
+                                                   units=system.units),
                                **sys_attrs})}
     if aux is not None:
         data["hidden_state"] = (("member", "time", "hidden"), aux,

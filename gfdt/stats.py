@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gfdt.conventions import attrs as cf_attrs
 from gfdt.conventions import lag_coord
 from gfdt.data import _finite, as_series
 
@@ -93,10 +94,8 @@ def _spectrum_array(values: np.ndarray, n: int, attrs: dict[str, Any]) -> xr.Dat
         values,
         dims=("k",),
         coords={
-            "k": ("k", k, {"long_name": "wavenumber shell round(|k|)", "units": "1"}),
-            "n_modes": ("k", counts.astype(np.int64),
-                        {"long_name": "grid modes in the shell (full fft2 plane)",
-                         "units": "1"}),
+            "k": ("k", k, cf_attrs("wavenumber_shell")),
+            "n_modes": ("k", counts.astype(np.int64), cf_attrs("shell_modes")),
         },
         name="spectrum",
         attrs={"k_nyquist": n // 2, **attrs},
@@ -150,7 +149,7 @@ def shell_sum(modal, n: int | None = None) -> xr.DataArray:
     shell, weight = _shell_index(n)
     vals = np.bincount(shell.ravel(), weights=(arr * weight).ravel(),
                        minlength=int(shell.max()) + 1)
-    return _spectrum_array(vals, n, {"long_name": "shell sum"})
+    return _spectrum_array(vals, n, cf_attrs("shell_sum"))
 
 
 def _fold(full: np.ndarray) -> np.ndarray:
@@ -380,8 +379,8 @@ def autocorrelation(u, max_lag: int, *, normalize: bool = True) -> xr.DataArray:
         coords={"lag": lag},
         name="autocorrelation" if normalize else "autocovariance",
         attrs={
-            "long_name": ("time autocorrelation" if normalize else "time autocovariance")
-            + " of the pointwise field, averaged over space and members",
+            **cf_attrs("field_autocorrelation",
+                       kind="autocorrelation" if normalize else "autocovariance"),
             "units": "1" if normalize else "field units squared",
             "mean": mean,
             "n_samples": int(series.n_samples),

@@ -25,8 +25,8 @@ def test_lag_coordinate():
     _, values, attrs = conventions.lag_coord(3)
     np.testing.assert_array_equal(values, [0, 1, 2])
     assert attrs["units"] == "samples"
-    _, values, _ = conventions.lag_coord(2, np.timedelta64(6, "h"))
-    assert values[1] == np.timedelta64(6, "h")
+    _, values, attrs = conventions.lag_coord(2, np.timedelta64(6, "h"))
+    assert values[1] == 6.0 and attrs["units"] == "hours"  # CF units, not timedelta64
 
 
 def test_attribute_table():

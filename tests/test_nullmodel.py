@@ -196,3 +196,26 @@ def test_errors_name_the_argument():
         ar1_surrogates(xr.DataArray(x, dims="t"), 2)
     with pytest.raises(TypeError, match="real numbers"):
         fit_ar1(np.array(["a", "b", "c"]))
+
+
+def test_estimator_null_bands_delegate_and_match_red_noise():
+    import gfdt
+    from gfdt.nullmodel import fit_ar1, surrogate_bands
+
+    rng = np.random.default_rng(3)
+    x = np.empty(3000)
+    x[0] = 0.0
+    for t in range(1, x.size):
+        x[t] = 0.7 * x[t - 1] + rng.standard_normal()
+    est = gfdt.ResponseEstimator(score="gaussian", max_lag=4, progress=False).fit(x)
+    before = est.response_.copy()
+    band = est.null_bands(x, n_surrogates=40, level=0.9, seed=5)
+    ref = surrogate_bands(est, x, n_surrogates=40, level=0.9, seed=5)
+    xr.testing.assert_identical(band, ref)
+    xr.testing.assert_identical(est.response_, before)  # the estimator is unchanged
+    assert band["median"].dims == ("lag",)
+    # red noise with the data's lag-1 autocorrelation: median response phi^k, to the
+    # sampling error of 40 series of 3000 (about 0.02 at these lags)
+    phi = float(np.asarray(fit_ar1(x)["phi"]).ravel()[0])
+    np.testing.assert_allclose(band["median"].values, phi ** np.arange(5), atol=0.03)
+    assert np.all(band["lower"].values[1:] < band["upper"].values[1:])

@@ -198,7 +198,7 @@ def test_bad_memory_budget(value, exc):
 def test_budget_too_small_says_how_much_is_needed():
     with pytest.raises(ValueError, match=r"memory_budget = 10\.0 kB is too small.*at least"):
         ResponseEstimator(score=lambda b: -b, max_lag=3, bootstrap=False,
-                          memory_budget="10kB").fit(np.ones((50, 64)))
+                          memory_budget="10kB").fit(np.arange(3200.0).reshape(50, 64))
     # the block is what remains after the reserve (a quarter) and the fixed part, per
     # sample (6 arrays of d doubles), minus the overlap of L samples
     block, _ = correlation_block(10**6, d=10, L=5, result_bytes=0, homogeneous=False,
@@ -207,3 +207,24 @@ def test_budget_too_small_says_how_much_is_needed():
     block, _ = correlation_block(10**6, d=10, L=5, result_bytes=0, homogeneous=False,
                                  model_bytes=0, batch_size=1, stride=4)
     assert block % 4 == 0
+
+
+def test_learned_score_streams_out_of_core(files, reads, monkeypatch):
+    """score="dsm" inside ResponseEstimator trains on the Trajectories by index: no read
+    of a whole member, and the same network as when trained on the data in memory."""
+
+    def whole_read(self, dtype=None, copy=None):
+        raise AssertionError("a Dask-backed member was read whole")
+
+    monkeypatch.setattr(LazyMember, "__array__", whole_read)
+    opts = dict(max_steps=20, batch_size=16, eval_every=10, warmup=5, n_threads=1,
+                network="mlp", seed=1)
+    kw = dict(score="dsm", max_lag=L, homogeneous=False, bootstrap=False,
+              score_options=opts)
+    with open_lazy(files) as lazy:
+        est = ResponseEstimator(**kw, memory_budget="3MB").fit(lazy)
+        ref = ResponseEstimator(**kw).fit(lazy.load())
+    assert reads and max(n for n, _ in reads) < T
+    x = lazy.u.isel(member=0, time=slice(0, 50)).values
+    np.testing.assert_array_equal(est.score_model_.score(x), ref.score_model_.score(x))
+    close(est.response_raw_.values, ref.response_raw_.values)

@@ -221,3 +221,33 @@ def test_plots_refuse_nan_and_mixed_lag_units():
     spec = xr.DataArray([1.0, np.nan, 0.5], dims=("k",), coords={"k": [0, 1, 2]})
     with pytest.raises(ValueError, match=r"spectra\['spectrum'\] must be finite"):
         plot_spectrum(spec)
+
+
+def test_plot_response_draws_index_and_matrix_estimators_and_xarray_plot_works():
+    import pandas as pd
+
+    import gfdt
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((400, 2))
+    for t in range(1, 400):
+        x[t] = 0.6 * x[t - 1] + rng.standard_normal(2)
+    time = pd.date_range("1950-01", periods=400, freq="MS")
+    one = xr.DataArray(x[:, 0], dims="time", coords={"time": time}, name="nino")
+    est = gfdt.ResponseEstimator(score="gaussian", max_lag=6, progress=False).fit(one)
+    ax = gfdt.plotting.plot_response(est, n_sigma=1.96)
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), np.arange(7.0))  # lags in months
+    np.testing.assert_allclose(line.get_ydata(), est.response_.values)
+    assert "months" in ax.get_xlabel()
+    lines = est.response_.plot()  # xarray's own plot of the (lag,) response
+    np.testing.assert_allclose(lines[0].get_ydata(), est.response_.values)
+    ds = xr.Dataset({"a": ("time", x[:, 0]), "b": ("time", x[:, 1])}, coords={"time": time})
+    mat = gfdt.ResponseEstimator(score="gaussian", max_lag=6, progress=False).fit(ds)
+    assert mat.response_.dims == ("lag", "observable", "source")
+    assert list(mat.response_["source"].values) == ["a", "b"]
+    panels = gfdt.plotting.plot_response(mat)
+    assert np.asarray(panels).shape == (2, 2)
+    np.testing.assert_allclose(np.asarray(panels)[0, 1].get_lines()[0].get_ydata(),
+                               mat.response_.sel(observable="a", source="b").values)
+    plt.close("all")

@@ -346,7 +346,7 @@ def test_ndarray_and_dataarray_agree():
     e = ResponseEstimator(score=nonlinear_score, max_lag=2).fit(x[0, :, 0])
     f = ResponseEstimator(score=nonlinear_score, max_lag=2).fit(
         xr.DataArray(x[0, :, 0], dims=("time",)))
-    assert e.response_.shape == (3, 1, 1)
+    assert e.response_.shape == (3,)  # a single series: dims (lag,)
     np.testing.assert_allclose(f.response_.values, e.response_.values, rtol=0, atol=1e-14)
 
 
@@ -362,6 +362,9 @@ def test_dataset_and_dataarray_of_simulation_agree(ou_run):
 
 
 # -------------------------------------------------------------------- errors
+_VARY = np.arange(10.0).reshape(5, 2)  # data that vary: constant data are an error
+
+
 @pytest.mark.parametrize(
     ("X", "kwargs", "exc", "match"),
     [
@@ -373,11 +376,12 @@ def test_dataset_and_dataarray_of_simulation_agree(ou_run):
         (np.ones((5, 2)), {"max_lag": 5}, ValueError, "max_lag"),
         ([np.ones((9, 2)), np.ones((4, 2))], {"max_lag": 4}, ValueError, "max_lag"),
         (np.ones((5, 2)), {"max_lag": -1}, ValueError, "max_lag"),
-        (np.ones((5, 2)), {"max_lag": 1.0}, TypeError, "max_lag"),
-        (np.ones((5, 2)), {"score": "kde"}, ValueError, "unknown score 'kde'"),
-        (np.ones((5, 2)), {"score": 42}, TypeError, "score must be"),
-        (np.ones((5, 2)), {"score": lambda b: b[:, :1]}, ValueError, "score returned shape"),
-        (np.ones((5, 2)), {"score": lambda b: b * np.nan}, ValueError, "score returned NaN"),
+        (np.ones((5, 2)), {"max_lag": [1]}, TypeError, "max_lag"),
+        (np.ones((5, 2)), {"max_lag": 1.5}, ValueError, "max_lag"),
+        (_VARY, {"score": "kde"}, ValueError, "unknown score 'kde'"),
+        (_VARY, {"score": 42}, TypeError, "score must be"),
+        (_VARY, {"score": lambda b: b[:, :1]}, ValueError, "score returned shape"),
+        (_VARY, {"score": lambda b: b * np.nan}, ValueError, "score returned NaN"),
         (np.ones((5, 2)), {"normalize": "yes"}, TypeError, "normalize"),
         (np.ones((5, 2)), {"homogeneous": "yes"}, TypeError, "homogeneous"),
         (np.ones((5, 2)), {"batch_size": 0}, ValueError, "batch_size"),

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats as st
 from _score_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _claims import GMM_1D, w1_vs_evaluations
+
 from gfdt.sampling import (
-    GMM_1D,
     gmm_hold_score,
     gmm_vp_score,
     hamiltonian_flow,
@@ -19,7 +23,6 @@ from gfdt.sampling import (
     probability_flow,
     reverse_sde,
     vp_euler_maruyama,
-    w1_vs_evaluations,
     wasserstein1_gmm,
 )
 from gfdt.scores import HOLDScoreModel

@@ -15,10 +15,10 @@ from gfdt._time import (
     duration_in_units,
     elapsed,
     forcing_times,
-    lag_coordinate,
     parse_max_lag,
     time_step,
 )
+from gfdt.conventions import lag_coord
 
 MONTHLY = TimeStep(1.0, "months", "proleptic_gregorian")
 DAILY = TimeStep(1.0, "days", "proleptic_gregorian")
@@ -163,22 +163,23 @@ def test_time_step_bad_input():
 
 # ----------------------------------------------------------------- lags
 def test_lag_coordinate_values_and_attrs():
-    lag = lag_coordinate(13, MONTHLY)
-    np.testing.assert_array_equal(lag.values, np.arange(13.0))
-    assert lag.dims == ("lag",)
-    assert lag.attrs == {"units": "months", "long_name": "time lag", "step": 1.0,
-                         "calendar": "proleptic_gregorian"}
-    six = lag_coordinate(4, TimeStep(6.0, "hours", "noleap"))
-    np.testing.assert_array_equal(six.values, [0.0, 6.0, 12.0, 18.0])
-    assert six.attrs["units"] == "hours" and "calendar" not in six.attrs
-    assert lag_coordinate(3).attrs["units"] == "samples"
-    assert lag_coordinate(3, TimeStep(0.1, None)).attrs["units"] == "1"
-    r = xr.DataArray(np.zeros(13), dims="lag").assign_coords(lag=lag)
+    name, vals, attrs = lag_coord(13, MONTHLY)
+    assert name == "lag"
+    np.testing.assert_array_equal(vals, np.arange(13.0))
+    assert attrs == {"units": "months", "long_name": "time lag",
+                     "calendar": "proleptic_gregorian"}
+    _, six, six_attrs = lag_coord(4, TimeStep(6.0, "hours", "noleap"))
+    np.testing.assert_array_equal(six, [0.0, 6.0, 12.0, 18.0])
+    assert six_attrs["units"] == "hours" and "calendar" not in six_attrs
+    assert lag_coord(3)[2]["units"] == "samples"
+    assert lag_coord(3, TimeStep(0.1, None))[2]["units"] == "1"
+    np.testing.assert_allclose(lag_coord(3, 0.5, "days")[1], [0.0, 0.5, 1.0])
+    r = xr.DataArray(np.zeros(13), dims="lag", coords={"lag": lag_coord(13, MONTHLY)})
     assert r["lag"].attrs["units"] == "months"
     with pytest.raises(ValueError, match="n_lags"):
-        lag_coordinate(0, MONTHLY)
-    with pytest.raises(TypeError, match="step must be a TimeStep"):
-        lag_coordinate(3, 1.0)
+        lag_coord(0, MONTHLY)
+    with pytest.raises(TypeError, match="step must be a positive number"):
+        lag_coord(3, "1 day")
 
 
 @pytest.mark.parametrize(("max_lag", "step", "expected"), [

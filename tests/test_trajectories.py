@@ -33,10 +33,14 @@ def test_layouts_give_the_same_members():
 def test_time_axis_is_read_in_one_place():
     da = xr.DataArray(np.zeros((4, 2)), dims=("time", "feature"),
                       coords={"time": ("time", [1.0, 3.0, 5.0, 7.0], {"units": "days"})})
-    assert time_axis(da, "X") == (2.0, {"units": "days"})
+    step, attrs = time_axis(da, "X")
+    assert (step.step, step.units, attrs) == (2.0, "days", {"units": "days"})
     assert time_axis(da.drop_vars("time"), "X") == (None, {})
     days = np.array(["2000-01-01", "2000-01-02", "2000-01-03"], dtype="datetime64[ns]")
-    step, _ = time_axis(xr.DataArray(np.zeros(3), dims="time", coords={"time": days}), "X")
-    assert step == np.timedelta64(1, "D")
-    with pytest.raises(ValueError, match="evenly spaced"):
+    for unit in ("ns", "s"):
+        step, attrs = time_axis(xr.DataArray(np.zeros(3), dims="time", coords={
+            "time": days.astype(f"datetime64[{unit}]")}), "X")
+        assert (step.step, step.units, attrs["units"]) == (1.0, "days", "days")
+    with pytest.raises(ValueError, match=r"not evenly spaced: steps found 1 \(x2\), "
+                                         r"2 \(x1\)"):
         time_axis(da.assign_coords(time=[0.0, 1.0, 3.0, 4.0]), "X")

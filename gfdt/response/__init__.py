@@ -8,10 +8,10 @@
 * :func:`response_to_forcing` (:mod:`~gfdt.response.forcing`): predictions.
 """
 
-from gfdt.response.bootstrap import Bootstrap
+from gfdt.response.bootstrap import Bootstrap, BootstrapWarning
 from gfdt.response.conjugate import Observable, Perturbation
 from gfdt.response.estimator import ResponseEstimator
 from gfdt.response.forcing import response_to_forcing
 
-__all__ = ["Bootstrap", "Observable", "Perturbation", "ResponseEstimator",
+__all__ = ["Bootstrap", "BootstrapWarning", "Observable", "Perturbation", "ResponseEstimator",
            "response_to_forcing"]

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gfdt.conventions import attrs as cf_attrs
 from gfdt.conventions import lag_coord
 from gfdt.data import Trajectories
 from gfdt.response.conjugate import Observable, Perturbation
@@ -16,8 +17,7 @@ __all__ = ["conjugate_response", "lag_of", "state_response"]
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
     """The ``lag`` coordinate of a response to ``data``: the data's time step and units."""
-    return lag_coord(n_lags, data.dt, data.time_attrs.get("units") if data.dt is not None
-                     else None)
+    return lag_coord(n_lags, data.step)
 
 
 def _gfdt_attrs(data: Trajectories) -> dict[str, Any]:
@@ -36,16 +36,25 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
                 vals = np.asarray(c.values)
                 if np.issubdtype(vals.dtype, np.number):
                     vals = vals - vals[0]
-                coords[dim] = (dim, vals, {**c.attrs, "long_name": f"offset in {dim}"})
+                coords[dim] = (dim, vals, {**c.attrs, **cf_attrs("offset", dim=dim)})
+    elif data.scalar:  # a single series: dims (lag,), its name as scalar coordinates
+        dims = ("lag",)
+        r = r.reshape(r.shape[0])
+        label = str(data.name) if data.name is not None else 0
+        coords["observable"] = label
+        coords["source"] = label
     else:
         dims = ("lag", "observable", "source")
+        d = r.shape[1]
         if len(data.state_dims) == 1 and data.state_dims[0] in data.state_coords:
             vals = np.asarray(data.state_coords[data.state_dims[0]].values)
-            coords["observable"] = vals
-            coords["source"] = vals
+        else:  # flattened state: positions
+            vals = np.arange(d)
+        coords["observable"] = ("observable", vals)
+        coords["source"] = ("source", vals)
     attrs = {
-        "long_name": "response to a unit impulse" + (" at the origin" if homogeneous else ""),
-        "units": "1",
+        **cf_attrs("response", where=(" at the origin" if homogeneous else "")
+                   + (f" of {data.name}" if data.scalar and data.name is not None else "")),
         "method": method,
         "normalized": int(normalized),
         "n_samples": int(data.n_samples),
@@ -74,7 +83,7 @@ def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
     how = (f"x -> x + delta u(x), u = {pert.label}" if pert is not None
            else "a unit impulse on each state coordinate")
     attrs = {
-        "long_name": f"response of the mean of {what} to {how}",
+        **cf_attrs("conjugate_response", what=what, how=how),
         "units": "observable units per unit delta" if pert is not None
                  else "observable units per unit kick",
         "method": method,

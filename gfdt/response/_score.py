@@ -11,7 +11,7 @@ from gfdt._memory import parse_bytes, stats_block
 from gfdt._progress import tqdm
 from gfdt.data import Trajectories
 from gfdt.scores.analytic import AnalyticScore
-from gfdt.scores.base import ScoreEstimator, get_score_class, score_names
+from gfdt.scores.base import ScoreEstimator, get_score_class, score_names, score_output
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems.base import System, system_from_attrs
 
@@ -135,7 +135,7 @@ def evaluate(model: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     out = np.empty_like(x)
     for a in range(0, x.shape[0], batch_size):
         b = min(a + batch_size, x.shape[0])
-        s = np.asarray(model(x[a:b]), dtype=float)
+        s = score_output(model(x[a:b]), "score")
         if s.shape != x[a:b].shape:
             raise ValueError(f"score returned shape {s.shape} for a batch of shape "
                              f"{x[a:b].shape}; it must return one score per state, same shape")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -27,6 +28,17 @@ import xarray as xr
 logger = logging.getLogger("gfdt")
 
 _FLUSH = 64  # blocks buffered before they are folded into the replicates
+
+#: Fewest bootstrap blocks for standard errors worth the name.
+MIN_BLOCKS = 20
+
+
+class BootstrapWarning(UserWarning):
+    """The bootstrap standard errors are unreliable (e.g. too few blocks).
+
+    Filter it with ``warnings.simplefilter("ignore", gfdt.response.BootstrapWarning)``
+    once you have judged the errors.
+    """
 
 
 def n_blocks(lengths: Sequence[int], block_length: int) -> int:
@@ -264,10 +276,13 @@ class Bootstrap:
         blen = min(blen, max(lengths))
         blen += -blen % stride  # blocks start on source times
         K = n_blocks(lengths, blen)
-        if K < 20:
-            logger.warning("bootstrap: only %d blocks of %d samples; the standard errors are "
-                           "unreliable (use more or longer members or a shorter block_length)",
-                           K, blen)
+        if K < MIN_BLOCKS:
+            msg = (f"bootstrap: only {K} blocks of {blen} samples (fewer than {MIN_BLOCKS}); "
+                   "the standard errors are unreliable: use more or longer members, or a "
+                   "shorter block_length (at least max_lag + 1 and several correlation "
+                   "times)")
+            logger.warning(msg)
+            warnings.warn(msg, BootstrapWarning, stacklevel=5)
         return int(blen)
 
 
@@ -276,6 +291,32 @@ def check_seed(seed, name: str = "seed") -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                              or seed < 0):
         raise ValueError(f"{name} must be None or an int >= 0, got {seed!r}")
+
+
+def own_statistics(m: np.ndarray, modes: bool) -> Callable[[np.ndarray], np.ndarray]:
+    r"""Replicate lag means rescaled by the replicate's own lag-0 statistics.
+
+    For a score fitted to the same data as a Gaussian, :math:`-s = C^{-1}(x - \mu)`,
+    the lag means are :math:`m(t) = \hat C(t)\,C^{-1}`. A replicate must use its own
+    covariance :math:`C^*`, not the fitted one: with :math:`C^* \propto` the
+    replicate's lag-0 sums, :math:`m^*(t)\, m^*(0)^{-1} m(0) = \hat C^*(t)
+    \hat C^*(0)^{-1} \hat C(0) C^{-1}`, which is the point estimate for the original
+    data. ``m`` (L + 1, p, p) real or, with ``modes``, (L + 1, M) per-mode (the
+    covariance is diagonal in the modes).
+    """
+    m0 = m[0]
+    if modes:
+        def rescale(rep: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                factor = np.where(rep[0] != 0, m0 / rep[0], 0.0)
+            return rep * factor
+
+        return rescale
+
+    def rescale_matrix(rep: np.ndarray) -> np.ndarray:
+        return rep @ (np.linalg.inv(rep[0]) @ m0)
+
+    return rescale_matrix
 
 
 def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
@@ -297,10 +338,11 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
     small = 8 * like.size * boot.n_bootstrap <= keep_bytes
     ses, kept = replicate_std(boot.replicates(), transforms,
                               keep=len(transforms) - 1 if small else None)
-    reps = np.stack(kept) if small and len(kept) > 1 else None
+    reps = (np.stack(kept).reshape(-1, *like.shape) if small and len(kept) > 1 else None)
 
     def wrap(se, ref: xr.DataArray) -> xr.DataArray:
-        out = ref.copy(data=np.full(ref.shape, np.nan) if se is None else se)
+        out = ref.copy(data=np.full(ref.shape, np.nan) if se is None
+                       else np.reshape(se, ref.shape))
         out.name = "stderr"
         out.attrs.update({**cf_attrs("stderr", what=ref.attrs.get("long_name", "response")),
                           "n_bootstrap": int(boot.n_bootstrap),

@@ -124,21 +124,33 @@ def _add_products(freq: np.ndarray, uh: np.ndarray, sh: np.ndarray) -> None:
     """
     M, nfft = freq.shape
     workers = fft_workers()
-    chunk = max(1, FFT_BYTES // (16 * nfft * 2))
+    chunk = min(M, max(1, FFT_BYTES // (16 * nfft * 2)))
+    bu = np.empty((chunk, nfft), dtype=complex)  # reused: no page faults per chunk
+    bs = None if sh is None else np.empty_like(bu)
     for a in range(0, M, chunk):
         b = min(a + chunk, M)
-        fu = np.zeros((b - a, nfft), dtype=complex)
-        fu[:, : uh.shape[0]] = uh[:, a:b].T
-        fu = sfft.fft(fu, axis=1, workers=workers, overwrite_x=True)
+        fu = _padded_fft(bu[: b - a], uh[:, a:b], workers)
         if sh is None:
-            freq[a:b] += fu.real**2 + fu.imag**2
+            re, im = fu.real, fu.imag  # |fu|^2 in place, added to the real part
+            np.square(re, out=re)
+            np.square(im, out=im)
+            acc = freq[a:b].real
+            acc += re
+            acc += im
             continue
-        fs = np.zeros((b - a, nfft), dtype=complex)
-        fs[:, : sh.shape[0]] = sh[:, a:b].T
-        fs = sfft.fft(fs, axis=1, workers=workers, overwrite_x=True)
+        fs = _padded_fft(bs[: b - a], sh[:, a:b], workers)
         np.conjugate(fs, out=fs)
         fu *= fs
         freq[a:b] += fu
+
+
+def _padded_fft(buf: np.ndarray, cols: np.ndarray, workers: int) -> np.ndarray:
+    """FFT along time of ``cols`` (T, m), transposed into ``buf`` (m, nfft) and
+    zero-padded; transformed in place where scipy can."""
+    T = cols.shape[0]
+    buf[:, :T] = cols.T
+    buf[:, T:] = 0
+    return sfft.fft(buf, axis=1, workers=workers, overwrite_x=True)
 
 
 def _target_blocks(u: np.ndarray, n_sub: int, block_length: int, L: int) -> np.ndarray:

@@ -6,8 +6,9 @@ targets :math:`A` and sources :math:`B` (plain GFDT: :math:`A = x - \\mu`,
 hands them to the one lagged-correlation engine (:mod:`gfdt.response.correlate`),
 with error bars from :mod:`gfdt.response.bootstrap`.
 
-The module is longer than gfdt's ~500-line guide because about 200 of its lines are the
-class docstring, the one reference of the estimator's parameters and attributes.
+The module is longer than gfdt's ~500-line guide because about 250 of its lines are
+docstrings: the class docstring (the one reference of the estimator's parameters and
+attributes) and those of the public methods.
 """
 
 from __future__ import annotations
@@ -21,14 +22,23 @@ import scipy.fft as sfft
 import xarray as xr
 
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
+from gfdt._time import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.response import _output
+from gfdt.response._checks import check_gaussian_fit, check_not_constant
 from gfdt.response._score import data_mean, evaluate, resolve_score
-from gfdt.response.bootstrap import BlockBootstrap, Bootstrap, check_seed, n_blocks, stderr_arrays
+from gfdt.response.bootstrap import (
+    BlockBootstrap,
+    Bootstrap,
+    check_seed,
+    n_blocks,
+    own_statistics,
+    stderr_arrays,
+)
 from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
-from gfdt.response.forcing import prediction_stderr, response_to_forcing
+from gfdt.response.forcing import prediction_stderr, response_to_forcing, scalar_forcing
 from gfdt.scores.base import NotFittedError, ScoreEstimator
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems.base import System
@@ -64,8 +74,12 @@ class ResponseEstimator:
         closed-form score of the gfdt system that made the data, or of ``system``), a
         callable mapping a batch ``(batch, *state)`` to scores of the same shape, or a
         score estimator (fitted, or fitted here on the data).
-    max_lag : int
-        Largest lag, in saved samples; the response covers lags ``0..max_lag``.
+    max_lag : int, float, str or timedelta
+        Largest lag; the response covers lags ``0..max_lag``. An int counts samples; a
+        float is a duration in the data's time units (e.g. ``12.0`` for monthly data:
+        12 months); a string such as ``"12 months"``, ``"30 days"`` or ``"6 hours"``, or
+        a timedelta, is converted to the data's units. A duration must be a whole number
+        of time steps.
     normalize : bool
         Report :math:`R(t) R(0)^{-1}` as the paper does (corrects a score's overall
         scale and Stein-identity error). The raw estimate is kept in
@@ -213,12 +227,15 @@ class ResponseEstimator:
     each block's part of the lagged cross-correlation sums (pairs belong to the block
     of their source time), and draws ``n_bootstrap`` resamples of all blocks with
     replacement, recomputing each estimate from the stored parts: the score is never
-    re-evaluated, and a score fitted to the data (e.g. the Gaussian) is held fixed, so
-    its own fitting error is not included, except through the normalisation with
-    ``normalize=True`` (for the Gaussian score the normalised replicate is exactly the
-    Gaussian estimate of the resample). Blocks much longer than the correlation time of
-    the summands make the replicate spread a standard error; with few blocks (< 20) it
-    is unreliable and a warning is logged.
+    re-evaluated. Every statistic estimated from the data enters each replicate: a
+    Gaussian score fitted here (``score="gaussian"``) uses the replicate's own
+    covariance (its lag-0 sums), so the raw replicate is the Gaussian estimate of the
+    resample, and with ``normalize=True`` every replicate is divided by its own
+    :math:`R(0)`. A learned score is held fixed (its training error is not included
+    beyond the normalisation), and so is the data mean (an :math:`O(1/N)` effect).
+    Blocks much longer than the correlation time of the summands make the replicate
+    spread a standard error; with few blocks (< 20) it is unreliable and a
+    :class:`~gfdt.response.BootstrapWarning` is raised (``warnings.warn``).
 
     Examples
     --------
@@ -289,11 +306,7 @@ class ResponseEstimator:
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, data: Trajectories) -> int:
-        L = self.max_lag
-        if isinstance(L, bool) or not isinstance(L, (int, np.integer)):
-            raise TypeError(f"max_lag must be an int, got {type(L).__name__}")
-        if L < 0:
-            raise ValueError(f"max_lag must be >= 0, got {L}")
+        L = parse_max_lag(self.max_lag, data.step)
         if L >= data.min_length:
             raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
                              f"series (shortest has {data.min_length} samples)")
@@ -381,6 +394,11 @@ class ResponseEstimator:
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
+        check_not_constant(data, homogeneous, "X")
+        # a Gaussian score fitted here: the bootstrap resamples its covariance too
+        self._gaussian_here = (
+            (isinstance(self.score, str) and self.score.lower() == "gaussian")
+            or (isinstance(self.score, GaussianScore) and not self.score.is_fitted))
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
             model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
@@ -389,6 +407,7 @@ class ResponseEstimator:
                 self.score, data, homogeneous, system=self.system,
                 score_options=self.score_options, memory_budget=self.memory_budget,
                 progress=self.progress)
+        check_gaussian_fit(model, "X")
         t1 = time.perf_counter()
         if self.observable is not None or self.perturbation is not None:
             self._fit_conjugate(data, model, L)
@@ -456,9 +475,17 @@ class ResponseEstimator:
                                      axes=axes) / d
             return m
 
-        raw = raw_of(sums.mean())
+        m = sums.mean()
+        raw = raw_of(m)
         self._state_outputs(raw, data, homogeneous, axes)
-        self._finish_bootstrap(boot, raw_of, lambda r: _normalize(r, homogeneous, axes))
+        rep_raw = raw_of
+        if self._gaussian_here:  # replicates use their own covariance (see Notes)
+            rescale = own_statistics(m, homogeneous)
+
+            def rep_raw(r: np.ndarray) -> np.ndarray:
+                return raw_of(rescale(r))
+
+        self._finish_bootstrap(boot, rep_raw, lambda r: _normalize(r, homogeneous, axes))
         logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
                     self.stein_error_)
 
@@ -598,6 +625,42 @@ class ResponseEstimator:
         self._finish_bootstrap(boot, raw_of, None)
         logger.info("GFDT %s response from %d states", kind, data.n_samples)
 
+    # ------------------------------------------------------------- null model
+    def null_bands(self, X, *, n_surrogates: int = 100, level: float = 0.95, seed: int = 0,
+                   kind: str = "ar1", attribute: str = "response_") -> xr.Dataset:
+        """Red-noise (AR(1)) or VAR(1) null-model band of the response of ``X``.
+
+        Fits an unfitted clone of this estimator (same parameters, no bootstrap) to
+        ``n_surrogates`` surrogates of ``X`` with the same lag-1 autocorrelation and
+        variance (:func:`gfdt.nullmodel.surrogate_bands`); a response outside the band
+        differs from what red noise would give. The estimator itself is not changed.
+
+        Parameters
+        ----------
+        X : xarray.DataArray or numpy.ndarray, shape ``(time, *state)``
+            The data (as for :meth:`fit`).
+        n_surrogates : int
+            Surrogates (>= 2; about ``40 / (1 - level)`` for stable edges).
+        level : float
+            Central probability of the band, in (0, 1).
+        seed : int
+            Seed of the surrogates.
+        kind : {"ar1", "var1"}
+            Independent AR(1) per coordinate, or a VAR(1) with the lag-1 cross-
+            covariances.
+        attribute : str
+            Fitted attribute to band (default ``"response_"``).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``lower``, ``median``, ``upper`` with the layout of ``attribute``.
+        """
+        from gfdt.nullmodel import surrogate_bands
+
+        return surrogate_bands(self, X, n_surrogates=n_surrogates, level=level, seed=seed,
+                               kind=kind, attribute=attribute)
+
     # ------------------------------------------------------------- prediction
     def predict(self, forcing, return_stderr: bool = False
                 ) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
@@ -639,11 +702,19 @@ class ResponseEstimator:
         """
         if not hasattr(self, "response_"):
             raise NotFittedError("this ResponseEstimator is not fitted yet: call fit() first")
-        pred = response_to_forcing(self.response_, forcing, kind=self.response_kind_)
+        response, reps = self.response_, getattr(self, "_replicates", None)
+        scalar = response.dims == ("lag",) and self.response_kind_ == "matrix"
+        if scalar:  # a single series: a (lag, 1, 1) matrix, forcing (time,) or (time, 1)
+            response = response.expand_dims(("observable", "source"), axis=(1, 2))
+            reps = None if reps is None else reps.reshape(*reps.shape, 1, 1)
+            forcing = scalar_forcing(forcing)
+        pred = response_to_forcing(response, forcing, kind=self.response_kind_)
         if not return_stderr:
-            return pred
-        return pred, prediction_stderr(self.response_, getattr(self, "_replicates", None),
-                                       forcing, self.response_kind_, pred)
+            return pred.squeeze("observable", drop=False) if scalar else pred
+        se = prediction_stderr(response, reps, forcing, self.response_kind_, pred)
+        if scalar:
+            return pred.squeeze("observable"), se.squeeze("observable")
+        return pred, se
 
 
 def _spectral_score(model: ScoreEstimator) -> Callable | None:

@@ -9,6 +9,7 @@ import scipy.fft as sfft
 import xarray as xr
 
 from gfdt.conventions import attrs as cf_attrs
+from gfdt.response._checks import check_coords_agree
 
 __all__ = ["response_to_forcing"]
 
@@ -75,6 +76,8 @@ def response_to_forcing(response: xr.DataArray, forcing, *, kind: str | None = N
     if response.ndim < 1 or response.dims[0] != "lag":
         raise ValueError(f"response must have 'lag' as its first dim, got dims {response.dims}")
     R = np.asarray(response.values, dtype=float)
+    if not np.all(np.isfinite(R)):
+        raise ValueError(f"response contains {int((~np.isfinite(R)).sum())} NaN or inf values")
     L = R.shape[0] - 1
     dt = _forcing_time_step(response, time_step)
     if kind is None:
@@ -118,9 +121,17 @@ def _forcing_values(response: xr.DataArray, forcing, dt: float) -> tuple[np.ndar
         order = ["time"] + [dm for dm in response.dims[1:] if dm in other]
         order += [dm for dm in other if dm not in order]
         fda = forcing.transpose(*order)
+        check_coords_agree(response, forcing, response.dims[1:])
         if "time" in forcing.coords:
             tv = forcing["time"].values
-            if tv.size > 1 and np.issubdtype(tv.dtype, np.number):
+            lag_attrs = response["lag"].attrs if "lag" in response.coords else {}
+            if tv.size > 1 and not np.issubdtype(tv.dtype, np.number):  # dates
+                from gfdt._time import TimeStep, forcing_times
+
+                forcing_times(forcing["time"], TimeStep(dt, lag_attrs.get("units"),
+                                                        lag_attrs.get("calendar")), "forcing")
+            elif tv.size > 1:
+                _check_units(forcing["time"].attrs.get("units"), lag_attrs.get("units"))
                 steps = np.diff(tv.astype(float))
                 if np.any(np.abs(steps - dt) > 1e-6 * dt):
                     raise ValueError(
@@ -211,3 +222,25 @@ def prediction_stderr(response: xr.DataArray, replicates: np.ndarray | None, for
     se.name = "stderr"
     se.attrs.update(cf_attrs("prediction_stderr"))
     return se
+
+
+def scalar_forcing(forcing):
+    """The forcing of a single series as ``(time, 1)`` (from ``(time,)`` or ``(time, 1)``)."""
+    if isinstance(forcing, xr.DataArray):
+        if forcing.dims == ("time",):
+            return forcing.expand_dims("source", axis=1)
+        return forcing
+    arr = np.asarray(forcing)
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+def _check_units(forcing_units, lag_units) -> None:
+    """A numeric forcing time axis in other units than the response's lags is an error."""
+    if forcing_units is None or lag_units in (None, "samples", "1"):
+        return
+    from gfdt._time import _parse_units
+
+    own, _ = _parse_units(forcing_units)
+    if own != lag_units:
+        raise ValueError(f"forcing's time coordinate is in {forcing_units!r}, the response's "
+                         f"lags in {lag_units!r}: convert the forcing's time axis")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gfdt.scores.base import ScoreEstimator, as_points
+from gfdt.scores.base import ScoreEstimator, as_points, score_output
 
 __all__ = ["AnalyticScore"]
 
@@ -43,4 +43,4 @@ class AnalyticScore(ScoreEstimator):
     def score(self, x) -> np.ndarray:
         """The function at ``x``, as float64 (after :meth:`fit`)."""
         self._check_fitted()
-        return np.asarray(self.function(as_points(x)), dtype=float)
+        return score_output(self.function(as_points(x)), "function")

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from gfdt._atomic import atomic_path
+from gfdt.data import Trajectories
 
 __all__ = ["NotFittedError", "ScoreEstimator", "as_points", "as_samples", "check_flag",
-           "check_number", "get_score_class", "load_blob", "register_score", "score_names"]
+           "check_number", "get_score_class", "load_blob", "register_score", "score_names",
+           "score_output"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -89,7 +91,12 @@ def score_names() -> tuple[str, ...]:
 
 
 def as_samples(X, name: str = "X") -> np.ndarray:
-    """Validate a batch of samples, shape (n_samples, *state), as float64."""
+    """Validate a batch of samples, shape (n_samples, *state), as float64.
+
+    A :class:`gfdt.data.Trajectories` gives its members' samples stacked.
+    """
+    if isinstance(X, Trajectories):
+        X = X.samples()
     try:
         raw = np.asarray(X)
     except (TypeError, ValueError):
@@ -104,6 +111,25 @@ def as_samples(X, name: str = "X") -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     return arr
+
+
+def score_output(value, name: str = "score") -> np.ndarray:
+    """What a score function returned, as a float64 numpy array.
+
+    Torch tensors are accepted (detached and moved to the CPU, so a tensor that requires
+    grad or lives on a GPU is fine); anything that is not a real numeric array is a
+    TypeError naming ``name``.
+    """
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must return a real numeric array, got "
+                        f"{type(value).__name__} ({exc})") from None
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must return real numbers, got dtype {arr.dtype}")
+    return arr.astype(float, copy=False)
 
 
 def check_number(value, name: str, *, low: float | None = None, high: float | None = None,

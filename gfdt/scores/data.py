@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from gfdt.data import Trajectories
+
 __all__ = ["SnapshotDataset"]
 
 
@@ -39,8 +41,11 @@ class SnapshotDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    data : array_like, xarray.DataArray, xarray.Dataset or path
+    data : array_like, xarray.DataArray, xarray.Dataset, Trajectories or path
         * an array of shape ``(n_samples, *state)`` (held in memory);
+        * a :class:`gfdt.data.Trajectories` (what :class:`gfdt.ResponseEstimator`
+          reads its data into): its Dask-backed members are read by index, batch by
+          batch, its in-memory members are stacked;
         * a DataArray with dims ``(member?, time, *state)``, or ``(sample, *state)``
           without a ``time`` dim: read lazily when it is backed by files or Dask, from
           memory otherwise;
@@ -74,7 +79,9 @@ class SnapshotDataset(torch.utils.data.Dataset):
             data = self._open(Path(data), variable)
         if isinstance(data, xr.Dataset):
             data = _pick_variable(data, variable, name)
-        if isinstance(data, xr.DataArray):
+        if isinstance(data, Trajectories):
+            self._init_trajectories(data)
+        elif isinstance(data, xr.DataArray):
             self._init_dataarray(data)
         else:
             self._init_array(data)
@@ -84,9 +91,9 @@ class SnapshotDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------ construction
     def _open(self, path: Path, variable: str | None) -> xr.Dataset:
         if path.is_dir():
-            from gfdt import io
+            from gfdt.io import open_run
 
-            ds = io.open_run(path, chunks={})
+            ds = open_run(path, chunks={})
         elif path.is_file():
             ds = xr.open_dataset(path, engine="netcdf4", cache=False)
         else:
@@ -146,6 +153,27 @@ class SnapshotDataset(torch.utils.data.Dataset):
         self._n = int(self._offsets[-1])
         self.lazy = True
 
+    def _init_trajectories(self, traj: Trajectories) -> None:
+        if not traj.lazy:
+            self._init_array(traj.samples())
+            return
+        self.state_shape = tuple(traj.state_shape)
+        # members are sliced by sorted unique indices (LazyMember: one Dask read each)
+        self._blocks = [(m, k) for k, m in enumerate(traj.members)]
+        self._sample_dim = None
+        self._offsets = np.concatenate([[0], np.cumsum(traj.lengths)])
+        self._n = int(self._offsets[-1])
+        self.lazy = True
+
+    def _take(self, b: int, index) -> np.ndarray:
+        """Samples ``index`` (sorted unique ints or a slice) of block ``b``, float64."""
+        block = self._blocks[b][0]
+        if self._sample_dim is None:  # a Trajectories member: numpy or LazyMember
+            vals = block[index]
+        else:
+            vals = block.isel({self._sample_dim: index}).values
+        return np.asarray(vals, dtype=float).reshape(-1, *self.state_shape)
+
     # ----------------------------------------------------------------- access
     def __len__(self) -> int:
         return self._n
@@ -168,9 +196,7 @@ class SnapshotDataset(torch.utils.data.Dataset):
             sel = np.flatnonzero(block == b)
             local = idx[sel] - self._offsets[b]
             uniq, inv = np.unique(local, return_inverse=True)
-            da = self._blocks[b][0]
-            vals = np.asarray(da.isel({self._sample_dim: uniq}).values, dtype=float)
-            out[sel] = vals.reshape(len(uniq), *self.state_shape)[inv]
+            out[sel] = self._take(b, uniq)[inv]
         return out
 
     def read_range(self, start: int, stop: int) -> np.ndarray:
@@ -179,12 +205,11 @@ class SnapshotDataset(torch.utils.data.Dataset):
         if self._array is not None:
             return self._array[start:stop]
         parts = []
-        for b, (da, _) in enumerate(self._blocks):
+        for b in range(len(self._blocks)):
             a, e = max(start, self._offsets[b]), min(stop, self._offsets[b + 1])
             if a < e:
-                sl = slice(int(a - self._offsets[b]), int(e - self._offsets[b]))
-                vals = np.asarray(da.isel({self._sample_dim: sl}).values, dtype=float)
-                parts.append(vals.reshape(-1, *self.state_shape))
+                parts.append(self._take(b, slice(int(a - self._offsets[b]),
+                                                 int(e - self._offsets[b]))))
         if not parts:
             return np.empty((0, *self.state_shape))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -224,6 +224,9 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     _optional_params = ("batch_size",)
     _eval_modules = ("network_",)
 
+    #: ResponseEstimator hands it its Trajectories: Dask-backed data stream batch by batch.
+    accepts_trajectories = True
+
     def __init__(
         self,
         network: str | nn.Module = "auto",

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gfdt.conventions import attrs as cf_attrs
 from gfdt.systems._spectral import _check_n, coordinates
 
 __all__ = ["SimulationDiverged", "System"]
@@ -139,11 +140,7 @@ class System:
     def coords(self) -> dict[str, tuple]:
         """xarray coordinates of the grid (``y``, ``x`` in ``[0, 2 pi)``)."""
         c = coordinates(self.n)
-        spec = {"units": "1", "long_name": "{} position (domain length 2 pi)", "axis": "{}"}
-        return {
-            "y": ("y", c, {k: v.format("y" if k == "long_name" else "Y") for k, v in spec.items()}),
-            "x": ("x", c, {k: v.format("x" if k == "long_name" else "X") for k, v in spec.items()}),
-        }
+        return {d: (d, c, cf_attrs("grid_position", dim=d, axis=d.upper())) for d in ("y", "x")}
 
     # ------------------------------------------------------------- dynamics
     def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

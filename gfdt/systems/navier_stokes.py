@@ -193,6 +193,10 @@ def _ns_kernel(u, aux, n_steps, save_every, out, aux_out, rng, threshold,
                sl_r, sl_c, sl_a, sl_b, half_f, mean_kept, dt, phase_sd):  # pragma: no cover
     """Integrate :class:`NavierStokes2D` (see the module docstring for the scheme).
 
+    About 85 lines on purpose: the per-mode algebra is already in helper functions;
+    what remains is the time loop with its RK4 stages, saves and divergence checks,
+    kept together as the one nogil loop that numba compiles per member.
+
     ``damp``: real symbol of D; ``adv``: :math:`-A k_x` (the advection symbol is
     ``i * adv``); ``kxd``, ``kyd``: wavenumbers of the derivatives inside the
     Jacobian's band (0 elsewhere); ``ipsi``: :math:`-1/|k|^2`; ``dmask``: the band;

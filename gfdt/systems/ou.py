@@ -20,6 +20,7 @@ import numba as nb
 import numpy as np
 import xarray as xr
 
+from gfdt.conventions import attrs as cf_attrs
 from gfdt.systems._spectral import (
     dx_symbol,
     fill_standard_normal,
@@ -250,9 +251,8 @@ class OrnsteinUhlenbeck(System):
         return xr.DataArray(
             r,
             dims=("lag", "y", "x"),
-            coords={"lag": ("lag", lags, {"units": "1", "long_name": "time lag"}),
+            coords={"lag": ("lag", lags, {**cf_attrs("lag"), "units": "1"}),
                     "y": coords["y"], "x": coords["x"]},
             name="response",
-            attrs={"long_name": "exact response to a unit impulse at the origin",
-                   "units": "1", "method": "exact", **self.attrs()},
+            attrs={**cf_attrs("exact_response"), "method": "exact", **self.attrs()},
         )
