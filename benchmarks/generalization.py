@@ -168,7 +168,8 @@ def scores_for(case: Case, dsm_options: dict, kgmm_options: dict) -> dict[str, t
     if case.dim <= 16:
         out["kgmm"] = ("kgmm", {"n_threads": 1, **kgmm_options})
     if "auto" in gfdt.scores.score_names():
-        out["auto"] = ("auto", None)
+        out["auto"] = ("auto", {"n_threads": 1, "max_time": dsm_options.get("max_time"),
+                                "progress": dsm_options.get("progress")})
     return out
 
 
@@ -179,13 +180,16 @@ def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None) -> di
         if only and label not in only:
             continue
         try:
-            r, raw, secs, _ = estimate(case, score, opts)
+            r, raw, secs, fit = estimate(case, score, opts)
         except Exception as exc:
             logger.warning("%s / %s failed: %s", case.name, label, exc)
             rows[label] = {"error": None, "seconds": None, "failed": repr(exc)}
             continue
         rows[label] = {"error": relative_error(r, case.truth),
                        "error_raw": relative_error(raw, case.truth), "seconds": round(secs, 1)}
+        quality = getattr(fit.score_model_, "quality_", None)
+        if quality is not None:  # False: the estimator warned (ScoreQualityWarning)
+            rows[label]["better_than_gaussian"] = bool(quality.better_than_gaussian)
         logger.info("%-12s %-9s error %.3f  raw %.3f  (%.1f s)", case.name, label,
                     rows[label]["error"], rows[label]["error_raw"], secs)
     return {"estimators": rows, "truth_rel_se": truth_rel_se, "max_lag": case.max_lag,
@@ -226,7 +230,7 @@ def figure(results: dict, path: Path) -> None:
         xs = [i + (k - 2) * w for i, v in enumerate(vals) if v is not None]
         ax.bar(xs, [v for v in vals if v is not None], w, label=lab)
     ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("relative error of the raw response")
+    ax.set_ylabel("relative error of the normalised response")
     ax.set_title("GFDT response error against paired truth")
     ax.legend()
     fig.tight_layout()

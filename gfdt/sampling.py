@@ -110,8 +110,11 @@ class _VEScore:
 
     def __init__(self, model, sigma_min, sigma_max) -> None:
         self.model = model
-        self.sigma_min = model.sigma_min if sigma_min is None else float(sigma_min)
-        self.sigma_max = model.sigma_max if sigma_max is None else float(sigma_max)
+        # the fitted range (``sigma_min_``) where the estimator resolves defaults at fit
+        fit_min = getattr(model, "sigma_min_", model.sigma_min)
+        fit_max = getattr(model, "sigma_max_", model.sigma_max)
+        self.sigma_min = fit_min if sigma_min is None else float(sigma_min)
+        self.sigma_max = fit_max if sigma_max is None else float(sigma_max)
         self.mean = np.asarray(model.mean_, dtype=float)
         self.std = np.asarray(model.std_, dtype=float)
         self.state_shape = tuple(model.state_shape_)

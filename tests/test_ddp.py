@@ -32,7 +32,7 @@ from gfdt.scores.networks import MLP
 A = np.array([[1.0, 0.0], [0.8, 0.5]])
 PREC = np.linalg.inv(A @ A.T)
 KW = dict(max_steps=120, batch_size=64, eval_every=40, patience=100, lr=1e-2, warmup=20,
-          residual=False,
+          residual=False, sigma_min=0.01, sigma_max=0.2,  # the noise range it was sized for
           progress=False, n_threads=1, seed=5)
 
 

@@ -94,9 +94,11 @@ def test_score_is_in_data_units(mixture_model):
     np.testing.assert_allclose(c * s2, s1, rtol=1e-3, atol=1e-3 * np.abs(s1).max())
 
 
-def test_periodic_cnn_is_translation_equivariant():
+@pytest.mark.parametrize("pointwise", ["cubic", "mlp"])
+def test_periodic_cnn_is_translation_equivariant(pointwise):
     torch.manual_seed(0)
-    net = PeriodicCNN(size=(16, 16))
+    net = PeriodicCNN(size=(16, 16), pointwise=pointwise)
+    assert float(net(torch.randn(2, 16, 16), torch.zeros(2)).abs().max()) == 0.0  # zero init
     with torch.no_grad():  # make every branch non-trivial
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -117,6 +119,8 @@ def test_unet_and_mlp_shapes_and_errors():
     assert MLP(5)(torch.randn(4, 5), torch.zeros(4)).shape == (4, 5)
     with pytest.raises(ValueError, match="shape"):
         PeriodicCNN(size=(16, 16))(torch.randn(2, 8, 8), torch.zeros(2))
+    with pytest.raises(ValueError, match="pointwise"):
+        PeriodicCNN(pointwise="quartic")
 
 
 def test_save_load_gives_identical_scores(mixture_model, tmp_path):

@@ -20,6 +20,7 @@ from gfdt.scores.base import (
 from gfdt.scores.gaussian import GaussianScore
 
 _LAZY = {
+    "AutoScore": "auto",
     "DenoisingScoreModel": "dsm",
     "ScoreQuality": "quality",
     "ScoreQualityWarning": "quality",
@@ -31,7 +32,7 @@ _LAZY = {
     "WhitenedScore": "whiten",
 }
 
-__all__ = ["AnalyticScore", "DenoisingScoreModel", "GaussianScore", "HOLDScoreModel",
+__all__ = ["AnalyticScore", "AutoScore", "DenoisingScoreModel", "GaussianScore", "HOLDScoreModel",
            "HamiltonianScoreModel", "KGMMScoreModel", "KernelScoreModel", "NotFittedError",
            "ScoreEstimator", "ScoreQuality", "ScoreQualityWarning", "SnapshotDataset",
            "WhitenedScore", "get_score_class", "register_score", "score_names"]

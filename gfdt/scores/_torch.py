@@ -241,10 +241,11 @@ class TorchScoreEstimator:
         """Checks of the shared parameters a subclass has (errors name them);
         ``max_steps`` must be at least ``min_steps``."""
         p = vars(self)
+        optional = getattr(self, "_optional_params", ())
         for name in ("max_steps", "batch_size", "eval_every", "patience", "chunk_size"):
             if name in p:
                 check_number(p[name], name, low=min_steps if name == "max_steps" else 1,
-                             integer=True)
+                             integer=True, optional=name in optional)
         if "validation" in p:
             check_number(self.validation, "validation", low=0, high=0.9, high_open=True)
         if "warmup" in p:

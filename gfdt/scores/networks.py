@@ -112,20 +112,38 @@ class PeriodicCNN(nn.Module):
     size : (int, int), optional
         Field shape; enables the learned Fourier-diagonal linear operator (which
         then only accepts fields of this shape).
+    pointwise : {"cubic", "mlp"}
+        The pointwise branch: ``"cubic"``, the features ``[x, x^2, x^3]`` (a linear map
+        of them, also the input of the 3x3 stack: holds Allen-Cahn's local force
+        exactly); ``"mlp"``, a generic local nonlinearity, a noise-conditioned MLP of
+        the value at each point (1x1 convolutions, ``channels`` wide, two layers; the
+        3x3 stack then sees the value alone). ``"mlp"`` carries no polynomial in its
+        model class (periodic tanh field: response error 0.039 against 0.038 for
+        ``"cubic"``).
     """
 
     def __init__(self, channels: int = 16, depth: int = 3, emb: int = 32,
-                 size: tuple[int, int] | None = None) -> None:
+                 size: tuple[int, int] | None = None, pointwise: str = "cubic") -> None:
         super().__init__()
+        if pointwise not in ("cubic", "mlp"):
+            raise ValueError(f"pointwise must be 'cubic' or 'mlp', got {pointwise!r}")
+        self.pointwise = pointwise
         self.embed = GaussianFourierEmbedding(emb)
-        self.inp = nn.Conv2d(3, channels, 3, padding=1, padding_mode="circular")
+        n_in = 3 if pointwise == "cubic" else 1
+        self.inp = nn.Conv2d(n_in, channels, 3, padding=1, padding_mode="circular")
         self.convs = nn.ModuleList(
             nn.Conv2d(channels, channels, 3, padding=1, padding_mode="circular")
             for _ in range(depth - 1)
         )
         self.films = nn.ModuleList(nn.Linear(emb, 2 * channels) for _ in range(depth))
         self.out = nn.Conv2d(channels, 1, 1)
-        self.poly = nn.Conv2d(3, 1, 1)
+        if pointwise == "cubic":
+            self.poly = nn.Conv2d(3, 1, 1)
+        else:  # value -> hidden -> hidden -> 1, FiLM-conditioned on the noise
+            self.point = nn.ModuleList([nn.Conv2d(1, channels, 1),
+                                        nn.Conv2d(channels, channels, 1)])
+            self.point_films = nn.ModuleList(nn.Linear(emb, 2 * channels) for _ in range(2))
+            self.poly = nn.Conv2d(channels, 1, 1)
         self.act = nn.SiLU()
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -140,14 +158,20 @@ class PeriodicCNN(nn.Module):
             raise ValueError(f"PeriodicCNN expects x of shape (batch, y, x), got {tuple(x.shape)}")
         e = self.embed(log_sigma)
         v = x[:, None]
-        feats = torch.cat([v, v * v, v * v * v], dim=1)
-        h = self.inp(feats)
+        if getattr(self, "pointwise", "cubic") == "cubic":
+            feats = torch.cat([v, v * v, v * v * v], dim=1)
+            h, local = self.inp(feats), feats
+        else:
+            h, local = self.inp(v), v
+            for conv, film in zip(self.point, self.point_films, strict=True):
+                scale, shift = film(e)[:, :, None, None].chunk(2, dim=1)
+                local = self.act(conv(local) * (1 + scale) + shift)
         for i, film in enumerate(self.films):
             if i > 0:
                 h = self.convs[i - 1](h)
             scale, shift = film(e)[:, :, None, None].chunk(2, dim=1)
             h = self.act(h * (1 + scale) + shift)
-        out = (self.out(h) + self.poly(feats))[:, 0]
+        out = (self.out(h) + self.poly(local))[:, 0]
         if self.filt is not None:
             out = out + self._linear(x)
         return out
@@ -245,21 +269,24 @@ def default_network(state_shape: tuple[int, ...], kind: str = "auto") -> nn.Modu
     """The network gfdt uses for data of ``state_shape``.
 
     ``kind="auto"``: :class:`PeriodicCNN` for 2-D fields, :class:`MLP` otherwise;
-    ``"cnn"``, ``"unet"`` or ``"mlp"`` choose explicitly.
+    ``"cnn"``, ``"local"`` (:class:`PeriodicCNN` with the generic pointwise MLP),
+    ``"unet"`` or ``"mlp"`` choose explicitly.
     """
     if kind == "auto":
         kind = "cnn" if len(state_shape) == 2 else "mlp"
-    if kind == "cnn":
+    if kind in ("cnn", "local"):
         if len(state_shape) != 2:
-            raise ValueError(f"network='cnn' needs 2-D fields, got state shape {state_shape}")
-        return PeriodicCNN(size=state_shape)
+            raise ValueError(f"network={kind!r} needs 2-D fields, got state shape "
+                             f"{state_shape}")
+        return PeriodicCNN(size=state_shape, pointwise="cubic" if kind == "cnn" else "mlp")
     if kind == "unet":
         if len(state_shape) != 2:
             raise ValueError(f"network='unet' needs 2-D fields, got state shape {state_shape}")
         return PeriodicUNet()
     if kind == "mlp":
         return MLP(int(math.prod(state_shape)))
-    raise ValueError(f"unknown network {kind!r}; choose 'auto', 'cnn', 'unet' or 'mlp'")
+    raise ValueError(f"unknown network {kind!r}; choose 'auto', 'cnn', 'local', 'unet' or "
+                     "'mlp'")
 
 
 # ------------------------------------------------------------------ building blocks
