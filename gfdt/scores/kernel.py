@@ -19,6 +19,9 @@ implicit score matching (ISM),
 with :math:`r_i` the responsibilities. The objective equals the Fisher divergence
 :math:`E\\|\\nabla\\log\\hat\\pi - \\nabla\\log p\\|^2` minus the constant
 :math:`E\\|\\nabla\\log p\\|^2`.
+
+Size: about 500 lines: the estimator with its three precision structures and its
+leave-one-out implicit score matching loss.
 """
 
 from __future__ import annotations
