@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from gfdt.conventions import attrs as cf_attrs
+from gfdt.scores.quality import stein_error as stein_sum_rule_error
 
 __all__ = ["relative_fisher_error", "response_error", "stein_error", "summarize_errors"]
 
@@ -250,18 +251,4 @@ def stein_error(score, X, *, homogeneous: bool = False, batch_size: int = 512) -
     X = _check_score_args(score, X, batch_size, 2)
     if not isinstance(homogeneous, (bool, np.bool_)):
         raise TypeError(f"homogeneous must be True or False, got {homogeneous!r}")
-    s = _evaluate(score, X, batch_size)
-    state = X.shape[1:]
-    d = int(np.prod(state))
-    if homogeneous:
-        axes = tuple(range(1, X.ndim))
-        xh = np.fft.rfftn(X - X.mean(), axes=axes)
-        sh = np.fft.rfftn(s, axes=axes)
-        m = -np.fft.irfftn((xh * sh.conj()).mean(axis=0), s=state,
-                           axes=tuple(range(len(state)))) / d
-        eye = np.zeros(state)
-        eye[(0,) * len(state)] = 1.0
-        return float(np.linalg.norm(m - eye))
-    xf = (X - X.mean(axis=0)).reshape(len(X), d)
-    m = -(xf.T @ s.reshape(len(X), d)) / len(X)
-    return float(np.linalg.norm(m - np.eye(d)) / np.sqrt(d))
+    return stein_sum_rule_error(X, _evaluate(score, X, batch_size), bool(homogeneous))
