@@ -130,16 +130,14 @@ class _VEScore:
         """The Gaussian fit of the data convolved with the noise (standardised units)."""
         z = rng.standard_normal((n, *self.state_shape))
         prior = getattr(self.model, "prior_", None)
-        if prior is not None and hasattr(prior, "spec"):
-            spec = prior.spec.detach().cpu().numpy().astype(float)
-            axes = tuple(range(1, z.ndim))
-            zh = np.fft.rfftn(z, axes=axes)
-            return np.fft.irfftn(zh * np.sqrt(spec + sigma**2), s=self.state_shape, axes=axes)
-        if prior is not None and hasattr(prior, "lam") and hasattr(prior, "vec"):
-            lam = prior.lam.detach().cpu().numpy().astype(float)
-            vec = prior.vec.detach().cpu().numpy().astype(float)
-            zf = z.reshape(n, -1) * np.sqrt(lam + sigma**2)
-            return (zf @ vec.T).reshape(z.shape)
+        if prior is not None:  # the estimator's Gaussian part: (C + sigma^2)^(1/2) z
+            import torch
+
+            with torch.no_grad():
+                buf = next(prior.buffers())  # the estimator's dtype and device
+                out = prior.apply(torch.as_tensor(z, dtype=buf.dtype, device=buf.device),
+                                  lambda var: torch.sqrt(var + sigma**2))
+            return out.cpu().numpy().astype(float)
         return z * math.sqrt(1 + sigma**2)
 
 
