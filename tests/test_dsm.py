@@ -195,3 +195,22 @@ def test_response_estimator_dsm_on_vector_data():
     assert isinstance(est.score_model_, DenoisingScoreModel)
     # sampling error of the lag averages: ~ sqrt(2 / T) relative
     np.testing.assert_allclose(est.response_.values[:, 0, 0], phi ** np.arange(4), atol=0.05)
+
+
+def test_vector_score_has_no_noise_floor_bias_on_correlated_gaussian_data():
+    """Vectors: the Gaussian part is evaluated at sigma = 0, so on Gaussian data with a
+    standardised eigenvalue of 0.01 (correlation 0.99, far below sigma_min^2 + 0.01 =
+    0.0125) the default DSM score matches the exact one to the Gaussian fit's own
+    sampling error (~ 5 parameters / 8000 samples ~ 6e-4 in relative Fisher); at
+    -(C + sigma_min^2)^-1 it was 0.037."""
+    from gfdt.metrics import relative_fisher_error
+
+    rng = np.random.default_rng(0)
+    C = np.array([[1.0, 0.99], [0.99, 1.0]])
+    L = np.linalg.cholesky(C)
+    P = np.linalg.inv(C)
+    X = rng.standard_normal((8000, 2)) @ L.T
+    T = rng.standard_normal((4000, 2)) @ L.T
+    m = DenoisingScoreModel(max_steps=300, progress=False, n_threads=1, seed=0).fit(X)
+    assert m.sigma_min_ == pytest.approx(0.05)
+    assert relative_fisher_error(m, lambda x: -x @ P, T) < 0.0025

@@ -222,6 +222,17 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         the noise range or the capacity by held-out validation).
     quality_ : ScoreQuality
         Held-out quality report (see :meth:`summary`).
+
+    Notes
+    -----
+    For vectors with ``residual=True``, :meth:`score` without ``sigma`` adds the network
+    at ``sigma_min_`` to the Gaussian part evaluated exactly at :math:`\\sigma = 0`
+    (:math:`-C^{-1}x` rather than :math:`-(C + \\sigma_{\\min}^2)^{-1}x`): the Gaussian
+    part's dependence on the noise is known in closed form, so only the learned
+    correction carries the smoothing bias of the noise floor. On strongly correlated
+    data (standardised eigenvalues near :math:`\\sigma_{\\min}^2`) this removes most of
+    the bias (2-D Gaussian with correlation 0.99: relative Fisher error 0.037 ->
+    0.0005). Fields keep the Gaussian part at ``sigma_min_``.
     """
 
     _modules = ("network_", "prior_")
@@ -519,8 +530,12 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
             flat = xs.reshape(len(xs), -1)
             return kde_score(self.kde_centres_, sig, flat).reshape(xs.shape)
 
+        clean = sigma is None and self.residual and not self.homogeneous_
+
         def fn(xt: torch.Tensor) -> torch.Tensor:
             st = torch.full((len(xt),), sig, dtype=torch.float32, device=self.device_)
+            if clean:  # vectors: the Gaussian part exactly at sigma = 0 (see Notes)
+                return self.prior_(xt, None) + self.network_(xt, torch.log(st))
             return self._model_score(self.network_, xt, st)
 
         return self._batched(fn, xs, batch_size)
