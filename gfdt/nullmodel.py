@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from gfdt.conventions import attrs as cf_attrs
+from gfdt.stats import _real_array as _finite
 
 __all__ = ["ar1_surrogates", "fit_ar1", "fit_var1", "surrogate_bands"]
 
@@ -73,22 +74,6 @@ def _members(X, name: str = "X") -> tuple[np.ndarray, Callable[[np.ndarray], Any
         raise ValueError(f"{name} must have shape (time, *state), got a scalar")
     shape = arr.shape
     return arr.reshape(1, shape[0], -1), lambda a: a.reshape(shape)
-
-
-def _finite(values, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a numeric array") from None
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) \
-            or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(float)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise ValueError(f"{name} contains {int(bad.sum())} NaN or inf values; fill or drop "
-                         "them first")
-    return arr
 
 
 def _moments(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
