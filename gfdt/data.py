@@ -89,8 +89,6 @@ class Trajectories:
         Names of the state dims.
     state_coords : dict
         Coordinates of the state dims (those the data had).
-    dt : float or None
-        Time step between samples in ``time_attrs["units"]`` (None when unknown).
     time_attrs : dict
         Attributes of the time coordinate, ``units`` being the step's CF units
         (``"months"``, ``"days"``, ...).
@@ -107,12 +105,16 @@ class Trajectories:
     members: list[np.ndarray]
     state_dims: tuple[str, ...]
     state_coords: dict[str, Any]
-    dt: Any  # float (the step in step.units) or None when unknown
     time_attrs: dict[str, Any]
     attrs: dict[str, Any]
     step: TimeStep | None = None
     name: Any = None
     scalar: bool = False
+
+    @property
+    def dt(self) -> float | None:
+        """Time step between samples in ``step.units`` (None when unknown)."""
+        return None if self.step is None else self.step.step
 
     @property
     def n_members(self) -> int:
@@ -240,7 +242,7 @@ def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> T
     scalar = state_dims == ("feature",) and "feature" not in da.dims
     coords = {d: da.coords[d] for d in state_dims if d in da.coords}
     step, time_attrs = time_axis(da, name)
-    return Trajectories(members, state_dims, coords, None if step is None else step.step,
+    return Trajectories(members, state_dims, coords,
                         time_attrs, dict(da.attrs), step, da.name, scalar)
 
 
@@ -296,7 +298,7 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
         _check_coords(parts, name)
         first = next((p for p in parts if p.step is not None), parts[0])
         return Trajectories([m for p in parts for m in p.members], first.state_dims,
-                            first.state_coords, first.dt, first.time_attrs, first.attrs,
+                            first.state_coords, first.time_attrs, first.attrs,
                             first.step, first.name, all(p.scalar for p in parts))
     try:
         arr = np.asarray(X)
@@ -311,7 +313,7 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
     if arr.ndim == 1:
         arr = arr[:, None]
     dims = ("feature",) if arr.ndim == 2 else tuple(f"dim_{i}" for i in range(arr.ndim - 1))
-    return Trajectories([arr], dims, {}, None, {}, {}, scalar=scalar)
+    return Trajectories([arr], dims, {}, {}, {}, scalar=scalar)
 
 
 def _check_coords(parts: list[Trajectories], name: str) -> None:

@@ -370,9 +370,7 @@ def autocorrelation(u, max_lag: int, *, normalize: bool = True) -> xr.DataArray:
         values = cov / cov[0]
     else:
         values = cov
-    numeric = series.dt is not None and not isinstance(series.dt, np.timedelta64)
-    lag = lag_coord(L + 1, float(series.dt) if numeric else series.dt,
-                    series.time_attrs.get("units") if numeric else None)
+    lag = lag_coord(L + 1, series.step)
     return xr.DataArray(
         values,
         dims=("lag",),
