@@ -98,6 +98,7 @@ def run_batches(
     max_batches: int,
     seed: int,
     workers: int | None,
+    kick: str = "pixel",
 ) -> xr.Dataset | None:
     """Add batches of paired impulses until the L2 standard error meets the target.
 
@@ -110,6 +111,8 @@ def run_batches(
     config = {"system": system.parameters(), "members": members, "windows": windows,
               "pixels": pixels, "max_lag": max_lag, "seed": seed, "delta": delta,
               "save_interval": save_interval, "spin_up": spin_up}
+    if kick != "pixel":  # older work folders (pixel kicks) keep their configuration
+        config["kick"] = kick
     cfg_path = work / "config.json"
     if cfg_path.exists():
         if json.loads(cfg_path.read_text()) != json.loads(json.dumps(config)):
@@ -159,7 +162,7 @@ def run_batches(
             system, state, max_lag=max_lag, save_interval=save_interval, delta=delta,
             seed=np.random.SeedSequence([seed, b]), n_windows=windows, pixel=pixels,
             initial_aux=aux if system.n_aux else None, n_workers=workers,
-            return_state=True, keep_members=True)
+            return_state=True, keep_members=True, kick=kick)
         ds.attrs["n_members"] = members
         np.savez(state_path(b + 1), u=state, aux=aux)  # before the batch: a kill redoes b
         gfdt.io.save(ds, work / f"batch_{b:04d}.nc")

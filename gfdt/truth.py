@@ -33,6 +33,7 @@ from gfdt._runner import (
     workers_for,
 )
 from gfdt.response.conjugate import Observable, Perturbation
+from gfdt.systems._spectral import resolved_impulse
 from gfdt.systems.base import System
 
 __all__ = ["forced_response", "perturbation_response"]
@@ -60,6 +61,7 @@ def perturbation_response(
     observable=None,
     perturbation=None,
     keep_members: bool = False,
+    kick: str = "pixel",
 ) -> xr.Dataset | tuple[xr.Dataset, np.ndarray, np.ndarray]:
     """Response to an impulse at one pixel, from paired ("common random numbers") runs.
 
@@ -131,6 +133,12 @@ def perturbation_response(
         leading ``member`` dim (memory: members times the response size). Needed to
         pool runs that continue the same members (e.g. successive batches) with an
         honest standard error: the member, not the batch, is the independent unit.
+    kick : {"pixel", "resolved"}
+        Shape of the impulse at ``pixel``. ``"pixel"``: ``delta`` at one grid point.
+        ``"resolved"``: the same impulse with the Nyquist lines removed
+        (:func:`gfdt.systems._spectral.resolved_impulse`, rolled to the pixel), the
+        kick that an operator with a zeroed Nyquist wavenumber implies; compare with
+        ``ResponseEstimator(kick="resolved")``. See the theory page, "Kick conventions".
 
     Returns
     -------
@@ -154,11 +162,14 @@ def perturbation_response(
     if not np.isfinite(delta) or delta == 0:
         raise ValueError(f"delta must be finite and non-zero, got {delta}")
     pixels = _check_pixels(pixel, system.n)
+    kick_shape = _kick_shape(kick, system)
     obs = _observable(observable, system)
     pert = None
     if perturbation is not None:
         if pixels != [(0, 0)]:
             raise ValueError("pass either pixel or perturbation, not both")
+        if kick_shape is not None:
+            raise ValueError("pass either kick='resolved' or perturbation, not both")
         pert = _perturbation(perturbation, system, fields)
     ss, rngs, auxes = _streams_and_hidden(system, seed, n_members, initial_aux)
     n_workers = workers_for(n_workers, n_members, client)
@@ -166,15 +177,17 @@ def perturbation_response(
     shape = (max_lag + 1, *system.state_shape)
     job = _PairedJob(system=system, pixels=pixels, delta=float(delta), n_windows=n_windows,
                      steps=steps, save_every=save_every, shape=shape, observable=obs,
-                     perturbation=pert,
+                     perturbation=pert, kick_shape=kick_shape,
                      result_shape=shape if obs is None else (max_lag + 1,
                                                              obs(fields[:1]).shape[1]))
     mean, se, final_u, final_aux, per_member = _drive(
         job, fields, auxes, rngs, n_workers, client, progress,
         f"paired {type(system).__name__}", keep_members)
     what = "a unit impulse" if pert is None else f"x -> x + delta u(x), u = {pert.label}"
-    extra: dict = {"pixels": np.asarray(pixels, dtype=np.int64).ravel()} if pert is None \
-        else {"perturbation": pert.label}
+    if kick_shape is not None:
+        what = "a unit impulse restricted to the resolved modes (Nyquist lines removed)"
+    extra: dict = {"pixels": np.asarray(pixels, dtype=np.int64).ravel(), "kick": kick} \
+        if pert is None else {"perturbation": pert.label}
     ds = _dataset(system, obs, mean, se, conventions.lag_coord(max_lag + 1, float(save_interval),
                                                                "1"),
                   ("1", "observable units per unit delta"),
@@ -207,6 +220,7 @@ class _PairedJob:
     perturbation: Perturbation | None = None
     result_shape: tuple[int, ...] | None = None
     kicks: np.ndarray | None = None  # forcing: the kick at every save time
+    kick_shape: np.ndarray | None = None  # impulse shape at the origin (None: one pixel)
 
     @property
     def member_steps(self) -> int:
@@ -245,6 +259,8 @@ def _paired_member(job: _PairedJob, integ: Integrator, u0: np.ndarray, aux0: np.
             aux_p = start_aux.copy()
             if job.perturbation is not None:
                 up += delta * job.perturbation.field(start_u[None])[0]
+            elif job.kick_shape is not None:
+                up += delta * np.roll(job.kick_shape, (py, px), axis=(0, 1))
             else:
                 up[py, px] += delta
             out_p[0] = up
@@ -570,6 +586,18 @@ def _streams_and_hidden(system: System, seed: SeedLike, n_members: int, initial_
                 f"initial_aux must have shape ({n_members}, {system.n_aux}), got {auxes.shape}"
             )
     return ss, rngs, auxes
+
+def _kick_shape(kick, system: System) -> np.ndarray | None:
+    """The impulse shape at the origin for ``kick`` (None: a single pixel)."""
+    if not isinstance(kick, str) or kick not in ("pixel", "resolved"):
+        raise ValueError(f"kick must be 'pixel' or 'resolved', got {kick!r}")
+    if kick == "pixel":
+        return None
+    if not system.homogeneous:
+        raise ValueError("kick='resolved' needs a periodic (homogeneous) field system, "
+                         f"not {type(system).__name__}")
+    return resolved_impulse(system.state_shape)
+
 
 def _check_pixels(pixel, n: int) -> list[tuple[int, int]]:
     """One (iy, ix) pair or a sequence of them, inside the grid."""

@@ -41,6 +41,7 @@ from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
 from gfdt.response.forcing import prediction_stderr, response_to_forcing, scalar_forcing
 from gfdt.scores.base import NotFittedError, ScoreEstimator
 from gfdt.scores.gaussian import GaussianScore
+from gfdt.systems._spectral import resolved_impulse, resolved_mask
 from gfdt.systems.base import System
 
 __all__ = ["ResponseEstimator"]
@@ -179,6 +180,15 @@ class ResponseEstimator:
         ``max(4 max_lag, 2048)`` samples. Learned scores (``"dsm"``) and the
         observable/perturbation path still read their training data or observable
         series into memory.
+    kick : {"pixel", "resolved"}
+        Homogeneous fields, plain GFDT: the shape of the unit kick at the origin.
+        ``"pixel"``: one grid point, :math:`R(t)\\,\\delta_0`. ``"resolved"``: the pixel
+        impulse with the Nyquist lines removed, :math:`R(t)\\,P\\delta_0`, the response
+        a paired truth made with ``perturbation_response(kick="resolved")`` measures.
+        On a grid whose Nyquist modes are slaved to the resolved ones by aliasing
+        (turbulent fields), only this kick has a response that a score estimated from
+        data can resolve (theory page, "Kick conventions"). With ``normalize`` the
+        inverse of :math:`R(0)` is taken on the resolved modes.
 
     Attributes
     ----------
@@ -273,6 +283,7 @@ class ResponseEstimator:
         block_length: int | None = None,
         seed: int | None = None,
         memory_budget: int | str | None = None,
+        kick: str = "pixel",
     ) -> None:
         self.score = score
         self.max_lag = max_lag
@@ -295,6 +306,7 @@ class ResponseEstimator:
         self.block_length = block_length
         self.seed = seed
         self.memory_budget = memory_budget
+        self.kick = kick
 
     # the scikit-learn parameter contract, shared with the score estimators
     get_params = ScoreEstimator.get_params
@@ -321,6 +333,8 @@ class ResponseEstimator:
         if self.score_options is not None and not isinstance(self.score_options, dict):
             raise TypeError(f"score_options must be a dict of keyword arguments, got "
                             f"{type(self.score_options).__name__}")
+        if not isinstance(self.kick, str) or self.kick not in ("pixel", "resolved"):
+            raise ValueError(f"kick must be 'pixel' or 'resolved', got {self.kick!r}")
         return int(L)
 
     def _is_homogeneous(self, data: Trajectories) -> bool:
@@ -394,6 +408,10 @@ class ResponseEstimator:
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
+        if self.kick == "resolved" and (not homogeneous or self.observable is not None
+                                        or self.perturbation is not None):
+            raise ValueError("kick='resolved' applies to the plain GFDT of a homogeneous "
+                             "field (no observable, no perturbation)")
         check_not_constant(data, homogeneous, "X")
         # a Gaussian score fitted here: the bootstrap resamples its covariance too
         self._gaussian_here = (
@@ -467,17 +485,21 @@ class ResponseEstimator:
             model.fit_spectrum(float(self.mean_), (lag0[0].real / (counts[0] * d))
                                .reshape(spec_shape), state_shape)
 
+        resolved = resolved_mask(state_shape) if self.kick == "resolved" else None
+
         def raw_of(m: np.ndarray) -> np.ndarray:
             if autocov:
                 m = -model.spectral_score(m)
             if homogeneous:
-                return np.fft.irfftn(m.reshape(L + 1, *spec_shape), s=state_shape,
-                                     axes=axes) / d
+                m = m.reshape(L + 1, *spec_shape)
+                if resolved is not None:  # the kick P delta: zero response on Nyquist lines
+                    m = m * resolved
+                return np.fft.irfftn(m, s=state_shape, axes=axes) / d
             return m
 
         m = sums.mean()
         raw = raw_of(m)
-        self._state_outputs(raw, data, homogeneous, axes)
+        self._state_outputs(raw, data, homogeneous, axes, resolved)
         rep_raw = raw_of
         if self._gaussian_here:  # replicates use their own covariance (see Notes)
             rescale = own_statistics(m, homogeneous)
@@ -485,7 +507,8 @@ class ResponseEstimator:
             def rep_raw(r: np.ndarray) -> np.ndarray:
                 return raw_of(rescale(r))
 
-        self._finish_bootstrap(boot, rep_raw, lambda r: _normalize(r, homogeneous, axes))
+        self._finish_bootstrap(boot, rep_raw,
+                               lambda r: _normalize(r, homogeneous, axes, resolved))
         logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
                     self.stein_error_)
 
@@ -543,7 +566,7 @@ class ResponseEstimator:
         return read
 
     def _state_outputs(self, raw: np.ndarray, data: Trajectories, homogeneous: bool,
-                       axes: tuple[int, ...]) -> None:
+                       axes: tuple[int, ...], resolved: np.ndarray | None = None) -> None:
         """``response_raw_``, ``response_``, ``stein_`` and ``stein_error_`` of the plain
         GFDT from the raw response ``raw`` (lag first)."""
         state_shape, d = data.state_shape, int(np.prod(data.state_shape))
@@ -552,13 +575,16 @@ class ResponseEstimator:
                                                     self._method())
         self.stein_ = self.response_raw_.isel(lag=0, drop=True)
         eye = np.zeros(state_shape) if homogeneous else np.eye(d)
-        if homogeneous:
+        if homogeneous and resolved is not None:  # R(0) of the kick P delta is P delta
+            eye = resolved_impulse(state_shape)
+        elif homogeneous:
             eye[(0,) * len(state_shape)] = 1.0
         self.stein_error_ = float(np.linalg.norm(raw[0] - eye)
                                   / (1 if homogeneous else np.sqrt(d)))
         self.response_ = self.response_raw_
         if self.normalize:
-            self.response_ = _output.state_response(_normalize(raw, homogeneous, axes), data,
+            self.response_ = _output.state_response(_normalize(raw, homogeneous, axes,
+                                                               resolved), data,
                                                     homogeneous, True, self._method())
         self.response_kind_ = "homogeneous" if homogeneous else "matrix"
         self.stein_expected_ = None
@@ -729,14 +755,22 @@ def _spectral_score(model: ScoreEstimator) -> Callable | None:
     return fn
 
 
-def _normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...]) -> np.ndarray:
-    """:math:`R(t) R(0)^{-1}`; for fields a division in Fourier space."""
+def _normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
+               resolved: np.ndarray | None = None) -> np.ndarray:
+    """:math:`R(t) R(0)^{-1}`; for fields a division in Fourier space.
+
+    With ``resolved`` (a mask of the modes the kick excites) the inverse is taken on
+    the resolved modes only: :math:`R(0)` restricted to them, zero elsewhere.
+    """
     if homogeneous:
         rh = np.fft.rfftn(raw, axes=axes)
-        r0 = rh[0]
+        r0 = rh[0] if resolved is None else np.where(resolved, rh[0], 1.0)
         if np.any(np.abs(r0) < 1e-12 * np.abs(r0).max()):
             raise ValueError("normalize=True: R(0) is singular in some Fourier modes")
-        return np.fft.irfftn(rh / r0, s=raw.shape[1:], axes=axes)
+        out = rh / r0
+        if resolved is not None:
+            out = out * resolved
+        return np.fft.irfftn(out, s=raw.shape[1:], axes=axes)
     try:
         inv = np.linalg.inv(raw[0])
     except np.linalg.LinAlgError:

@@ -37,6 +37,8 @@ __all__ = [
     "k_squared",
     "laplacian_symbol",
     "max_abs",
+    "resolved_impulse",
+    "resolved_mask",
     "rfft2_into",
     "rk4_factor",
     "sigma_symbol",
@@ -62,6 +64,56 @@ def coordinates(n: int) -> np.ndarray:
     """
     n = _check_n(n)
     return 2.0 * np.pi * np.arange(n) / n
+
+
+def resolved_mask(state_shape: tuple[int, ...]) -> np.ndarray:
+    """Modes a grid resolves: every rfftn mode except those on a Nyquist line.
+
+    On an axis of even length ``n`` the wavenumber ``n/2`` is its own alias: a real
+    field carries only its cosine, no derivative of odd order is defined there, and in
+    an operator with a zeroed Nyquist wavenumber (the paper's solver) it does not take
+    part in the dynamics. These lines are the *unresolved* modes of the kick
+    convention ``kick="resolved"`` (see the theory page, "Kick conventions").
+
+    Parameters
+    ----------
+    state_shape : tuple of int
+        Shape of the field, e.g. ``(n, n)``.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape ``numpy.fft.rfftn(np.zeros(state_shape)).shape``
+        False on the Nyquist lines (index ``n/2`` of every even axis), True elsewhere.
+    """
+    shape = tuple(int(v) for v in state_shape)
+    if not shape or any(v < 1 for v in shape):
+        raise ValueError(f"state_shape must be a non-empty tuple of positive ints, "
+                         f"got {state_shape!r}")
+    spec = (*shape[:-1], shape[-1] // 2 + 1)
+    mask = np.ones(spec, dtype=bool)
+    for axis, v in enumerate(shape):
+        if v % 2 == 0:
+            index = [slice(None)] * len(shape)
+            index[axis] = v // 2
+            mask[tuple(index)] = False
+    return mask
+
+
+def resolved_impulse(state_shape: tuple[int, ...]) -> np.ndarray:
+    """The unit pixel impulse at the origin restricted to the resolved modes.
+
+    :math:`P\\delta_0` with :math:`P` the projection that removes the Nyquist lines
+    (:func:`resolved_mask`). Its value at the origin is
+    :math:`\\prod_a (1 - 1/n_a)` over the even axes; the kick at pixel ``p`` is this
+    field rolled by ``p``.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``state_shape``
+    """
+    shape = tuple(int(v) for v in state_shape)
+    return np.fft.irfftn(resolved_mask(shape).astype(float), s=shape,
+                         axes=tuple(range(len(shape))))
 
 
 def wavenumbers(n: int) -> tuple[np.ndarray, np.ndarray]:
