@@ -22,6 +22,7 @@ from gfdt.scores.gaussian import GaussianScore
 _LAZY = {
     "AutoScore": "auto",
     "DenoisingScoreModel": "dsm",
+    "FeatureScore": "features",
     "ScoreQuality": "quality",
     "ScoreQualityWarning": "quality",
     "HOLDScoreModel": "hold",
@@ -32,7 +33,8 @@ _LAZY = {
     "WhitenedScore": "whiten",
 }
 
-__all__ = ["AnalyticScore", "AutoScore", "DenoisingScoreModel", "GaussianScore", "HOLDScoreModel",
+__all__ = ["AnalyticScore", "AutoScore", "DenoisingScoreModel", "FeatureScore", "GaussianScore",
+           "HOLDScoreModel",
            "HamiltonianScoreModel", "KGMMScoreModel", "KernelScoreModel", "NotFittedError",
            "ScoreEstimator", "ScoreQuality", "ScoreQualityWarning", "SnapshotDataset",
            "WhitenedScore", "get_score_class", "register_score", "score_names"]

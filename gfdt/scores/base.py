@@ -35,7 +35,7 @@ _REGISTRY: dict[str, type] = {}
 
 #: Modules holding registered estimators, imported on the first look-up of a name that is
 #: not registered yet (this keeps ``import gfdt`` free of torch).
-_ESTIMATOR_MODULES = ("gaussian", "dsm", "hsm", "hold", "kernel", "kgmm", "auto")
+_ESTIMATOR_MODULES = ("gaussian", "dsm", "hsm", "hold", "kernel", "kgmm", "auto", "features")
 
 
 def register_score(name: str) -> Callable[[type], type]:
