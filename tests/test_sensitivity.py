@@ -106,6 +106,32 @@ def test_ou_system_methods_against_lyapunov_and_finite_differences():
         gfdt.NavierStokes2D(n=8).drift_derivative(np.zeros((1, 8, 8)), "nu")
 
 
+def test_allen_cahn_system_methods():
+    """Allen-Cahn: dF/dtheta = finite differences of the drift in the parameter (exact:
+    the drift is linear in each parameter), divergence = trace of the Jacobian by
+    central differences in the state, D' the same circulant as the OU system's."""
+    ac = gfdt.AllenCahn(n=8, alpha=2.0, kappa=0.05, A=0.3, eps2=0.04)
+    u = np.random.default_rng(1).standard_normal((2, 8, 8))
+    h = 1e-6
+    for p in ac.sensitivity_parameters:
+        v = getattr(ac, p)
+        fd = (ac.with_parameters(**{p: v + 1e-3}).drift(u)
+              - ac.with_parameters(**{p: v - 1e-3}).drift(u)) / 2e-3
+        np.testing.assert_allclose(ac.drift_derivative(u, p), fd, atol=1e-8)
+        div = np.zeros(2)
+        for j in range(64):
+            e = np.zeros(64)
+            e[j] = h
+            e = e.reshape(8, 8)
+            div += (ac.drift_derivative(u + e, p) - ac.drift_derivative(u - e, p)
+                    ).reshape(2, 64)[:, j] / (2 * h)
+        np.testing.assert_allclose(ac.drift_derivative_divergence(u, p), div, atol=1e-5,
+                                   rtol=1e-6)
+    np.testing.assert_allclose(ac.diffusion_derivative("eps2"),
+                               gfdt.OrnsteinUhlenbeck(n=8).diffusion_derivative("eps2"))
+    assert ac.diffusion_derivative("alpha") is None
+
+
 # ------------------------------------------------------------ static sensitivities
 @pytest.mark.parametrize("score", ["exact", "gaussian"])
 def test_ou_static_sensitivity_within_two_stderr(ou_data, score):
