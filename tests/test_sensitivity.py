@@ -164,6 +164,27 @@ def test_ou_step_response_against_closed_form(ou_data):
     assert np.all(est.response_.isel(lag=0).values == 0)
 
 
+def test_stein_correction_repairs_a_mis_scaled_score(ou_data):
+    """0.3 x the exact score. Uncorrected, the drift conjugate's score term and the
+    diffusion conjugate scale by 0.3 and 0.3^2 (the constant parts do not correlate with
+    A): the sensitivities are 0.3 and 0.09 times the truth. Corrected: the truth."""
+    score = gfdt.scores.AnalyticScore(lambda u: 0.3 * OU.exact_score(u), affine=True)
+    t = truth()[:, [0, 2]]
+    out = {}
+    for corrected in (False, True):
+        est = gfdt.SensitivityEstimator(score.fit(), OBS, ["lam", "eps2"], max_lag=30.0,
+                                        window=15.0, seed=0, stein_correction=corrected)
+        out[corrected] = est.fit(ou_data).sensitivity_matrix()
+        assert est.sensitivity_.attrs["stein_correction"] == int(corrected)
+    s, se = out[True]
+    assert np.all(np.abs(s - t) <= 2 * se), (s - t) / se
+    s, se = out[False]
+    wrong = t * np.array([0.3, 0.09])
+    assert np.all(np.abs(s - wrong) <= 2 * se), (s - wrong) / se
+    # the corrected estimate is precise enough to reject the uncorrected answer
+    assert np.all(np.abs(wrong - t) > 4 * out[True][1])
+
+
 def test_explicit_window_and_perturbation_objects(ou_data):
     """A user ParameterPerturbation (diagonal dD: white noise of variance 2 per point)
     and a given window."""
