@@ -30,6 +30,7 @@ _LAZY = {
     "KGMMScoreModel": "kgmm",
     "KernelScoreModel": "kernel",
     "SnapshotDataset": "data",
+    "SteinCorrected": "stein",
     "WhitenedScore": "whiten",
 }
 
@@ -37,6 +38,7 @@ __all__ = ["AnalyticScore", "AutoScore", "DenoisingScoreModel", "FeatureScore", 
            "HOLDScoreModel",
            "HamiltonianScoreModel", "KGMMScoreModel", "KernelScoreModel", "NotFittedError",
            "ScoreEstimator", "ScoreQuality", "ScoreQualityWarning", "SnapshotDataset",
+           "SteinCorrected",
            "WhitenedScore", "get_score_class", "register_score", "score_names"]
 
 
