@@ -20,6 +20,7 @@ Usage::
     python benchmarks/navier_stokes.py --quick --out results/navier_stokes  # CI, < 3 min
     python benchmarks/navier_stokes.py                                       # <= 20 min, 2 cores
     python benchmarks/navier_stokes.py --ablation   # + the score ablation (DSM CNN, libraries)
+    python benchmarks/navier_stokes.py --stein      # + Stein-corrected learned score
     python benchmarks/navier_stokes.py --paper                               # larger
 
 Writes ``results.json`` (shared schema plus ``"goal"``, ``"noise"``, ``"shells"``,
@@ -166,13 +167,18 @@ def estimate_all(ds, scores: dict, cfg: dict, max_lag: int, args, progress,
     """Resolved-kick estimates with bootstrap error bars; the pixel-kick Gaussian."""
     data = ds.u.copy(data=resolved(ds.u.values))
     estimates, stderr, stein = {}, {}, {}
-    for name, score in {"gaussian_score": "gaussian", **scores}.items():
+    runs = [(name, score, False) for name, score in
+            {"gaussian_score": "gaussian", **scores}.items()]
+    if args.stein:
+        runs.append(("learned_score_stein", scores["learned_score"], True))
+    for name, score, corrected in runs:
         # the learned score is expensive: evaluate it every few steps (lags stay 1 step)
         stride = 1 if name == "gaussian_score" else cfg["source_stride"]
         with timer(f"gfdt_{name}"):
             est = gfdt.ResponseEstimator(score=score, max_lag=max_lag, normalize=True,
                                          kick="resolved", source_stride=stride,
-                                         seed=args.seed, progress=progress).fit(data)
+                                         stein_correction=corrected, seed=args.seed,
+                                         progress=progress).fit(data)
         estimates[name], stderr[name] = est.response_, est.response_stderr_
         stein[name] = est.stein_error_
     with timer("gfdt_gaussian_pixel"):
@@ -243,6 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="stored paired truth, pixel kick (netCDF)")
     p.add_argument("--ablation", action="store_true",
                    help="also fit the ablation's scores (DSM CNN, smaller feature libraries)")
+    p.add_argument("--stein", action="store_true",
+                   help="also estimate with the Stein-corrected learned score (row *_stein)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for the DSM ablation (default: gfdt's choice)")
     args = p.parse_args(argv)

@@ -122,7 +122,7 @@ class SteinCorrected(ScoreEstimator):
         d = int(np.prod(shape))
         axes = tuple(range(1, 1 + len(shape)))
         n, sx, ss = 0, np.zeros(d), np.zeros(d)
-        cross = None
+        cross, power = None, 0.0
         for x in data.blocks(_BLOCK):
             s = score_output(inner(x), "score")
             if s.shape != x.shape:
@@ -137,6 +137,7 @@ class SteinCorrected(ScoreEstimator):
                 xh = np.fft.rfftn(x, axes=axes).reshape(b, -1)
                 sh = np.fft.rfftn(s, axes=axes).reshape(b, -1)
                 part = (xh * sh.conj()).sum(axis=0)
+                power = power + (np.abs(xh) ** 2).sum(axis=0)
             else:
                 part = x.reshape(b, d).T @ s.reshape(b, d)
             cross = part if cross is None else cross + part
@@ -146,10 +147,14 @@ class SteinCorrected(ScoreEstimator):
             xbh = np.fft.rfftn(xbar.reshape(shape)).reshape(-1)
             sbh = np.fft.rfftn(sbar.reshape(shape)).reshape(-1)
             c = -(cross / n - xbh * sbh.conj()) / d
-            if np.any(np.abs(c) <= self.rcond * np.abs(c).max()):
+            # modes the data do not occupy (e.g. removed Nyquist lines) have no Stein
+            # identity to restore: the corrected score is zero there
+            live = power > 1e-24 * power.max()
+            if np.any(np.abs(c[live]) <= self.rcond * np.abs(c[live]).max()):
                 raise ValueError("X: the score is uncorrelated with the state in some Fourier "
                                  "mode (C singular); cannot Stein-correct it")
-            corr = 1.0 / c.conj()
+            corr = np.zeros_like(c)
+            corr[live] = 1.0 / c[live].conj()
         else:
             c = -(cross / n - np.outer(xbar, sbar))
             sv = np.linalg.svd(c, compute_uv=False)
