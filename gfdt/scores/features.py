@@ -255,6 +255,9 @@ class FeatureScore(ScoreEstimator):
     (close to) statistically homogeneous.
     """
 
+    #: fits 2-D periodic fields only
+    fields_only = True
+
     def __init__(self, features: str | FeatureLibrary = "vorticity", ridge: float = 1e-8,
                  n_divergence: int = 16, validation: float = 0.2, batch_size: int = 256,
                  seed: int = 0, progress: bool | None = None) -> None:
