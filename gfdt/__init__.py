@@ -20,9 +20,13 @@ from gfdt import _progress as _progress
 from gfdt import conventions, data, scores, stats, systems
 from gfdt.response import (
     Bootstrap,
+    CalibrationResult,
     Observable,
+    ParameterPerturbation,
     Perturbation,
     ResponseEstimator,
+    SensitivityEstimator,
+    calibrate,
     response_to_forcing,
 )
 from gfdt.simulate import simulate
@@ -44,14 +48,18 @@ _LAZY = ("io", "metrics", "nullmodel", "plotting", "sampling")
 __all__ = [
     "AllenCahn",
     "Bootstrap",
+    "CalibrationResult",
     "Lorenz96TwoScale",
     "NavierStokes2D",
     "Observable",
     "OrnsteinUhlenbeck",
+    "ParameterPerturbation",
     "Perturbation",
     "ResponseEstimator",
+    "SensitivityEstimator",
     "SimulationDiverged",
     "__version__",
+    "calibrate",
     "conventions",
     "data",
     "forced_response",

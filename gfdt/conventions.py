@@ -57,6 +57,17 @@ _ATTRS: dict[str, dict[str, str]] = {
                        "units": "1"},
     "conjugate_response": {"long_name": "response of the mean of {what} to {how}"},
     "offset": {"long_name": "offset in {dim}"},
+    # parameter sensitivities
+    "parameter_kick_response": {"long_name": "response of the mean of each observable to a "
+                                             "unit impulse of each parameter",
+                                "units": "observable units per unit parameter per time unit"},
+    "parameter_step_response": {"long_name": "response of the mean of each observable to a "
+                                             "unit step of each parameter at lag 0",
+                                "units": "observable units per unit parameter"},
+    "sensitivity": {"long_name": "static sensitivity d<A>/d(theta) of each observable to "
+                                 "each parameter",
+                    "units": "observable units per unit parameter"},
+    "integration_window": {"long_name": "integration window of the static sensitivity"},
     "null_band_edge": {"long_name": "{edge} edge of the {level} {kind} null-model band"},
     "null_median": {"long_name": "{kind} null-model median"},
     # error metrics

@@ -5,13 +5,21 @@
 * :class:`Observable`, :class:`Perturbation` (:mod:`~gfdt.response.conjugate`): what
   responds and how the state is perturbed, with their numerical options;
 * :class:`Bootstrap` (:mod:`~gfdt.response.bootstrap`): options of the error bars;
-* :func:`response_to_forcing` (:mod:`~gfdt.response.forcing`): predictions.
+* :func:`response_to_forcing` (:mod:`~gfdt.response.forcing`): predictions;
+* :class:`SensitivityEstimator` (:mod:`~gfdt.response.sensitivity`) and
+  :class:`ParameterPerturbation` (:mod:`~gfdt.response.parameters`): responses to
+  parameters of the drift and the noise;
+* :func:`calibrate` (:mod:`~gfdt.response.calibration`): Gauss-Newton calibration.
 """
 
 from gfdt.response.bootstrap import Bootstrap, BootstrapWarning
+from gfdt.response.calibration import CalibrationResult, calibrate
 from gfdt.response.conjugate import Observable, Perturbation
 from gfdt.response.estimator import ResponseEstimator
 from gfdt.response.forcing import response_to_forcing
+from gfdt.response.parameters import ParameterPerturbation
+from gfdt.response.sensitivity import SensitivityEstimator
 
-__all__ = ["Bootstrap", "BootstrapWarning", "Observable", "Perturbation", "ResponseEstimator",
-           "response_to_forcing"]
+__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "Observable",
+           "ParameterPerturbation", "Perturbation", "ResponseEstimator",
+           "SensitivityEstimator", "calibrate", "response_to_forcing"]

@@ -29,12 +29,14 @@ _LAZY = {
     "KGMMScoreModel": "kgmm",
     "KernelScoreModel": "kernel",
     "SnapshotDataset": "data",
+    "SteinCorrected": "stein",
     "WhitenedScore": "whiten",
 }
 
 __all__ = ["AnalyticScore", "AutoScore", "DenoisingScoreModel", "GaussianScore", "HOLDScoreModel",
            "HamiltonianScoreModel", "KGMMScoreModel", "KernelScoreModel", "NotFittedError",
            "ScoreEstimator", "ScoreQuality", "ScoreQualityWarning", "SnapshotDataset",
+           "SteinCorrected",
            "WhitenedScore", "get_score_class", "register_score", "score_names"]
 
 

@@ -87,6 +87,13 @@ class System:
     #: draws, :attr:`normals_per_step`).
     transforms_per_step: ClassVar[tuple[int, int, int]] = (0, 0, 0)
 
+    #: Parameters whose sensitivities gfdt can estimate (:meth:`drift_derivative`,
+    #: :meth:`diffusion_derivative`); empty when the system implements none.
+    sensitivity_parameters: ClassVar[tuple[str, ...]] = ()
+    #: Whether the stationary law is Gaussian (linear drift, additive noise): the exact
+    #: score is then affine in the state and its Jacobian constant.
+    gaussian: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _SYSTEMS.setdefault(cls.__name__, cls)
@@ -187,6 +194,98 @@ class System:
     @property
     def has_exact_score(self) -> bool:
         return type(self).exact_score is not System.exact_score
+
+    # ---------------------------------------------------------- sensitivities
+    def _no_sensitivity(self, what: str) -> NotImplementedError:
+        names = ", ".join(self.sensitivity_parameters) or "none"
+        return NotImplementedError(
+            f"{type(self).__name__} does not implement {what} (its sensitivity_parameters: "
+            f"{names})")
+
+    def check_parameter(self, parameter: str) -> str:
+        """``parameter`` if it is one of :attr:`sensitivity_parameters`, else an error.
+
+        Raises
+        ------
+        TypeError
+            ``parameter`` is not a str.
+        ValueError
+            Unknown parameter; the message lists the known ones.
+        """
+        if not isinstance(parameter, str):
+            raise TypeError(f"parameter must be a str, got {type(parameter).__name__}")
+        if parameter not in self.sensitivity_parameters:
+            names = ", ".join(self.sensitivity_parameters) or "none"
+            raise ValueError(f"parameter {parameter!r} is not a sensitivity parameter of "
+                             f"{type(self).__name__} (known: {names})")
+        return parameter
+
+    def drift(self, u: np.ndarray) -> np.ndarray:
+        """Deterministic drift :math:`F(u)` of the observed state.
+
+        Parameters
+        ----------
+        u : numpy.ndarray, shape (m, ``*state_shape``)
+
+        Returns
+        -------
+        numpy.ndarray, same shape
+            State units per time unit.
+        """
+        raise self._no_sensitivity("drift")
+
+    def drift_derivative(self, u: np.ndarray, parameter: str) -> np.ndarray:
+        """:math:`\\partial F / \\partial\\theta` at states ``u``.
+
+        Parameters
+        ----------
+        u : numpy.ndarray, shape (m, ``*state_shape``)
+        parameter : str
+            One of :attr:`sensitivity_parameters`.
+
+        Returns
+        -------
+        numpy.ndarray, same shape as ``u``
+            State units per time unit per unit of the parameter (zeros when the drift
+            does not depend on it).
+        """
+        raise self._no_sensitivity("drift_derivative")
+
+    def drift_derivative_divergence(self, u: np.ndarray, parameter: str) -> np.ndarray | None:
+        """:math:`\\nabla\\cdot(\\partial F / \\partial\\theta)` at ``u``, shape (m,), or None.
+
+        Optional: None (the default) means "not known in closed form"; the sensitivity
+        estimator then computes the divergence numerically.
+        """
+        return None
+
+    def diffusion_derivative(self, parameter: str) -> np.ndarray | None:
+        """:math:`\\partial D / \\partial\\theta`, :math:`D = \\Sigma\\Sigma^T / 2`.
+
+        The noise is additive (:math:`D` constant in the state).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            Shape (d,) (a diagonal over the flattened state, ``d = prod(state_shape)``)
+            or (d, d); None when the noise does not depend on ``parameter``.
+        """
+        raise self._no_sensitivity("diffusion_derivative")
+
+    def with_parameters(self, **changes: Any) -> System:
+        """A copy with some parameters changed (validated like the constructor).
+
+        Raises
+        ------
+        ValueError
+            A name that is not a parameter of the system.
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(changes) - names)
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))} not a parameter of "
+                             f"{type(self).__name__} (parameters: {', '.join(sorted(names))})")
+        return dataclasses.replace(self, **changes)
 
     # -------------------------------------------------------------- helpers
     def _steps(self, interval: float, name: str) -> int:

@@ -115,6 +115,8 @@ class OrnsteinUhlenbeck(System):
     eps2: float = 0.004
 
     long_name: ClassVar[str] = "Ornstein-Uhlenbeck field"
+    sensitivity_parameters: ClassVar[tuple[str, ...]] = ("lam", "kappa", "A", "eps2")
+    gaussian: ClassVar[bool] = True
     transforms_per_step: ClassVar[tuple[int, int, int]] = (1, 0, 1)  # the noise FFT
 
     @property
@@ -159,6 +161,84 @@ class OrnsteinUhlenbeck(System):
     def stable_dt(self) -> float:
         """RK4's real-axis stability limit :math:`2.78 / \\max_k |L_k|`."""
         return 2.78 / float(np.abs(self.drift_symbol()).max())
+
+    # ---------------------------------------------------------- sensitivities
+    def _apply_symbol(self, u: np.ndarray, symbol: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=float)
+        if u.ndim < 2 or u.shape[-2:] != self.state_shape:
+            raise ValueError(f"u must have shape (m, {self.n}, {self.n}), got {u.shape}")
+        return np.fft.irfft2(symbol * np.fft.rfft2(u), s=self.state_shape)
+
+    def _drift_derivative_symbol(self, parameter: str) -> np.ndarray:
+        self.check_parameter(parameter)
+        if parameter == "lam":
+            return -sigma_symbol(self.n).astype(complex)
+        if parameter == "kappa":
+            return -k_squared(self.n).astype(complex)
+        if parameter == "A":
+            return -dx_symbol(self.n)
+        return np.zeros((self.n, self.n // 2 + 1), dtype=complex)  # eps2: noise only
+
+    def drift(self, u: np.ndarray) -> np.ndarray:
+        """Continuum drift :math:`-\\lambda\\Sigma u + \\kappa\\Delta u - A\\partial_x u`.
+
+        Parameters
+        ----------
+        u : numpy.ndarray, shape (m, n, n)
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, n, n)
+        """
+        return self._apply_symbol(u, self.drift_symbol())
+
+    def drift_derivative(self, u: np.ndarray, parameter: str) -> np.ndarray:
+        """:math:`\\partial F/\\partial\\theta`: :math:`-\\Sigma u` (``lam``),
+        :math:`\\Delta u` (``kappa``), :math:`-\\partial_x u` (``A``), 0 (``eps2``).
+
+        Parameters
+        ----------
+        u : numpy.ndarray, shape (m, n, n)
+        parameter : {"lam", "kappa", "A", "eps2"}
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, n, n)
+        """
+        return self._apply_symbol(u, self._drift_derivative_symbol(parameter))
+
+    def drift_derivative_divergence(self, u: np.ndarray, parameter: str) -> np.ndarray:
+        """Trace of the (linear, circulant) map :math:`\\partial F/\\partial\\theta`:
+        the sum of its symbol over the full Fourier grid, the same at every state.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m,)
+        """
+        sym = self._drift_derivative_symbol(parameter)
+        trace = float(np.fft.irfft2(sym, s=self.state_shape)[0, 0]) * self.n**2
+        return np.full(np.shape(u)[0], trace)
+
+    def diffusion_derivative(self, parameter: str) -> np.ndarray | None:
+        """:math:`\\partial D/\\partial\\epsilon^2` on the grid state, else None.
+
+        The grid SDE has :math:`D = \\Sigma\\Sigma^T/2` circulant with symbol
+        :math:`n^2\\epsilon^2\\sigma_k/2` (the noise per step has covariance
+        :math:`dt\\, n^2\\epsilon^2\\Sigma`), so :math:`\\partial D/\\partial\\epsilon^2`
+        is the circulant matrix of symbol :math:`n^2\\sigma_k/2`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n*n, n*n), or None
+        """
+        self.check_parameter(parameter)
+        if parameter != "eps2":
+            return None
+        kernel = np.fft.irfft2(self.n**2 * sigma_symbol(self.n) / 2.0, s=self.state_shape)
+        iy, ix = np.divmod(np.arange(self.n**2), self.n)
+        dy = (iy[:, None] - iy[None, :]) % self.n
+        dx = (ix[:, None] - ix[None, :]) % self.n
+        return kernel[dy, dx]
 
     # ------------------------------------------------------------ closed forms
     def exact_spectrum(self, *, discrete: bool = True) -> np.ndarray:
