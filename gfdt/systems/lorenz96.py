@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numba as nb
 import numpy as np
@@ -279,7 +279,7 @@ class Lorenz96TwoScale(System):
         numpy.ndarray, same shape as ``u``: state units per time unit per unit of the
         parameter.
         """
-        self._check_parameter(parameter)
+        self.check_parameter(parameter)
         u = self._check_states(u)
         K, J = self.K, self.J
         X, Y = u[..., :K], u[..., K:]
@@ -296,31 +296,20 @@ class Lorenz96TwoScale(System):
             dX, dY = np.zeros_like(X), self.c * adv
         return np.concatenate([dX, dY], axis=-1)
 
+    def drift_derivative_divergence(self, u: np.ndarray, parameter: str) -> np.ndarray:
+        """:math:`\\nabla\\cdot\\partial F/\\partial\\theta`, shape (m,): ``-K J`` for
+        ``c`` (from the damping ``-c Y``), zero for F, h and b (the advection derivative
+        has no diagonal part)."""
+        self.check_parameter(parameter)
+        u = self._check_states(u)
+        value = -float(self.K * self.J) if parameter == "c" else 0.0
+        return np.full(u.shape[:-1], value)
+
     def diffusion_derivative(self, parameter: str) -> np.ndarray | None:
         """:math:`\\partial D/\\partial\\theta`: None, since none of F, h, c, b enters the
         noise (``D = noise^2/2`` on the fast block)."""
-        self._check_parameter(parameter)
+        self.check_parameter(parameter)
         return None
-
-    def with_parameters(self, **changes: Any) -> Lorenz96TwoScale:
-        """A copy with some parameters changed (validated like the constructor).
-
-        Raises
-        ------
-        TypeError
-            For a name that is not a parameter of the system.
-        """
-        names = {f.name for f in dataclasses.fields(self) if f.init}
-        bad = sorted(set(changes) - names)
-        if bad:
-            raise TypeError(f"unknown parameter(s) {bad} for {type(self).__name__}; "
-                            f"known: {sorted(names)}")
-        return dataclasses.replace(self, **changes)
-
-    def _check_parameter(self, parameter: str) -> None:
-        if parameter not in self.sensitivity_parameters:
-            raise ValueError(f"parameter must be one of {self.sensitivity_parameters}, "
-                             f"got {parameter!r}")
 
     # ------------------------------------------------------------ observables
     def observables(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
