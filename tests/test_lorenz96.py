@@ -185,3 +185,21 @@ def test_observables_closed_forms():
     assert o["XYbar"] == pytest.approx((1 * 2 + 0 + 0 + 4 * 1) / 4)
     assert o["Y2"] == pytest.approx((1 + 9 + 0 + 0 + 4 + 4 + 1 + 1) / 8)
     assert o["XXm1"] == pytest.approx((1 * 4 + 2 * 1 + 3 * 2 + 4 * 3) / 4)
+
+
+def test_parameter_differences_exact_on_the_uncoupled_fixed_point():
+    # h = 0, noise = 0, uniform X: the advection vanishes and X_n - F' = g^n (F - F') with
+    # g the RK4 factor of -dt, so d<X>/dF after n steps is exactly 1 - g^n
+    from gfdt._parameter_truth import parameter_differences
+
+    s = Lorenz96TwoScale(K=5, J=2, h=0.0, noise=0.0, dt=0.01)
+    u0 = np.zeros((2, *s.state_shape))
+    u0[:, :s.K] = s.F
+    obs = {"X": s.observables()["X"]}
+    r = parameter_differences(s, {"F": [0.5, 1.0]}, obs, u0, n_saves=4, save_every=10,
+                              seeds=[1, 2], n_workers=2)
+    assert r.shape == (2, 1, 2, 5, 1)
+    n = np.arange(5) * 10
+    expect = 1 - rk4_factor(s.dt) ** n
+    np.testing.assert_allclose(r[:, 0, :, :, 0], np.broadcast_to(expect, (2, 2, 5)),
+                               atol=1e-12)
