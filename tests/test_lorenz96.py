@@ -203,3 +203,30 @@ def test_parameter_differences_exact_on_the_uncoupled_fixed_point():
     expect = 1 - rk4_factor(s.dt) ** n
     np.testing.assert_allclose(r[:, 0, :, :, 0], np.broadcast_to(expect, (2, 2, 5)),
                                atol=1e-12)
+
+
+def test_benchmark_metric_is_the_plain_rmse_over_lags_observables_parameters():
+    import sys
+    from pathlib import Path
+
+    import xarray as xr
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _lorenz96 import SlowScore, curve_rmse
+
+    lag = np.arange(81) * 0.1  # 0..8: only 0..6 (61 lags) count
+    rng = np.random.default_rng(0)
+    truth = xr.DataArray(rng.standard_normal((81, 5, 4)), dims=("lag", "observable", "parameter"),
+                         coords={"lag": lag, "parameter": ["F", "h", "c", "b"]})
+    err = np.zeros((81, 5, 4))
+    err[:, :, 1] = 2.0  # only h is off, by 2 everywhere
+    err[61:] = 100.0    # beyond t = 6: ignored
+    r = curve_rmse(truth + err, truth)
+    assert r["overall"] == pytest.approx(np.sqrt(4.0 / 4))
+    assert r["per_param"] == pytest.approx({"F": 0.0, "h": 2.0, "c": 0.0, "b": 0.0})
+    # the lifted slow score: the slow block from the model, zero fast block
+    s = SlowScore(lambda x: -x, K=3, d=9)
+    u = rng.standard_normal((2, 9))
+    out = s(u)
+    np.testing.assert_array_equal(out[:, :3], -u[:, :3])
+    np.testing.assert_array_equal(out[:, 3:], 0.0)
