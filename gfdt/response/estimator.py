@@ -39,7 +39,7 @@ from gfdt.response.bootstrap import (
 from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
 from gfdt.response.forcing import prediction_stderr, response_to_forcing, scalar_forcing
-from gfdt.scores.base import NotFittedError, ScoreEstimator
+from gfdt.scores.base import NotFittedError, ScoreEstimator, check_flag
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems.base import System
 
@@ -179,6 +179,12 @@ class ResponseEstimator:
         ``max(4 max_lag, 2048)`` samples. Learned scores (``"dsm"``) and the
         observable/perturbation path still read their training data or observable
         series into memory.
+    stein_correction : bool
+        Wrap the fitted score in :class:`~gfdt.scores.SteinCorrected`, fitted on the same
+        data: the affine correction after which :math:`E[s] = 0` and
+        :math:`-E[(x - \\mu) s^T] = I` hold on the data (per Fourier mode, i.e.
+        translation-averaged, for homogeneous fields), so the raw response at lag 0 is
+        the identity. One extra pass of score evaluations.
 
     Attributes
     ----------
@@ -273,6 +279,7 @@ class ResponseEstimator:
         block_length: int | None = None,
         seed: int | None = None,
         memory_budget: int | str | None = None,
+        stein_correction: bool = False,
     ) -> None:
         self.score = score
         self.max_lag = max_lag
@@ -295,6 +302,7 @@ class ResponseEstimator:
         self.block_length = block_length
         self.seed = seed
         self.memory_budget = memory_budget
+        self.stein_correction = stein_correction
 
     # the scikit-learn parameter contract, shared with the score estimators
     get_params = ScoreEstimator.get_params
@@ -408,6 +416,10 @@ class ResponseEstimator:
                 score_options=self.score_options, memory_budget=self.memory_budget,
                 progress=self.progress)
         check_gaussian_fit(model, "X")
+        if check_flag(self.stein_correction, "stein_correction"):
+            from gfdt.scores.stein import SteinCorrected
+
+            model = SteinCorrected(model, homogeneous=homogeneous).fit(data)
         t1 = time.perf_counter()
         if self.observable is not None or self.perturbation is not None:
             self._fit_conjugate(data, model, L)
@@ -431,7 +443,7 @@ class ResponseEstimator:
         return (isinstance(self.score, str) and self.score.lower() == "gaussian"
                 and homogeneous and not data.lazy and int(self.source_stride) == 1
                 and self.memory_budget is None and self.observable is None
-                and self.perturbation is None)
+                and self.perturbation is None and not self.stein_correction)
 
     def _fit_state(self, data: Trajectories, model: ScoreEstimator, L: int,
                    homogeneous: bool, streamed: bool) -> None:

@@ -43,11 +43,12 @@ def is_affine_score(model: Any) -> bool:
 
     True for :class:`~gfdt.scores.GaussianScore`, for a
     :class:`~gfdt.scores.SteinCorrected` wrapper of an affine score, and for any object
-    with a true ``affine`` attribute (e.g. the exact score of a Gaussian system).
+    with a true ``affine`` attribute (e.g. ``AnalyticScore(f, affine=True)``, or the
+    exact score of a Gaussian system, ``System.gaussian``).
     """
     from gfdt.scores.gaussian import GaussianScore
 
-    if isinstance(model, GaussianScore) or getattr(model, "affine", False) is True:
+    if isinstance(model, GaussianScore) or getattr(model, "affine", False) in (True, 1):
         return True
     inner = getattr(model, "score_model_", None)
     return inner is not None and inner is not model and is_affine_score(inner)

@@ -39,9 +39,10 @@ __all__ = ["SensitivityEstimator", "step_response"]
 
 logger = logging.getLogger("gfdt")
 
-#: The automatic window is WINDOW_FACTOR times the first lag at which the kick response
-#: falls within NOISE_LEVEL standard errors (so that the neglected tail is small against
-#: the error of the integral, while the noise of a long, empty tail is not integrated).
+#: The automatic window is WINDOW_FACTOR times the first lag t such that the kick
+#: response stays within NOISE_LEVEL standard errors over [t, WINDOW_FACTOR t] (so the
+#: neglected tail is small against the error of the integral, the noise of a long empty
+#: tail is not integrated, and a sign change of K is not taken for its end).
 WINDOW_FACTOR = 2.0
 NOISE_LEVEL = 2.0
 
@@ -79,9 +80,16 @@ class SensitivityEstimator:
         :class:`~gfdt.ResponseEstimator`).
     window : int, float, str, timedelta or None
         Integration window of the static sensitivity (same units as ``max_lag``, at most
-        ``max_lag``). None: chosen per observable and parameter as ``2`` times the
-        first lag at which :math:`|K|` falls within two bootstrap standard errors (at
-        most ``max_lag``; a warning when it never does). Needs ``bootstrap``.
+        ``max_lag``). None: for each observable and parameter, :math:`2t` with
+        :math:`t` the first lag such that :math:`|K|` stays within two bootstrap standard
+        errors on :math:`[t, 2t]` (``max_lag`` and a warning when there is no such lag),
+        and the longest of these for all: relaxation times belong to the system, and a
+        pair whose kick response is weak against its noise at every lag (but whose
+        integral is not) would otherwise get a window that is far too short. Needs
+        ``bootstrap``. The trapezoid rule needs a save interval that
+        resolves the decay of :math:`K`: components decaying at rate :math:`r` are
+        overestimated by a factor :math:`(r h/2)\\coth(r h/2)` for save interval
+        :math:`h` (4 % at :math:`rh = 1`).
     stein_correction : bool
         Wrap the fitted score in :class:`~gfdt.scores.SteinCorrected` (fitted on the
         same data) before use.
@@ -101,7 +109,10 @@ class SensitivityEstimator:
     batch_size, progress, score_options, source_stride
         As for :class:`~gfdt.ResponseEstimator`.
     bootstrap, n_bootstrap, block_length, seed
-        Block-bootstrap options, as for :class:`~gfdt.ResponseEstimator`.
+        Block-bootstrap options, as for :class:`~gfdt.ResponseEstimator`, except the
+        default block length: the larger of ``3 (max_lag + 1)`` and 20 integrated
+        autocorrelation times (the summand of a sensitivity at one source time spans
+        the whole window). The window is held fixed in the replicates.
 
     Attributes
     ----------
@@ -113,7 +124,8 @@ class SensitivityEstimator:
     sensitivity_ : xarray.DataArray, dims ("observable", "parameter")
         :math:`R` at the integration window.
     window_ : xarray.DataArray, dims ("observable", "parameter")
-        The window used (lag units); also in ``sensitivity_.attrs``.
+        The window used (lag units; the same for all pairs); also in
+        ``sensitivity_.attrs["window"]``.
     kick_response_stderr_, response_stderr_, sensitivity_stderr_ : xarray.DataArray
         Bootstrap standard errors (NaN without bootstrap); the window is held fixed in
         the replicates.
@@ -347,7 +359,7 @@ class SensitivityEstimator:
         opts = Bootstrap.from_keywords(self.bootstrap, self.n_bootstrap, self.block_length)
         boot, blen = None, 0
         if opts is not None:
-            blen = opts.choose_block_length(data.members, L, stride)
+            blen = opts.choose_block_length(data.members, 3 * (L + 1) - 1, stride)
             rng = np.random.default_rng(np.random.SeedSequence(opts.seed)
                                         if opts.seed is not None else boot_seq)
             boot = BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, float, rng)
@@ -372,14 +384,13 @@ class SensitivityEstimator:
         rep_resp = None if reps is None else step_response(np.moveaxis(reps, 0, 1), dt)
         se_resp = nan if rep_resp is None else np.nanstd(rep_resp, axis=1, ddof=1)
         p, q = kick.shape[1:]
-        if W is None:
-            win = np.empty((p, q), dtype=int)
-            for i in range(p):
-                for j in range(q):
-                    win[i, j] = self._auto_window(kick[:, i, j], se_kick[:, i, j],
-                                                  names[i], params[j])
+        if W is None:  # the longest of the pairs' windows (see ``window``)
+            W = max(self._auto_window(kick[:, i, j], se_kick[:, i, j], names[i], params[j])
+                    for i in range(p) for j in range(q))
+            given = False
         else:
-            win = np.full((p, q), W, dtype=int)
+            given = True
+        win = np.full((p, q), W, dtype=int)
         ii, jj = np.meshgrid(np.arange(p), np.arange(q), indexing="ij")
         sens = resp[win, ii, jj]
         se_sens = (np.full((p, q), np.nan) if rep_resp is None
@@ -408,9 +419,10 @@ class SensitivityEstimator:
         self.sensitivity_ = arr(sens, "sensitivity", "sensitivity", with_lag=False)
         self.sensitivity_.attrs.update({
             "integration": "trapezoid",
-            "window_rule": "given" if W is not None
-            else f"{WINDOW_FACTOR:g} x first lag with |K| <= {NOISE_LEVEL:g} standard errors",
-            "window": lag_vals[win].ravel().tolist() if W is None else float(lag_vals[W]),
+            "window_rule": "given" if given
+            else f"largest over pairs of {WINDOW_FACTOR:g} t, t the first lag with |K| <= "
+                 f"{NOISE_LEVEL:g} standard errors on [t, {WINDOW_FACTOR:g} t]",
+            "window": float(lag_vals[W]),
             "window_units": lag[2].get("units", "1")})
         for attr, values, like in (("kick_response_stderr_", se_kick, self.kick_response_),
                                    ("response_stderr_", se_resp, self.response_),
@@ -424,15 +436,18 @@ class SensitivityEstimator:
 
     def _auto_window(self, k: np.ndarray, se: np.ndarray, obs: str, param: str) -> int:
         L = k.size - 1
-        inside = np.flatnonzero(np.abs(k[1:]) <= NOISE_LEVEL * se[1:]) + 1
-        if inside.size == 0:
+        quiet = np.abs(k) <= NOISE_LEVEL * se
+        # first lag t such that |K| stays within the noise over [t, WINDOW_FACTOR t]
+        first = next((t for t in range(1, L + 1)
+                      if quiet[t:min(L, int(np.ceil(WINDOW_FACTOR * t))) + 1].all()), None)
+        if first is None:
             msg = (f"sensitivity of {obs!r} to {param!r}: the kick response never falls "
                    f"within {NOISE_LEVEL:g} standard errors up to max_lag = {L} lags; the "
                    "window is max_lag and the sensitivity may be truncated: increase max_lag")
             logger.warning(msg)
             warnings.warn(msg, stacklevel=4)
             return L
-        return int(min(L, np.ceil(WINDOW_FACTOR * inside[0])))
+        return int(min(L, np.ceil(WINDOW_FACTOR * first)))
 
     def _method(self) -> str:
         if isinstance(self.score, str):

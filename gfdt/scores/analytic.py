@@ -20,6 +20,10 @@ class AnalyticScore(ScoreEstimator):
         Maps a batch of shape ``(batch, *state)`` to scores of the same shape.
     name : str
         Label used in outputs.
+    affine : bool
+        The function is affine in the state (constant Jacobian, e.g. a Gaussian score):
+        the diffusion conjugate of :class:`~gfdt.ParameterPerturbation` then takes the
+        trace of the Jacobian once.
 
     Examples
     --------
@@ -29,9 +33,11 @@ class AnalyticScore(ScoreEstimator):
     array([[-1., -1., -1.]])
     """
 
-    def __init__(self, function: Callable[[np.ndarray], np.ndarray], name: str = "analytic"):
+    def __init__(self, function: Callable[[np.ndarray], np.ndarray], name: str = "analytic",
+                 affine: bool = False):
         self.function = function
         self.name = name
+        self.affine = affine
 
     def fit(self, X=None) -> AnalyticScore:
         """Nothing to learn; kept for the common interface."""

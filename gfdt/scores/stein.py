@@ -6,10 +6,12 @@ import copy
 from collections.abc import Callable
 
 import numpy as np
+import xarray as xr
 
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.scores.analytic import AnalyticScore
-from gfdt.scores.base import ScoreEstimator, check_flag, score_output
+from gfdt.scores.base import ScoreEstimator, as_samples, check_flag, score_output
+from gfdt.scores.gaussian import GaussianScore
 
 __all__ = ["SteinCorrected"]
 
@@ -42,6 +44,8 @@ class SteinCorrected(ScoreEstimator):
     estimator : ScoreEstimator or callable
         The score to correct: a fitted estimator, an unfitted one (a copy is fitted on
         the data in :meth:`fit`), or a callable ``(batch, *state) -> (batch, *state)``.
+        Default: :class:`~gfdt.scores.GaussianScore`, which the correction leaves
+        unchanged (a reference point, and an exact check of the wrapper).
     homogeneous : bool, optional
         Per-mode correction of a periodic field. Default: True for states with two or
         more axes.
@@ -81,7 +85,7 @@ class SteinCorrected(ScoreEstimator):
         return inner is not None and is_affine_score(inner)
 
     def _inner(self, data: Trajectories) -> ScoreEstimator:
-        s = self.estimator
+        s = GaussianScore() if self.estimator is None else self.estimator
         if isinstance(s, ScoreEstimator):
             if s.is_fitted:
                 return s
@@ -100,12 +104,16 @@ class SteinCorrected(ScoreEstimator):
 
         Parameters
         ----------
-        X : array_like ``(n_samples, *state)``, xarray data or Trajectories
+        X : array_like ``(n_samples, *state)``, or xarray data / Trajectories (time
+            series, as :class:`~gfdt.ResponseEstimator` takes them)
         """
         check_flag(self.homogeneous, "homogeneous", optional=True)
         if not (0 < self.rcond < 1):
             raise ValueError(f"rcond must be in (0, 1), got {self.rcond!r}")
-        data = X if isinstance(X, Trajectories) else as_trajectories(X, "X")
+        if isinstance(X, (Trajectories, xr.DataArray, xr.Dataset)):
+            data = X if isinstance(X, Trajectories) else as_trajectories(X, "X")
+        else:  # samples (n_samples, *state), as every score estimator takes them
+            data = as_trajectories(as_samples(X, "X"), "X")
         if data.n_samples < 2:
             raise ValueError("X needs at least 2 samples")
         inner = self._inner(data)

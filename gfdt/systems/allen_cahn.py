@@ -186,6 +186,7 @@ class AllenCahn(System):
     eps2: float = 0.004
 
     long_name: ClassVar[str] = "Allen-Cahn order parameter"
+    sensitivity_parameters: ClassVar[tuple[str, ...]] = ("alpha", "kappa", "A", "eps2")
     transforms_per_step: ClassVar[tuple[int, int, int]] = (5, 4, 1)
 
     @property
@@ -221,6 +222,64 @@ class AllenCahn(System):
         return np.fft.irfft2(self.linear_symbol() * uh
                              + self.nonlinear_symbol() * np.fft.rfft2(u - u**3),
                              s=self.state_shape)
+
+    # ---------------------------------------------------------- sensitivities
+    def drift_derivative(self, u: np.ndarray, parameter: str) -> np.ndarray:
+        """:math:`\\partial F/\\partial\\theta`: :math:`\\Sigma(u - u^3)` (``alpha``),
+        :math:`\\Delta u` (``kappa``), :math:`-\\partial_x u` (``A``), 0 (``eps2``).
+
+        Parameters
+        ----------
+        u : numpy.ndarray, shape (m, n, n)
+        parameter : {"alpha", "kappa", "A", "eps2"}
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, n, n)
+        """
+        self.check_parameter(parameter)
+        u = np.asarray(u, dtype=float)
+        if u.ndim < 2 or u.shape[-2:] != self.state_shape:
+            raise ValueError(f"u must have shape (m, {self.n}, {self.n}), got {u.shape}")
+        if parameter == "alpha":
+            return np.fft.irfft2(sigma_symbol(self.n) * np.fft.rfft2(u - u**3),
+                                 s=self.state_shape)
+        sym = {"kappa": -k_squared(self.n), "A": -dx_symbol(self.n)}.get(parameter)
+        if sym is None:  # eps2: noise only
+            return np.zeros_like(u)
+        return np.fft.irfft2(sym * np.fft.rfft2(u), s=self.state_shape)
+
+    def drift_derivative_divergence(self, u: np.ndarray, parameter: str) -> np.ndarray:
+        """Exact :math:`\\nabla\\cdot(\\partial F/\\partial\\theta)`, shape (m,):
+        :math:`\\Sigma_{00}\\sum_i (1 - 3u_i^2)` for ``alpha`` (the Jacobian is
+        :math:`\\Sigma\\,\\mathrm{diag}(1 - 3u^2)`), the trace of the circulant map
+        otherwise (``kappa``: :math:`-\\sum_k |k|^2`; ``A``, ``eps2``: 0)."""
+        self.check_parameter(parameter)
+        u = np.asarray(u, dtype=float)
+        m = u.shape[0]
+        if parameter == "alpha":
+            s00 = float(np.fft.irfft2(sigma_symbol(self.n), s=self.state_shape)[0, 0])
+            return s00 * (1.0 - 3.0 * u**2).reshape(m, -1).sum(axis=1)
+        if parameter == "kappa":
+            trace = float(np.fft.irfft2(-k_squared(self.n).astype(float),
+                                        s=self.state_shape)[0, 0]) * self.n**2
+            return np.full(m, trace)
+        return np.zeros(m)
+
+    def diffusion_derivative(self, parameter: str) -> np.ndarray | None:
+        """:math:`\\partial D/\\partial\\epsilon^2`: the circulant matrix of symbol
+        :math:`n^2\\sigma_k/2` (as for the OU system); None for the other parameters.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n*n, n*n), or None
+        """
+        self.check_parameter(parameter)
+        if parameter != "eps2":
+            return None
+        kernel = np.fft.irfft2(self.n**2 * sigma_symbol(self.n) / 2.0, s=self.state_shape)
+        iy, ix = np.divmod(np.arange(self.n**2), self.n)
+        return kernel[(iy[:, None] - iy[None, :]) % self.n, (ix[:, None] - ix[None, :]) % self.n]
 
     def _kernel(self):
         return _ac_kernel
