@@ -28,8 +28,9 @@ class CalibrationResult:
         :math:`(S^T W S)^{-1}` at the last step: the covariance of the parameters
         implied by the noise of the target and simulated statistics.
     statistics : numpy.ndarray, shape (p,)
-        Simulated statistics at the calibrated parameters (when evaluated there, else at
-        the last evaluated point; see ``converged``).
+        Simulated statistics at the last simulated parameters: with ``converged``, those
+        before the last step, which was within the parameters' standard errors and is
+        not simulated again.
     statistics_stderr : numpy.ndarray, shape (p,)
     n_iterations : int
         Gauss-Newton steps taken.
