@@ -30,7 +30,13 @@ from gfdt.response import (
     response_to_forcing,
 )
 from gfdt.simulate import simulate
-from gfdt.systems import AllenCahn, NavierStokes2D, OrnsteinUhlenbeck, SimulationDiverged
+from gfdt.systems import (
+    AllenCahn,
+    Lorenz96TwoScale,
+    NavierStokes2D,
+    OrnsteinUhlenbeck,
+    SimulationDiverged,
+)
 from gfdt.truth import forced_response, perturbation_response
 
 __version__ = conventions.version()
@@ -43,6 +49,7 @@ __all__ = [
     "AllenCahn",
     "Bootstrap",
     "CalibrationResult",
+    "Lorenz96TwoScale",
     "NavierStokes2D",
     "Observable",
     "OrnsteinUhlenbeck",

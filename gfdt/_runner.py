@@ -195,15 +195,17 @@ def as_member_fields(initial, system: System, n_members: int | None, name: str) 
     try:
         raw = np.asarray(initial)
     except ValueError:  # ragged nested lists
-        raise ValueError(f"{name} must be an array of shape (member, y, x)") from None
+        raise ValueError(f"{name} must be an array of shape (member, *state)") from None
     if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
         raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
     arr = raw.astype(float)
-    if arr.ndim == 2:
+    nd = len(system.state_shape)
+    if arr.ndim == nd:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != system.state_shape:
+    if arr.ndim != nd + 1 or arr.shape[1:] != system.state_shape:
         raise ValueError(
-            f"{name} must have shape (member, {system.n}, {system.n}), got {np.shape(initial)}"
+            f"{name} must have shape (member, {', '.join(map(str, system.state_shape))}), "
+            f"got {np.shape(initial)}"
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no members (shape {arr.shape})")

@@ -435,7 +435,7 @@ def _dataset(system: System, u: np.ndarray, aux: np.ndarray | None, times: np.nd
     # the variable carries the system too, so a DataArray alone is self-describing
     sys_attrs = {k: v for k, v in attrs.items()
                  if k in ("gfdt_system", "gfdt_parameters", "gfdt_homogeneous")}
-    data = {system.variable: (("member", "time", "y", "x"), u,
+    data = {system.variable: (("member", "time", *system.state_dims), u,
                               {**conventions.attrs("state", long_name=system.long_name,
                                                    units=system.units),
                                **sys_attrs})}

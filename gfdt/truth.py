@@ -360,8 +360,7 @@ def _dataset(system: System, obs: Observable | None, mean: np.ndarray, se: np.nd
     """
     dim0 = first[0]
     if obs is None:
-        coords = system.coords()
-        dims, crd, unit = (dim0, "y", "x"), {"y": coords["y"], "x": coords["x"]}, units[0]
+        dims, crd, unit = (dim0, *system.state_dims), system.coords(), units[0]
     else:
         dims = (dim0, "observable")
         crd = {"observable": ["mean"] if obs.label == "mean" else np.arange(mean.shape[1])}

@@ -2,11 +2,13 @@
 
 from gfdt.systems.allen_cahn import AllenCahn
 from gfdt.systems.base import SimulationDiverged, System, system_from_attrs
+from gfdt.systems.lorenz96 import Lorenz96TwoScale
 from gfdt.systems.navier_stokes import NavierStokes2D
 from gfdt.systems.ou import OrnsteinUhlenbeck
 
 __all__ = [
     "AllenCahn",
+    "Lorenz96TwoScale",
     "NavierStokes2D",
     "OrnsteinUhlenbeck",
     "SimulationDiverged",

@@ -100,10 +100,10 @@ class System:
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
-        _check_n(self.n)
+        self._check_grid()
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name == "n":
+            if f.name == "n" or not f.init:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
                 raise TypeError(f"{f.name} must be a real number, got {type(v).__name__}")
@@ -112,11 +112,20 @@ class System:
         if self.dt <= 0:
             raise ValueError(f"dt must be > 0, got {self.dt}")
 
+    def _check_grid(self) -> None:
+        """Validate the state size (here the grid size ``n``)."""
+        _check_n(self.n)
+
     # -------------------------------------------------------------- metadata
     @property
     def state_shape(self) -> tuple[int, int]:
         """Shape ``(n, n)`` of the observed field, dims ``("y", "x")``."""
         return (self.n, self.n)
+
+    @property
+    def state_dims(self) -> tuple[str, ...]:
+        """Names of the state axes in datasets (``("y", "x")`` for fields)."""
+        return ("y", "x")
 
     @property
     def n_aux(self) -> int:
@@ -130,8 +139,8 @@ class System:
         return 0
 
     def parameters(self) -> dict[str, Any]:
-        """All dataclass fields as a plain dict (floats and ints)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """All constructor fields as a plain dict (floats and ints)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     def attrs(self) -> dict[str, Any]:
         """netCDF-safe attributes describing the system (enough to rebuild it)."""
