@@ -285,3 +285,18 @@ def test_truncated_window_warns(ou_data):
         with pytest.warns(UserWarning, match="increase max_lag"):
             gfdt.SensitivityEstimator("exact", {"var": var}, ["eps2"], max_lag=2,
                                       seed=0).fit(fit)
+
+
+def test_constant_part_of_a_conjugate_does_not_enter(ou_data):
+    """A conjugate shifted by a constant (a state-independent divergence) gives the same
+    kick response: the conjugates are centred (their exact mean is zero)."""
+    def run(div):
+        pert = ParameterPerturbation(lambda u: np.ones_like(u), name="shift",
+                                     drift_divergence=div)
+        return gfdt.SensitivityEstimator("gaussian", {"var": var}, [pert], max_lag=4.0,
+                                         window=2.0, bootstrap=False).fit(ou_data)
+
+    plain = run(lambda u: np.zeros(len(u)))
+    shifted = run(lambda u: np.full(len(u), 360.0))
+    np.testing.assert_allclose(shifted.kick_response_.values, plain.kick_response_.values,
+                               rtol=0, atol=1e-9 * np.abs(plain.kick_response_.values).max())

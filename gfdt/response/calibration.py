@@ -97,8 +97,9 @@ def calibrate(simulate_stats: Callable[[dict], tuple[np.ndarray, np.ndarray]],
               (\\text{target} - \\text{stats}(\\theta)),
 
     :math:`W = \\mathrm{diag}(1 / (\\sigma_{target}^2 + \\sigma_{stats}^2))`. It stops
-    when every component of the step is within ``tol`` times the parameter's standard
-    error :math:`\\sqrt{(S^T W S)^{-1}_{jj}}` (further steps would chase noise), or after
+    when every component of the full (undamped) step is within ``tol`` times the
+    parameter's standard error :math:`\\sqrt{(S^T W S)^{-1}_{jj}}` (further steps would
+    chase noise), or after
     ``max_iter`` steps. Progress is logged (``logging.getLogger("gfdt")``, INFO).
 
     Parameters
@@ -181,7 +182,7 @@ def calibrate(simulate_stats: Callable[[dict], tuple[np.ndarray, np.ndarray]],
                         "step": step.copy(), "stderr": psd.copy(), "chi2": chi2})
         logger.info("calibrate: step %d, chi2 %.3g, |step| / stderr %s -> %s", it, chi2,
                     np.round(np.abs(step) / psd, 3).tolist(), theta)
-        if np.all(np.abs(step) <= tol * psd):
+        if np.all(np.abs(step) <= tol * damping * psd):  # the full Gauss-Newton step
             converged = True
             break
         stats, se = _stats(simulate_stats, theta, p)
