@@ -53,7 +53,7 @@ from _common import (
 import gfdt
 from gfdt.metrics import response_error, summarize_errors
 from gfdt.scores.features import FeatureLibrary, FeatureScore, feature_library
-from gfdt.systems._spectral import resolved_mask
+from gfdt.systems._spectral import resolved_mask, rfft_weights
 
 logger = logging.getLogger("gfdt.benchmarks")
 
@@ -110,14 +110,12 @@ def resolved(fields: np.ndarray) -> np.ndarray:
 
 def band_errors(estimate, truth) -> dict[str, float]:
     """Squared L2 error summed over lags, split by |k| band: where the error sits."""
+    n = estimate.shape[-1]  # square grid
     diff = np.fft.rfft2(estimate.values - truth.values)
-    n = diff.shape[-2]
     ky = np.fft.fftfreq(n, 1.0 / n)[:, None]
-    kx = np.fft.rfftfreq(diff.shape[-1] * 2 - 2, 1.0 / (diff.shape[-1] * 2 - 2))[None, :]
+    kx = np.fft.rfftfreq(n, 1.0 / n)[None, :]
     k = np.sqrt(kx**2 + ky**2)
-    weight = np.full(k.shape, 2.0)
-    weight[:, 0] = weight[:, -1] = 1.0
-    e2 = (np.abs(diff) ** 2 * weight).sum(axis=0) / n**2
+    e2 = (np.abs(diff) ** 2 * rfft_weights((n, n))).sum(axis=0) / n**2
     return {f"{lo}-{hi}": float(e2[(k >= lo) & (k < hi)].sum()) for lo, hi in BANDS}
 
 

@@ -13,23 +13,10 @@ import torch
 from torch import nn
 
 from gfdt.scores.networks import PlainMLP
+from gfdt.systems._spectral import rfft_weights
 
 
 # ------------------------------------------------------------------ structures
-def _rfft_weights(state_shape: tuple[int, ...]) -> np.ndarray:
-    """Multiplicity of each rfftn mode in the full spectrum (1 or 2), rfftn layout.
-
-    With ``norm="ortho"``, :math:`\\|x\\|^2 = \\sum_k w_k |\\hat x_k|^2` for real ``x``.
-    """
-    n_last = state_shape[-1]
-    rshape = (*state_shape[:-1], n_last // 2 + 1)
-    w = np.full(rshape, 2.0)
-    w[..., 0] = 1.0
-    if n_last % 2 == 0:
-        w[..., -1] = 1.0
-    return w
-
-
 def _symmetrize(lam: torch.Tensor, state_shape: tuple[int, ...]) -> torch.Tensor:
     """Make a spectrum on the rfftn grid even, :math:`\\lambda(k) = \\lambda(-k)`.
 
@@ -65,7 +52,7 @@ class _Basis:
         self.state_shape = tuple(state_shape)
         self.dims = tuple(range(1, len(state_shape) + 1))
         if kind == "fourier":
-            w = _rfft_weights(self.state_shape)
+            w = rfft_weights(self.state_shape)
             self.rshape = w.shape
             self.w = torch.tensor(w.reshape(-1), dtype=torch.float64)
             self.wP = torch.cat([self.w, self.w])

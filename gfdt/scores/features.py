@@ -48,6 +48,7 @@ import scipy.fft as sfft
 from gfdt._progress import tqdm
 from gfdt.scores.base import ScoreEstimator, as_samples, check_number, register_score
 from gfdt.scores.quality import ScoreQualityWarning, _user_stacklevel
+from gfdt.systems._spectral import rfft_weights
 
 __all__ = ["FeatureLibrary", "FeatureScore", "SpectralOps", "feature_library"]
 
@@ -162,9 +163,11 @@ class FeatureLibrary:
         h = ops.fwd(x)
         return {c: (x if c == "x" else ops.inv(h * _CHANNELS[c](ops))) for c in self.channels}
 
-    def __call__(self, ops: SpectralOps, x: np.ndarray) -> list[np.ndarray]:
-        """Feature fields of a batch ``x`` (batch, ny, nx), field first."""
-        ch = self.channel_fields(ops, x)
+    def __call__(self, ops: SpectralOps, x: np.ndarray,
+                 channels: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """Feature fields of a batch ``x`` (batch, ny, nx), field first (``channels``:
+        :meth:`channel_fields` of ``x`` when already computed)."""
+        ch = self.channel_fields(ops, x) if channels is None else channels
         feats = [x] + [np.prod([ch[c] for c in p], axis=0) for p in self.products]
         if self.nested is not None:
             feats += list(self.nested(ops, x)[0])
@@ -312,8 +315,8 @@ class FeatureScore(ScoreEstimator):
             raise ValueError(f"{len(X) - n_val} training samples are too few for "
                              f"{len(names)} features (need at least {2 * len(names)})")
         train, held = np.sort(order[n_val:]), np.sort(order[:n_val])
-        gram = self._gram(X, train)
-        div = self._product_divergence(X, train)
+        gram, means = self._gram(X, train)
+        div = self._product_divergence(means)
         if self.library_.nested is not None:
             pick = rng.choice(train, min(int(self.n_divergence), len(train)), replace=False)
             div[..., 1 + len(self.library_.products):] = self._nested_divergence(X[pick])
@@ -326,38 +329,41 @@ class FeatureScore(ScoreEstimator):
         self.quality_ = self._quality(X[held], gram, div) if n_val >= 2 else {}
         return self
 
-    def _gram(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """:math:`M(k)`, shape (ny, nx//2+1, m, m), averaged over ``rows`` of X."""
+    def _moment_keys(self) -> set[tuple[str, ...]]:
+        """Channel products whose means the exact divergence terms need: every product
+        of the library with one factor left out."""
+        return {tuple(sorted(p[:i] + p[i + 1:])) for p in self.library_.products
+                for i in range(len(p))}
+
+    def _gram(self, X: np.ndarray, rows: np.ndarray
+              ) -> tuple[np.ndarray, dict[tuple[str, ...], float]]:
+        """:math:`M(k)`, shape (ny, nx//2+1, m, m), and the channel-product means of
+        :meth:`_moment_keys`, averaged over ``rows`` of X (one pass over the data)."""
+        lib, ops = self.library_, self.ops_
+        cells = int(np.prod(self.state_shape_))
+        means = dict.fromkeys(self._moment_keys(), 0.0)
         gram = None
         bs = int(self.batch_size)
         with self._bar(len(rows), "feature score: Gram matrices") as bar:
             for i in range(0, len(rows), bs):
-                fh = self._feature_modes(X[rows[i: i + bs]])
+                xb = X[rows[i: i + bs]]
+                ch = lib.channel_fields(ops, xb)
+                for key in means:
+                    means[key] += float(np.prod([ch[c] for c in key], axis=0).sum()) / cells
+                fh = ops.fwd(np.stack(lib(ops, xb, ch), axis=1))
                 fm = np.moveaxis(fh, (0, 1), (-2, -1))  # (ny, nk, batch, m)
                 g = np.matmul(np.conj(np.swapaxes(fm, -1, -2)), fm)
                 gram = g if gram is None else gram + g
                 bar.update(len(fh))
-        return gram / len(rows)
+        return gram / len(rows), {key: v / len(rows) for key, v in means.items()}
 
-    def _product_divergence(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """:math:`D(k)` of the field and the channel products (exact from moments),
-        shape (ny, nx//2+1, m); the nested features' entries are left at zero."""
+    def _product_divergence(self, means: dict[tuple[str, ...], float]) -> np.ndarray:
+        """:math:`D(k)` of the field and the channel products (exact from the moments
+        ``means``), shape (ny, nx//2+1, m); the nested features' entries are zero."""
         lib, ops = self.library_, self.ops_
         ny, nx = self.state_shape_
-        m = len(self.feature_names_)
-        div = np.zeros((ny, nx // 2 + 1, m), dtype=complex)
+        div = np.zeros((ny, nx // 2 + 1, len(self.feature_names_)), dtype=complex)
         div[..., 0] = ny * nx
-        # E[prod of the other channels] for every product and every factor left out
-        wanted = {tuple(sorted(p[:i] + p[i + 1:])) for p in lib.products
-                  for i in range(len(p))}
-        means = dict.fromkeys(wanted, 0.0)
-        bs = int(self.batch_size)
-        for i in range(0, len(rows), bs):
-            ch = lib.channel_fields(ops, X[rows[i: i + bs]])
-            for key in wanted:
-                means[key] += float(np.prod([ch[c] for c in key], axis=0).sum()) / (ny * nx)
-        for key in means:
-            means[key] /= len(rows)
         for j, p in enumerate(lib.products, start=1):
             for i, c in enumerate(p):
                 rest = tuple(sorted(p[:i] + p[i + 1:]))
@@ -392,10 +398,7 @@ class FeatureScore(ScoreEstimator):
     def _objective(self, X: np.ndarray, coef: np.ndarray, div: np.ndarray) -> np.ndarray:
         """Implicit score-matching objective per sample and grid point, shape (n,)."""
         ny, nx = self.state_shape_
-        weight = np.full(coef.shape[:2], 2.0)
-        weight[:, 0] = 1.0
-        if nx % 2 == 0:
-            weight[:, -1] = 1.0
+        weight = rfft_weights(self.state_shape_)
         lin = float((weight * np.einsum("abj,abj->ab", coef, np.conj(div)).real).sum())
         out = []
         for i in range(0, len(X), int(self.batch_size)):

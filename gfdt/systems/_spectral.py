@@ -40,6 +40,7 @@ __all__ = [
     "resolved_impulse",
     "resolved_mask",
     "rfft2_into",
+    "rfft_weights",
     "rk4_factor",
     "sigma_symbol",
     "wavenumbers",
@@ -97,6 +98,21 @@ def resolved_mask(state_shape: tuple[int, ...]) -> np.ndarray:
             index[axis] = v // 2
             mask[tuple(index)] = False
     return mask
+
+
+def rfft_weights(state_shape: tuple[int, ...]) -> np.ndarray:
+    """Multiplicity of each rfftn mode in the full spectrum (1 or 2), rfftn layout.
+
+    For a real field :math:`x`, :math:`\\sum_{\\text{all } k} |\\hat x_k|^2 =
+    \\sum_{\\text{rfftn } k} w_k |\\hat x_k|^2`: the conjugate mode :math:`-k` of every
+    column but ``kx = 0`` and (even length) the last is not stored.
+    """
+    n_last = int(state_shape[-1])
+    w = np.full((*state_shape[:-1], n_last // 2 + 1), 2.0)
+    w[..., 0] = 1.0
+    if n_last % 2 == 0:
+        w[..., -1] = 1.0
+    return w
 
 
 def resolved_impulse(state_shape: tuple[int, ...]) -> np.ndarray:
