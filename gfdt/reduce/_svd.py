@@ -1,0 +1,183 @@
+"""Leading singular vectors of area-weighted anomalies, never as a dense grid x grid matrix.
+
+With anomalies :math:`X` (samples x valid points) and weights :math:`w`, the weighted
+anomalies are :math:`Y = X \\operatorname{diag}(w) = U S V^T`. Three routes give the
+leading modes, chosen by the sizes (``solver="auto"``):
+
+* ``"gram"``: the eigenvectors of the samples x samples Gram matrix :math:`Y Y^T`
+  (in-memory data with fewer samples than points; built over column chunks);
+* ``"covariance"``: the eigenvectors of :math:`Y^T Y` (at most a few thousand points;
+  built over time blocks, so Dask-backed data are read block by block);
+* ``"randomized"``: the randomized range finder with power iterations (Halko,
+  Martinsson and Tropp 2011, Alg. 4.4 and 5.1), which only multiplies :math:`Y` and
+  :math:`Y^T` by thin matrices: two reads of the data per iteration.
+
+Every route returns the field patterns :math:`P = X^T U S^{-1}` computed from the
+unweighted anomalies, so that :math:`V = \\operatorname{diag}(w) P` and the map back to
+the grid never divides by a weight (points of zero weight, such as a pole row, keep a
+finite pattern).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from gfdt.reduce._field import Field
+
+__all__ = ["EXACT_LIMIT", "leading_modes"]
+
+logger = logging.getLogger("gfdt")
+
+#: Largest side of the dense matrix an exact route eigendecomposes.
+EXACT_LIMIT = 3000
+#: Power iterations and extra columns of the randomized route.
+N_POWER, MIN_OVERSAMPLE = 5, 10
+#: Modes with singular values below this fraction of the largest are not resolved.
+RANK_RTOL = 1e-6
+
+
+class Anomalies:
+    """Weighted anomalies :math:`Y` of the valid points, read from ``field`` on demand."""
+
+    def __init__(self, field: Field, cols: np.ndarray, mean: np.ndarray, w: np.ndarray):
+        self.field, self.cols, self.mean, self.w = field, cols, mean, w
+        self.n, self.d = field.n_samples, int(cols.size)
+        self.offsets = np.concatenate([[0], np.cumsum(field.lengths)])
+
+    def rows(self):
+        """``(start, X)``: unweighted anomalies of consecutive time blocks, all members."""
+        rows = max(1, (16 * 2**20) // (8 * max(self.field.n_space, 1)))
+        for k, a, block in self.field.blocks(rows):
+            yield int(self.offsets[k]) + a, block[:, self.cols] - self.mean
+
+    def columns(self):
+        """``(slice, X)``: unweighted anomalies of column chunks, all samples (in memory)."""
+        width = max(1, (16 * 2**20) // (8 * self.n))
+        flat = [np.asarray(m).reshape(m.shape[0], -1) for m in self.field.members]
+        for a in range(0, self.d, width):
+            sl = slice(a, min(a + width, self.d))
+            idx = self.cols[sl]
+            yield sl, np.concatenate([f[:, idx] for f in flat], axis=0) - self.mean[sl]
+
+
+def _top_eigh(C: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest eigenpairs of a symmetric matrix, decreasing."""
+    import scipy.linalg
+
+    n = C.shape[0]
+    k = min(k, n)
+    ev, vec = scipy.linalg.eigh(C, subset_by_index=[n - k, n - 1], check_finite=False)
+    return ev[::-1], vec[:, ::-1]
+
+
+def _gram(Y: Anomalies, k: int):
+    G = np.zeros((Y.n, Y.n))
+    for sl, X in Y.columns():
+        Yc = X * Y.w[sl]
+        G += Yc @ Yc.T
+    ev, U = _top_eigh(G, k)
+    s = np.sqrt(np.clip(ev, 0.0, None))
+    keep = s > RANK_RTOL * max(s[0], 1e-300)
+    s, U = s[keep], U[:, keep]
+    P = np.empty((Y.d, s.size))
+    for sl, X in Y.columns():
+        P[sl] = (X.T @ U) / s
+    return s, U * s, P
+
+
+def _covariance(Y: Anomalies, k: int):
+    C = np.zeros((Y.d, Y.d))
+    for _, X in Y.rows():
+        Yb = X * Y.w
+        C += Yb.T @ Yb
+    ev, V = _top_eigh(C, k)
+    s = np.sqrt(np.clip(ev, 0.0, None))
+    keep = s > RANK_RTOL * max(s[0], 1e-300)
+    s, V = s[keep], V[:, keep]
+    A = np.empty((Y.n, s.size))
+    XtA = np.zeros((Y.d, s.size))
+    for a, X in Y.rows():
+        A[a:a + X.shape[0]] = (X * Y.w) @ V
+        XtA += X.T @ A[a:a + X.shape[0]]
+    return s, A, XtA / s**2
+
+
+def _randomized(Y: Anomalies, k: int, seed: int):
+    p = min(Y.n, Y.d, k + max(MIN_OVERSAMPLE, k // 2))
+    rng = np.random.default_rng(seed)
+
+    def times(M: np.ndarray) -> np.ndarray:  # Y @ M, (n, p)
+        out = np.empty((Y.n, M.shape[1]))
+        for a, X in Y.rows():
+            out[a:a + X.shape[0]] = (X * Y.w) @ M
+        return out
+
+    def times_t(Q: np.ndarray, unweighted: bool = False):  # Y^T @ Q (and X^T @ Q), (d, p)
+        raw = np.zeros((Y.d, Q.shape[1]))
+        for a, X in Y.rows():
+            raw += X.T @ Q[a:a + X.shape[0]]
+        out = raw * Y.w[:, None]
+        return (out, raw) if unweighted else out
+
+    Q = np.linalg.qr(times(rng.standard_normal((Y.d, p))))[0]
+    for _ in range(N_POWER):
+        Z = np.linalg.qr(times_t(Q))[0]
+        Q = np.linalg.qr(times(Z))[0]
+    Zw, Zx = times_t(Q, unweighted=True)  # Y^T Q = V S Ub^T
+    _V, s, UbT = np.linalg.svd(Zw, full_matrices=False)
+    Ub = UbT.T[:, :k]
+    s = s[:k]
+    keep = s > RANK_RTOL * max(s[0], 1e-300)
+    s, Ub = s[keep], Ub[:, keep]
+    U = Q @ Ub
+    return s, U * s, (Zx @ Ub) / s
+
+
+def choose_solver(solver: str, n: int, d: int, lazy: bool) -> str:
+    """The route for ``n`` samples and ``d`` valid points (see the module docstring)."""
+    if solver == "auto":
+        if not lazy and min(n, d) <= EXACT_LIMIT:
+            return "gram" if n < d else "covariance"
+        return "covariance" if d <= EXACT_LIMIT else "randomized"
+    if solver == "exact":
+        if (n < d or d > EXACT_LIMIT) and not lazy and n <= EXACT_LIMIT:
+            return "gram"
+        if d <= EXACT_LIMIT:
+            return "covariance"
+        raise ValueError(f"solver='exact' needs at most {EXACT_LIMIT} valid points (or, for "
+                         f"data in memory, samples); here {d} points and {n} samples: use "
+                         "solver='randomized' (or 'auto')")
+    return solver
+
+
+def leading_modes(Y: Anomalies, k: int, solver: str, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The leading ``k`` (at most) resolved modes of the weighted anomalies.
+
+    Returns
+    -------
+    s : numpy.ndarray, shape ``(m,)``
+        Singular values, decreasing (``m <= k``: unresolved modes are dropped).
+    pcs : numpy.ndarray, shape ``(n, m)``
+        Principal components :math:`U S`, samples of all members in order.
+    patterns : numpy.ndarray, shape ``(d, m)``
+        :math:`P = X^T U S^{-1}`; the components are :math:`V = w P`.
+    route : str
+        The route used.
+    """
+    route = choose_solver(solver, Y.n, Y.d, Y.field.lazy)
+    logger.info("EOF: %d samples x %d valid points, %d modes by the %s route", Y.n, Y.d, k,
+                route)
+    if route == "gram":
+        s, pcs, P = _gram(Y, k)
+    elif route == "covariance":
+        s, pcs, P = _covariance(Y, k)
+    else:
+        s, pcs, P = _randomized(Y, k, seed)
+    # a deterministic sign: the largest entry of each component is positive
+    V = P * Y.w[:, None]
+    sign = np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])
+    sign[sign == 0] = 1.0
+    return s, pcs * sign, P * sign, route
