@@ -1,6 +1,6 @@
 """Durations in a time axis's units, and maximal lags given as samples or durations.
 
-Split from :mod:`gfdt._time` (which re-exports both functions) to keep modules short.
+Built on :mod:`gfdt._time` (one way: :mod:`gfdt._time` does not import this module).
 """
 
 from __future__ import annotations

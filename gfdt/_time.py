@@ -15,10 +15,10 @@ calendar months (monthly means stamped at the start, middle or end of each month
 gaps of 28 to 31 days) get units ``"months"``, whole years ``"years"``; fixed steps get
 ``"days"``, ``"hours"``, ``"minutes"`` or ``"seconds"``, the largest unit the step is a
 whole number of. The ``lag`` coordinate in those units is
-:func:`gfdt.conventions.lag_coord`; :func:`parse_max_lag` turns a maximal lag given in
-samples, in the data's units, as a timedelta or as a string such as ``"12 months"``
-into samples, and :func:`forcing_times` reads a forcing's time axis in the data's
-units.
+:func:`gfdt.conventions.lag_coord`; :func:`gfdt._duration.parse_max_lag` (built on
+this module, which does not import it) turns a maximal lag given in samples, in the
+data's units, as a timedelta or as a string such as ``"12 months"`` into samples, and
+:func:`forcing_times` reads a forcing's time axis in the data's units.
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ import xarray as xr
 
 __all__ = [
     "TimeStep",
-    "duration_in_units",
     "elapsed",
     "forcing_times",
-    "parse_max_lag",
     "time_step",
 ]
 
@@ -414,7 +412,3 @@ def forcing_times(coord, step: TimeStep, name: str = "forcing") -> np.ndarray:
         raise ValueError(f"{name}'s time step is {own}, the data's is {step}: resample the "
                          "forcing to the data's time step")
     return np.arange(len(vals)) * float(step.step)
-
-
-# durations and maximal lags live in gfdt._duration (re-exported here)
-from gfdt._duration import duration_in_units, parse_max_lag  # noqa: E402

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gfdt
+import gfdt._paired
 from gfdt.simulate import _DirectoryStore
 from gfdt.systems import AllenCahn, NavierStokes2D, OrnsteinUhlenbeck
 
@@ -140,7 +141,7 @@ def test_perturbation_response_on_dask_is_bit_identical(client, monkeypatch):
                           seed=1, progress=False)
     kw = dict(max_lag=3, save_interval=0.5, delta=0.1, seed=4, n_windows=2,
               pixel=[(0, 0), (2, 3)], progress=False, return_state=True)
-    monkeypatch.setattr(gfdt.truth, "_BATCH", 2)  # several batches in flight
+    monkeypatch.setattr(gfdt._paired, "_BATCH", 2)  # several batches in flight
     ref, ref_u, ref_aux = gfdt.perturbation_response(ac, start.u.isel(time=0), **kw,
                                                      n_workers=1)
     got, got_u, got_aux = gfdt.perturbation_response(ac, start.u.isel(time=0), **kw,
@@ -168,7 +169,7 @@ def test_forced_response_on_dask_is_bit_identical(client, monkeypatch):
                           seed=2, progress=False)
     t = np.arange(4)[:, None, None]
     forcing = 0.2 * np.cos(t + np.zeros((1, 8, 8))) + 0.1 * (np.arange(8) % 2)
-    monkeypatch.setattr(gfdt.truth, "_BATCH", 2)  # several batches in flight
+    monkeypatch.setattr(gfdt._paired, "_BATCH", 2)  # several batches in flight
     kw = dict(save_interval=0.5, seed=3, progress=False)
     ref = gfdt.forced_response(ac, start.u.isel(time=0), forcing, **kw, n_workers=1)
     got = gfdt.forced_response(ac, start.u.isel(time=0), forcing, **kw, client=client)

@@ -265,7 +265,7 @@ def test_wasserstein_refuses_nan_samples():
 def test_prior_draws_of_a_fitted_dsm_have_the_data_covariance_plus_noise():
     """Reverse-SDE starts come from the estimator's Gaussian part: standardised data
     covariance + sigma^2 I (through the estimator's public ``prior_.apply``)."""
-    from gfdt.sampling import _VEScore
+    from gfdt.sampling.diffusion import _VEScore
     from gfdt.scores import DenoisingScoreModel
 
     rng = np.random.default_rng(5)

@@ -10,14 +10,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from gfdt._time import (
-    TimeStep,
-    duration_in_units,
-    elapsed,
-    forcing_times,
-    parse_max_lag,
-    time_step,
-)
+from gfdt._duration import duration_in_units, parse_max_lag
+from gfdt._time import TimeStep, elapsed, forcing_times, time_step
 from gfdt.conventions import lag_coord
 
 MONTHLY = TimeStep(1.0, "months", "proleptic_gregorian")

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OBSERVABLE_NAMES", "Observable", "Perturbation", "conjugate_series"]
+__all__ = ["OBSERVABLE_NAMES", "Observable", "Perturbation", "conjugate_objects",
+           "conjugate_series"]
 
 #: Names accepted by ``observable=``.
 OBSERVABLE_NAMES = ("identity", "mean")
@@ -302,6 +303,30 @@ class Perturbation:
             du = self._numpy_field(x + h * v) - self._numpy_field(x - h * v)
             div += np.einsum("bi,bi->b", du.reshape(b, -1), v.reshape(b, -1)) / (2 * h)
         return div / len(probes)
+
+
+def conjugate_objects(observable, perturbation, data, rng: np.random.Generator,
+                      **options) -> tuple[Observable, Perturbation | None]:
+    """The observable and the bound perturbation of :class:`~gfdt.ResponseEstimator`.
+
+    ``options`` (``divergence``, ``autograd``, ``n_probes``, ``probe``, ``fd_step``)
+    make a :class:`Perturbation` of a plain callable or array; the default
+    finite-difference scale is the mean standard deviation of the first member's
+    coordinates, ``rng`` draws the probes.
+    """
+    state_shape = data.state_shape
+    obs = Observable(observable, state_shape)
+    if perturbation is None:
+        return obs, None
+    pert = perturbation
+    if not isinstance(pert, Perturbation):
+        pert = Perturbation(pert, **options)
+
+    def scale() -> float:
+        first = np.asarray(data.members[0], dtype=float)
+        return float(first.reshape(first.shape[0], -1).std(axis=0).mean())
+
+    return obs, pert.bind(state_shape, rng, scale)
 
 
 def conjugate_series(data, model, obs: Observable, pert: Perturbation | None, stride: int,

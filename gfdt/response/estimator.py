@@ -1,14 +1,10 @@
 """ResponseEstimator: responses from the generalized fluctuation-dissipation theorem.
 
 The estimator is thin: it resolves the score (:mod:`gfdt.response._score`), builds
-targets :math:`A` and sources :math:`B` (plain GFDT: :math:`A = x - \\mu`,
-:math:`B = -s`; observables and perturbations: :mod:`gfdt.response.conjugate`) and
-hands them to the one lagged-correlation engine (:mod:`gfdt.response.correlate`),
-with error bars from :mod:`gfdt.response.bootstrap`.
-
-The module is longer than gfdt's ~500-line guide because about 250 of its lines are
-docstrings: the class docstring (the one reference of the estimator's parameters and
-attributes) and those of the public methods.
+targets :math:`A = x - \\mu` and sources :math:`B = -s` (or those of
+:mod:`gfdt.response.conjugate`) for the lagged-correlation engine
+(:mod:`gfdt.response.correlate`), with error bars from :mod:`gfdt.response.bootstrap`.
+The options are explained in ``docs/response_estimator.md``.
 """
 
 from __future__ import annotations
@@ -21,12 +17,14 @@ import numpy as np
 import scipy.fft as sfft
 import xarray as xr
 
+from gfdt._duration import parse_max_lag
 from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
-from gfdt._time import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.response import _output
 from gfdt.response._checks import check_gaussian_fit, check_not_constant
+from gfdt.response._output import normalize as _normalize
+from gfdt.response._output import spectral_score as _spectral_score
 from gfdt.response._score import data_mean, evaluate, resolve_score
 from gfdt.response.bootstrap import (
     BlockBootstrap,
@@ -36,9 +34,14 @@ from gfdt.response.bootstrap import (
     own_statistics,
     stderr_arrays,
 )
-from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
+from gfdt.response.conjugate import (
+    Observable,
+    Perturbation,
+    conjugate_objects,
+    conjugate_series,
+)
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
-from gfdt.response.forcing import prediction_stderr, response_to_forcing, scalar_forcing
+from gfdt.response.forcing import predict
 from gfdt.scores.base import NotFittedError, ScoreEstimator, check_flag
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems._spectral import resolved_impulse, resolved_mask
@@ -54,204 +57,80 @@ _KEEP_REPLICATES_BYTES = 64 * 2**20  # bootstrap replicates kept for predict() e
 class ResponseEstimator:
     """Linear response from unperturbed data via the GFDT.
 
-    For a stationary process with score :math:`s = \\nabla \\log p`, the mean change of
-    :math:`x_i` at time :math:`t` after a small kick :math:`\\delta x_j` at time 0 is
-    :math:`R_{ij}(t)\\,\\delta x_j` with
-
-    .. math:: R_{ij}(t) = -\\langle x_i(t)\\, s_j(x(0)) \\rangle .
-
-    The average runs over all time pairs of every member with *unbiased* lag means
-    (no circular wrap in time). For homogeneous periodic fields it also runs over all
-    source points, giving the response field :math:`R(r, t)` to a unit kick at the
-    origin, computed with FFTs in space and (zero-padded) in time.
+    :math:`R_{ij}(t) = -\\langle x_i(t)\\, s_j(x(0)) \\rangle`: the mean change of
+    :math:`x_i` at time :math:`t` per unit kick of :math:`x_j` at time 0. The options
+    explained: :doc:`/response_estimator`; conventions: :doc:`/theory`.
 
     Parameters
     ----------
     score : str, callable or ScoreEstimator
-        ``"gaussian"`` (fit :math:`-C^{-1}(x - \\mu)` to the data), ``"dsm"`` (train a
-        :class:`~gfdt.scores.DenoisingScoreModel` with its defaults; ``"hsm"``,
-        ``"hold"``: Hamiltonian or HOLD score matching likewise; ``"kernel"``: the
-        WPO-informed kernel score; ``"kgmm"``: KGMM, low dimension only), ``"exact"`` (the
-        closed-form score of the gfdt system that made the data, or of ``system``), a
-        callable mapping a batch ``(batch, *state)`` to scores of the same shape, or a
-        score estimator (fitted, or fitted here on the data).
+        ``"gaussian"``, ``"exact"`` (of the data's gfdt system or ``system``), a learned
+        score's name (``"dsm"``, ``"hsm"``, ``"hold"``, ``"kernel"``, ``"kgmm"``,
+        ``"auto"``), a callable ``(batch, *state) -> (batch, *state)``, or an estimator.
     max_lag : int, float, str or timedelta
-        Largest lag; the response covers lags ``0..max_lag``. An int counts samples; a
-        float is a duration in the data's time units (e.g. ``12.0`` for monthly data:
-        12 months); a string such as ``"12 months"``, ``"30 days"`` or ``"6 hours"``, or
-        a timedelta, is converted to the data's units. A duration must be a whole number
-        of time steps.
+        Largest lag: samples (int), or a duration in the data's time units (float,
+        ``"12 months"``, timedelta) that is a whole number of time steps.
     normalize : bool
-        Report :math:`R(t) R(0)^{-1}` as the paper does (corrects a score's overall
-        scale and Stein-identity error). The raw estimate is kept in
-        ``response_raw_`` either way.
+        Report :math:`R(t) R(0)^{-1}`; ``response_raw_`` keeps the raw estimate.
     homogeneous : bool, optional
-        Translation-average over a periodic field. Default: True for data from gfdt's
-        periodic systems (attribute ``gfdt_homogeneous``), else False.
+        Translation-average a periodic field (default: ``gfdt_homogeneous`` attribute).
     system : gfdt.systems.System, optional
         Source of the exact score when the data carry no gfdt attributes.
-    batch_size : int
-        States per score evaluation.
+    batch_size, source_stride : int
+        States per score evaluation; score at every ``source_stride``-th sample only.
     progress : bool, optional
         Progress bar (default: only on a terminal).
     score_options : dict, optional
-        Keyword arguments of the score estimator a score name creates (``"dsm"``:
-        :class:`~gfdt.scores.DenoisingScoreModel`, ``"hsm"``:
-        :class:`~gfdt.scores.HamiltonianScoreModel`, ``"hold"``:
-        :class:`~gfdt.scores.HOLDScoreModel`, ``"kernel"``:
-        :class:`~gfdt.scores.KernelScoreModel`, ``"kgmm"``:
-        :class:`~gfdt.scores.KGMMScoreModel`).
-    source_stride : int
-        Evaluate the score only at every ``source_stride``-th sample of each time
-        series (the source times :math:`t_0` of :math:`x(t_0 + \\tau)\\, s(x(t_0))`),
-        while the lags keep the full time resolution. Lag means stay unbiased (each is
-        divided by its own number of source times). Data saved at every time step are
-        strongly correlated over a few steps, so a stride of a few steps cuts the cost
-        of expensive (learned) scores several-fold at almost no loss of precision.
+        Keyword arguments of the score estimator a score name creates.
     observable : None, str or callable
-        Observable :math:`A` whose response is wanted: a callable mapping a batch
-        ``(batch, *state)`` to ``(batch, n_obs)`` (or ``(batch,)``) values, ``"mean"``
-        (the mean over all state coordinates) or ``"identity"`` (every coordinate).
-        Default: the state itself (with ``perturbation``) or the plain GFDT (without).
-        Observables are not translation-averaged, even for homogeneous fields.
-        With an observable but no perturbation, the sources are kicks on every state
-        coordinate: :math:`R^A_j(t) = -\\langle (A(x(t)) - \\langle A\\rangle)
-        s_j(x(0))\\rangle`, dims ``("lag", "observable", "source")``.
+        Observable :math:`A`: a callable ``(batch, *state) -> (batch, n_obs)``,
+        ``"mean"`` or ``"identity"`` (default: the plain GFDT).
     perturbation : callable, array_like or Perturbation, optional
-        State-dependent perturbation :math:`x \\to x + \\delta\\, u(x)` at time 0: a
-        callable ``u`` mapping ``(batch, *state)`` to ``(batch, *state)`` fields, or a
-        state-shaped array (a constant direction). The response per unit
-        :math:`\\delta` is :math:`R_A(t) = \\langle (A(x(t)) - \\langle A\\rangle)
-        B(x(0))\\rangle` with the conjugate variable
-        :math:`B = -\\nabla\\cdot u - u\\cdot s`; dims ``("lag", "observable")``, or
-        ``("lag", *state_dims)`` for the identity observable. ``normalize`` does not
-        apply. A :class:`~gfdt.response.Perturbation` carries its own numerical
-        options (``divergence``, ``autograd``, ``n_probes``, ``probe``, ``fd_step``);
-        the keywords below are the shorthand for a plain callable or array.
-    divergence : {"auto", "exact", "hutchinson"} or callable
-        How :math:`\\nabla\\cdot u` is computed. ``"exact"``: the sum over all ``d``
-        coordinates of central differences (``2 d`` evaluations of ``u`` per state);
-        ``"hutchinson"``: the mean over ``n_probes`` random probes :math:`v` of
-        :math:`v\\cdot(u(x + hv) - u(x - hv))/2h`, unbiased with variance
-        :math:`\\frac{2}{n_p}(\\|J_s\\|_F^2 - \\sum_i J_{ii}^2)` for Rademacher and
-        :math:`\\frac{2}{n_p}\\|J_s\\|_F^2` for Gaussian probes (:math:`J` the
-        Jacobian of ``u``, :math:`J_s` its symmetric part; Rademacher probes are exact
-        for pointwise maps :math:`u_i(x) = f(x_i)`). Probes are drawn afresh for every
-        state, so this noise is white in time and adds about
-        :math:`E[(A - \\langle A\\rangle)^2 \\sigma^2_{div}] / N` to the variance of
-        :math:`R_A` (:math:`N` states). ``"auto"``: exact up to 64 coordinates. A
-        callable returns the divergence, shape ``(batch,)``.
-    autograd : bool
-        ``perturbation`` is a torch callable (float64 tensors in and out): derivatives
-        by torch automatic differentiation instead of finite differences.
-    n_probes : int
-        Probes per state of the Hutchinson estimate.
-    probe : {"rademacher", "gaussian"}
-        Distribution of the Hutchinson probes.
-    fd_step : float, optional
-        Finite-difference step in state units (default: 1e-4 times the data's standard
-        deviation).
+        State-dependent perturbation :math:`x \\to x + \\delta\\, u(x)`.
+    divergence, autograd, n_probes, probe, fd_step
+        :class:`~gfdt.Perturbation` options for a plain callable or array.
     bootstrap : bool or Bootstrap
-        Estimate ``response_stderr_`` by a block bootstrap (see Notes): True (with
-        ``n_bootstrap`` and ``block_length``), False, or the options as
-        :class:`~gfdt.response.Bootstrap` ``(n=..., block_length=..., seed=...)``.
-    n_bootstrap : int
-        Bootstrap replicates (with ``bootstrap=True``).
-    block_length : int, optional
-        Bootstrap block length in samples (source times), with ``bootstrap=True``.
-        Default: the larger of ``max_lag + 1`` and 20 integrated autocorrelation times
-        of the data (pooled over coordinates: a score that weighs slow, weak modes up,
-        like the exact score of a field, may need longer blocks), at most the longest
-        member.
+        Block-bootstrap error bars: True, False, or :class:`~gfdt.Bootstrap` options.
+    n_bootstrap, block_length : int
+        Replicates and block length in samples (default: see :class:`~gfdt.Bootstrap`).
     seed : int, optional
         Seed of the bootstrap resampling and of the Hutchinson probes.
     memory_budget : int or str, optional
-        Bytes the fit may use beyond the data and the imported libraries, as a number
-        or a string like ``"256MB"`` or ``"1GiB"``. It sets how many samples are read and
-        processed at a time (blocks overlap by ``max_lag`` samples, so every lag pair is
-        counted once) and the FFT work space. Most useful with Dask-backed data (e.g.
-        ``xr.open_mfdataset(files, chunks={"time": 1000})`` or
-        ``gfdt.io.open_run(folder, chunks={})``), which is then never loaded whole: the
-        mean and the Gaussian score's covariance are computed in a streaming pass, the
-        lagged correlations in a second. A quarter of the budget is kept for memory not
-        counted array by array (library caches, Dask graphs, allocator slack); the
-        result and, with ``bootstrap``, the replicates must fit in the rest. Keep the
-        Dask chunks along ``time`` no larger than a block. Default: blocks of
-        ``max(4 max_lag, 2048)`` samples. Learned scores (``"dsm"``) and the
-        observable/perturbation path still read their training data or observable
-        series into memory.
+        Bytes the fit may use beyond the data (e.g. ``"256MB"``); streams the data.
     kick : {"pixel", "resolved"}
-        Homogeneous fields, plain GFDT: the shape of the unit kick at the origin.
-        ``"pixel"``: one grid point, :math:`R(t)\\,\\delta_0`. ``"resolved"``: the pixel
-        impulse with the Nyquist lines removed, :math:`R(t)\\,P\\delta_0`, the response
-        a paired truth made with ``perturbation_response(kick="resolved")`` measures.
-        On a grid whose Nyquist modes are slaved to the resolved ones by aliasing
-        (turbulent fields), only this kick has a response that a score estimated from
-        data can resolve (theory page, "Kick conventions"). With ``normalize`` the
-        inverse of :math:`R(0)` is taken on the resolved modes.
+        Homogeneous plain GFDT: one grid point, or that impulse without Nyquist lines.
     stein_correction : bool
-        Wrap the fitted score in :class:`~gfdt.scores.SteinCorrected`, fitted on the same
-        data: the affine correction after which :math:`E[s] = 0` and
-        :math:`-E[(x - \\mu) s^T] = I` hold on the data (per Fourier mode, i.e.
-        translation-averaged, for homogeneous fields), so the raw response at lag 0 is
-        the identity. One extra pass of score evaluations.
+        Wrap the score in :class:`~gfdt.scores.SteinCorrected` fitted on the data.
 
     Attributes
     ----------
-    response_ : xarray.DataArray
-        The (normalised if asked) response; dims ``("lag", *state_dims)`` when
-        homogeneous, else ``("lag", "observable", "source")``.
-    response_raw_ : xarray.DataArray
-        Unnormalised estimate, same layout.
+    response_, response_raw_ : xarray.DataArray
+        Response per unit kick (normalised if asked), raw estimate: dims ``("lag",
+        *state_dims)`` (fields), ``("lag", "observable", "source")`` (matrix,
+        observable) or ``("lag", "observable")`` (perturbation).
+    response_stderr_, response_raw_stderr_ : xarray.DataArray or None
+        Their bootstrap standard errors (None with ``bootstrap=False``).
     stein_ : xarray.DataArray
-        Raw response at lag 0: the Stein sum rule :math:`-E[x s^T]`, ideally the
-        identity (a delta at offset 0 for fields).
+        Raw response at lag 0 (the Stein sum rule, ideally the identity).
     stein_error_ : float
-        :math:`\\|R(0) - I\\|_F / \\sqrt{d}` of the raw estimate (for fields: the L2
-        norm of :math:`R(r, 0) - \\delta_r` over the field). With a perturbation:
-        :math:`\\|R_A(0) - E[\\nabla A\\cdot u]\\| / \\|E[\\nabla A\\cdot u]\\|`
-        (NaN for an observable without perturbation).
+        Relative distance of ``stein_`` from its exact value (NaN: observable only).
     stein_expected_ : xarray.DataArray or None
-        With a perturbation: the sum rule's value :math:`E[\\nabla A\\cdot u]`
-        (central differences of :math:`A` along :math:`u`, averaged over the source
-        states), which :math:`R_A(0)` should equal; None otherwise.
+        With a perturbation: the sum rule's value :math:`E[\\nabla A\\cdot u]`.
     score_model_ : ScoreEstimator
         The score used.
     mean_ : numpy.ndarray
-        Data mean subtracted from :math:`x(t)` (scalar for homogeneous fields); with
-        an observable, :math:`\\langle A\\rangle`.
-    n_samples_ : int
-        Number of states used.
+        Mean subtracted from :math:`x(t)` (scalar for fields), or :math:`\\langle A\\rangle`.
+    n_samples_, block_length_ : int
+        States used; bootstrap block length (samples).
     timings_ : dict
-        Seconds spent fitting the score and computing correlations.
-    response_stderr_ : xarray.DataArray or None
-        Bootstrap standard error of ``response_`` (same layout; None with
-        ``bootstrap=False``). For ``normalize=True`` every replicate is normalised by
-        its own :math:`R(0)`, so the error of the normalisation is included.
-    response_raw_stderr_ : xarray.DataArray or None
-        Bootstrap standard error of ``response_raw_``.
-    block_length_ : int
-        Bootstrap block length used (samples).
+        Seconds fitting the score and computing correlations.
     response_kind_ : str
-        ``"matrix"``, ``"homogeneous"``, ``"observable"`` (dims ``("lag",
-        "observable", "source")`` for observables under kicks of every coordinate) or
-        ``"perturbation"``: how :meth:`predict` applies a forcing.
+        ``"matrix"``, ``"homogeneous"``, ``"observable"`` or ``"perturbation"``.
 
     Notes
     -----
-    The bootstrap cuts every member into blocks of ``block_length`` source times, keeps
-    each block's part of the lagged cross-correlation sums (pairs belong to the block
-    of their source time), and draws ``n_bootstrap`` resamples of all blocks with
-    replacement, recomputing each estimate from the stored parts: the score is never
-    re-evaluated. Every statistic estimated from the data enters each replicate: a
-    Gaussian score fitted here (``score="gaussian"``) uses the replicate's own
-    covariance (its lag-0 sums), so the raw replicate is the Gaussian estimate of the
-    resample, and with ``normalize=True`` every replicate is divided by its own
-    :math:`R(0)`. A learned score is held fixed (its training error is not included
-    beyond the normalisation), and so is the data mean (an :math:`O(1/N)` effect).
-    Blocks much longer than the correlation time of the summands make the replicate
-    spread a standard error; with few blocks (< 20) it is unreliable and a
-    :class:`~gfdt.response.BootstrapWarning` is raised (``warnings.warn``).
+    Bootstrap replicates use their own Gaussian covariance (a Gaussian score fitted
+    here) and their own :math:`R(0)` (``normalize``); see :doc:`/error_bars`.
 
     Examples
     --------
@@ -400,16 +279,10 @@ class ResponseEstimator:
         Parameters
         ----------
         X : xarray.DataArray, xarray.Dataset, numpy.ndarray, list of arrays or Trajectories
-            A DataArray with a ``time`` dim and optionally ``member`` (every other dim
-            is state), a Dataset holding one such variable (``u`` preferred), an array
-            of shape ``(time, *state)``, a list of such arrays (independent members), or
-            a :class:`gfdt.data.Trajectories`.
+            Dims ``time``, optionally ``member``, then state; a Dataset holding one such
+            variable (``u`` preferred); an array ``(time, *state)`` or a list of them
+            (independent members); or a :class:`gfdt.data.Trajectories`.
         y : ignored
-
-        Returns
-        -------
-        ResponseEstimator
-            ``self``, fitted.
         """
         data = as_trajectories(X, "X")
         L = self._check_params(data)
@@ -451,13 +324,8 @@ class ResponseEstimator:
     def _gaussian_from_autocorrelation(self, data: Trajectories, homogeneous: bool) -> bool:
         """Whether the Gaussian score of a homogeneous field comes from the lag sums.
 
-        For the homogeneous Gaussian score :math:`\\hat s_k = -\\hat u_k / S_k` the
-        sources are the targets scaled per mode, so the lag sums are the per-mode
-        autocovariances times :math:`1/S_k`, and the spectrum :math:`S_k` is their lag 0:
-        one pass over the data (no separate fit, no score evaluation) gives the same
-        estimate up to rounding. Used for ``score="gaussian"`` on in-memory data with
-        ``source_stride=1`` and no ``memory_budget``.
-        """
+        Its sources are the targets scaled per mode (:math:`\\hat s_k = -\\hat u_k /
+        S_k`), and :math:`S_k` is the lag-0 sum: one pass, no score evaluation."""
         return (isinstance(self.score, str) and self.score.lower() == "gaussian"
                 and homogeneous and not data.lazy and int(self.source_stride) == 1
                 and self.memory_budget is None and self.observable is None
@@ -528,10 +396,8 @@ class ResponseEstimator:
                     sizes: dict | None = None) -> tuple[int, int, int | None]:
         """Source times per read block, FFT work space and the memory budget (bytes).
 
-        Blocks start on source times and hold whole bootstrap blocks; with a memory
-        budget and ``sizes`` (``d``, ``result_bytes``, ``homogeneous``, ``model_bytes``)
-        their length comes from :func:`~gfdt._memory.correlation_block`.
-        """
+        Blocks hold whole bootstrap blocks; with a budget and ``sizes`` (``d``,
+        ``result_bytes``, ``homogeneous``, ``model_bytes``) see ``correlation_block``."""
         stride = int(self.source_stride)
         block = max(4 * L, 2048)
         block += -block % stride
@@ -602,30 +468,15 @@ class ResponseEstimator:
         self.stein_expected_ = None
 
     # -------------------------------------------------- observables, perturbations
-    def _conjugate_objects(self, data: Trajectories
-                           ) -> tuple[Observable, Perturbation | None]:
-        state_shape = data.state_shape
-        obs = Observable(self.observable, state_shape)
-        if self.perturbation is None:
-            return obs, None
-        pert = self.perturbation
-        if not isinstance(pert, Perturbation):
-            pert = Perturbation(pert, divergence=self.divergence, autograd=self.autograd,
-                                n_probes=self.n_probes, probe=self.probe,
-                                fd_step=self.fd_step)
-
-        def scale() -> float:
-            first = np.asarray(data.members[0], dtype=float)
-            return float(first.reshape(first.shape[0], -1).std(axis=0).mean())
-
-        return obs, pert.bind(state_shape, self._seed_streams(None)[1], scale)
-
     def _fit_conjugate(self, data: Trajectories, model: ScoreEstimator, L: int) -> None:
         """Response of an observable to a perturbation (or to kicks of each coordinate)."""
         if self.normalize:
             raise ValueError("normalize=True applies to the plain state response, not with "
                              "observable or perturbation")
-        obs, pert = self._conjugate_objects(data)
+        obs, pert = conjugate_objects(
+            self.observable, self.perturbation, data, self._seed_streams(None)[1],
+            divergence=self.divergence, autograd=self.autograd, n_probes=self.n_probes,
+            probe=self.probe, fd_step=self.fd_step)
         A, B, expected = conjugate_series(data, model, obs, pert, int(self.source_stride),
                                           int(self.batch_size), self.progress)
         mean_A = sum(v.sum(axis=0) for v in A) / data.n_samples
@@ -668,31 +519,10 @@ class ResponseEstimator:
                    kind: str = "ar1", attribute: str = "response_") -> xr.Dataset:
         """Red-noise (AR(1)) or VAR(1) null-model band of the response of ``X``.
 
-        Fits an unfitted clone of this estimator (same parameters, no bootstrap) to
-        ``n_surrogates`` surrogates of ``X`` with the same lag-1 autocorrelation and
-        variance (:func:`gfdt.nullmodel.surrogate_bands`); a response outside the band
-        differs from what red noise would give. The estimator itself is not changed.
-
-        Parameters
-        ----------
-        X : xarray.DataArray or numpy.ndarray, shape ``(time, *state)``
-            The data (as for :meth:`fit`).
-        n_surrogates : int
-            Surrogates (>= 2; about ``40 / (1 - level)`` for stable edges).
-        level : float
-            Central probability of the band, in (0, 1).
-        seed : int
-            Seed of the surrogates.
-        kind : {"ar1", "var1"}
-            Independent AR(1) per coordinate, or a VAR(1) with the lag-1 cross-
-            covariances.
-        attribute : str
-            Fitted attribute to band (default ``"response_"``).
-
-        Returns
-        -------
-        xarray.Dataset
-            ``lower``, ``median``, ``upper`` with the layout of ``attribute``.
+        Fits unfitted clones of this estimator (no bootstrap) to surrogates of ``X``
+        (data as for :meth:`fit`) with its lag-1 autocorrelation and variance, and
+        returns ``lower``, ``median``, ``upper`` (an xarray.Dataset with the layout of
+        ``attribute``). Parameters: :func:`gfdt.nullmodel.surrogate_bands`.
         """
         from gfdt.nullmodel import surrogate_bands
 
@@ -704,87 +534,26 @@ class ResponseEstimator:
                 ) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
         """Mean response of the observable(s) to a time-dependent forcing.
 
-        .. math:: \\delta\\langle A\\rangle(t_n) = \\sum_{j \\le n} R(t_n - t_j)\\,
-                  f(t_j)\\, \\Delta t
-
-        with :math:`\\Delta t` the lag spacing of ``response_`` (the save interval of the
-        fitted data; 1 sample when the data had no time coordinate). The forcing
-        enters the dynamics as :math:`dx/dt = \\ldots + f(t)`, i.e. as kicks
-        :math:`f(t_j)\\Delta t` at the sample times, the kick at :math:`t_n` included.
-        The response is taken as zero beyond ``max_lag``. See
-        :func:`~gfdt.response.response_to_forcing` for the layouts.
+        :math:`\\delta\\langle A\\rangle(t_n) = \\sum_{j \\le n} R(t_n - t_j)\\,
+        f(t_j)\\, \\Delta t`, with :math:`\\Delta t` the lag spacing of ``response_``
+        (:doc:`/response_estimator`; layouts: :func:`~gfdt.response_to_forcing`).
 
         Parameters
         ----------
         forcing : numpy.ndarray or xarray.DataArray
             Forcing per unit time on the fitted data's time grid, time first:
-            ``(time, *state)`` for a homogeneous field response (convolved in space
-            too, periodically), ``(time, source)`` for a matrix response,
-            ``(time,)`` for the amplitude of ``perturbation``. A DataArray needs a
-            ``time`` dim (its coordinate, if any, must have the lag spacing).
+            ``(time, *state)`` (homogeneous), ``(time, source)`` (matrix) or
+            ``(time,)`` (amplitude of ``perturbation``).
         return_stderr : bool
-            Also return the bootstrap standard error of the prediction: the spread of
-            the predictions of the bootstrap replicates of ``response_`` (kept when
-            they take at most 64 MiB; fit with ``bootstrap=True``).
+            Also return the bootstrap standard error of the prediction.
 
         Returns
         -------
         xarray.DataArray or (xarray.DataArray, xarray.DataArray)
-            :math:`\\delta\\langle A\\rangle`, dims ``("time", ...)``, in the units of
-            the observable; with ``return_stderr``, also its standard error.
-
-        Raises
-        ------
-        gfdt.scores.NotFittedError
-            Before :meth:`fit`.
+            :math:`\\delta\\langle A\\rangle`, dims ``("time", ...)`` (and its error).
         """
         if not hasattr(self, "response_"):
             raise NotFittedError("this ResponseEstimator is not fitted yet: call fit() first")
-        response, reps = self.response_, getattr(self, "_replicates", None)
-        scalar = response.dims == ("lag",) and self.response_kind_ == "matrix"
-        if scalar:  # a single series: a (lag, 1, 1) matrix, forcing (time,) or (time, 1)
-            response = response.expand_dims(("observable", "source"), axis=(1, 2))
-            reps = None if reps is None else reps.reshape(*reps.shape, 1, 1)
-            forcing = scalar_forcing(forcing)
-        pred = response_to_forcing(response, forcing, kind=self.response_kind_)
-        if not return_stderr:
-            return pred.squeeze("observable", drop=False) if scalar else pred
-        se = prediction_stderr(response, reps, forcing, self.response_kind_, pred)
-        if scalar:
-            return pred.squeeze("observable"), se.squeeze("observable")
-        return pred, se
+        return predict(self.response_, getattr(self, "_replicates", None),
+                       self.response_kind_, forcing, return_stderr)
 
-
-def _spectral_score(model: ScoreEstimator) -> Callable | None:
-    """A score that acts per spatial Fourier mode (homogeneous Gaussian), else None.
-
-    Returns ``f(uh, mean)``: the Fourier modes of the score at states whose deviations
-    from ``mean`` have modes ``uh`` (batch, M).
-    """
-    fn = getattr(model, "spectral_score", None)
-    if fn is None or not getattr(model, "homogeneous", False):
-        return None
-    return fn
-
-
-def _normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
-               resolved: np.ndarray | None = None) -> np.ndarray:
-    """:math:`R(t) R(0)^{-1}`; for fields a division in Fourier space.
-
-    With ``resolved`` (a mask of the modes the kick excites) the inverse is taken on
-    the resolved modes only: :math:`R(0)` restricted to them, zero elsewhere.
-    """
-    if homogeneous:
-        rh = np.fft.rfftn(raw, axes=axes)
-        r0 = rh[0] if resolved is None else np.where(resolved, rh[0], 1.0)
-        if np.any(np.abs(r0) < 1e-12 * np.abs(r0).max()):
-            raise ValueError("normalize=True: R(0) is singular in some Fourier modes")
-        out = rh / r0
-        if resolved is not None:
-            out = out * resolved
-        return np.fft.irfftn(out, s=raw.shape[1:], axes=axes)
-    try:
-        inv = np.linalg.inv(raw[0])
-    except np.linalg.LinAlgError:
-        raise ValueError("normalize=True: the raw R(0) is singular") from None
-    return raw @ inv

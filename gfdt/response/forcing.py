@@ -209,6 +209,26 @@ def _forcing_time_step(response: xr.DataArray, time_step: float | None) -> float
     return float(steps[0])
 
 
+def predict(response: xr.DataArray, reps: np.ndarray | None, kind: str, forcing,
+            return_stderr: bool) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
+    """:meth:`gfdt.ResponseEstimator.predict` of a fitted ``response`` of ``kind``.
+
+    ``reps`` holds the bootstrap replicates of ``response`` (lag first), or None.
+    """
+    scalar = response.dims == ("lag",) and kind == "matrix"
+    if scalar:  # a single series: a (lag, 1, 1) matrix, forcing (time,) or (time, 1)
+        response = response.expand_dims(("observable", "source"), axis=(1, 2))
+        reps = None if reps is None else reps.reshape(*reps.shape, 1, 1)
+        forcing = scalar_forcing(forcing)
+    pred = response_to_forcing(response, forcing, kind=kind)
+    if not return_stderr:
+        return pred.squeeze("observable", drop=False) if scalar else pred
+    se = prediction_stderr(response, reps, forcing, kind, pred)
+    if scalar:
+        return pred.squeeze("observable"), se.squeeze("observable")
+    return pred, se
+
+
 def prediction_stderr(response: xr.DataArray, replicates: np.ndarray | None, forcing,
                       kind: str, pred: xr.DataArray) -> xr.DataArray:
     """Standard error of a prediction: the spread of the replicates' predictions."""

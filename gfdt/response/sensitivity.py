@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gfdt._time import parse_max_lag
+from gfdt._duration import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.response._checks import check_gaussian_fit
