@@ -9,12 +9,16 @@ is allowed here: masked (land) points are found and dropped by the reduction.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["Field", "as_field"]
+__all__ = ["Field", "as_field", "read", "scan"]
+
+logger = logging.getLogger("gfdt")
 
 #: Bytes of one time block read from a member (NaN scan, covariances, projections).
 BLOCK_BYTES = 32 * 2**20
@@ -173,3 +177,40 @@ def as_field(X, name: str = "X") -> Field:
 def space_coords(field: Field) -> dict[str, Any]:
     """Coordinates of the space dims (those of the template)."""
     return {} if field.template is None else dict(field.template.coords)
+
+
+def scan(field: Field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass: the valid points (finite at every time, not constant), their mean and
+    their sum of squared anomalies. Warns about points that are NaN at some times only."""
+    d = field.n_space
+    count = np.zeros(d)
+    lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
+    shift = None
+    s1, s2 = np.zeros(d), np.zeros(d)
+    for _, _, block in field.blocks():
+        fin = np.isfinite(block)
+        count += fin.sum(axis=0)
+        b = np.where(fin, block, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            lo = np.fmin(lo, np.nanmin(b, axis=0))
+            hi = np.fmax(hi, np.nanmax(b, axis=0))
+        if shift is None:
+            shift = np.where(fin[0], block[0], 0.0)
+        z = np.where(fin, block - shift, 0.0)
+        s1 += z.sum(axis=0)
+        s2 += (z * z).sum(axis=0)
+    n = field.n_samples
+    partial = (count > 0) & (count < n)
+    if partial.any():
+        warnings.warn(f"X has {int(partial.sum())} point(s) that are NaN at some times only "
+                      "(for example sea ice); they are masked like land. Fill them first to "
+                      "keep them", stacklevel=4)
+    constant = (count == n) & (hi <= lo)
+    if constant.any():
+        logger.info("EOF: %d constant point(s) masked", int(constant.sum()))
+    valid = (count == n) & (hi > lo)
+    m1 = s1[valid] / n
+    mean = shift[valid] + m1
+    total = s2[valid] - n * m1**2
+    return valid, mean, np.clip(total, 0.0, None) / (n - 1)

@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from gfdt._axes import find_coordinate
 from gfdt.reduce import _rule
-from gfdt.reduce._field import Field, as_field, read
+from gfdt.reduce._field import Field, as_field, read, scan
 from gfdt.reduce._svd import Anomalies, leading_modes
+from gfdt.reduce._weights import area_weights
 from gfdt.scores.base import NotFittedError, ScoreEstimator
 
 __all__ = ["EOF"]
@@ -197,8 +197,8 @@ class EOF:
         n = field.n_samples
         if n < 3:
             raise ValueError(f"X has {n} sample(s): an EOF analysis needs at least 3")
-        valid, mean, total = _scan(field)
-        w_full = self._weights(field)
+        valid, mean, total = scan(field)
+        w_full, self.latitude_ = area_weights(field, self.weights)
         cols = np.flatnonzero(valid)
         if cols.size == 0:
             raise ValueError("X has no point that is finite at every time and varies: nothing "
@@ -273,46 +273,6 @@ class EOF:
             raise ValueError(f"n_modes = {k}: the {s.size} modes computed explain {cum[-1]:.4f} "
                              "of the variance; pass a larger max_modes or an int n_modes")
         return int(np.searchsorted(cum, k - 1e-12) + 1)
-
-    def _weights(self, field: Field) -> np.ndarray:
-        """The weights w on the flattened grid."""
-        shape = field.space_shape
-        wts = self.weights
-        if wts is None:
-            return np.ones(field.n_space)
-        if isinstance(wts, str):
-            if wts != "coslat":
-                raise ValueError(f"weights must be 'coslat', None or an array, got {wts!r}")
-            lat = None if field.template is None else find_coordinate(
-                field.template, "latitude", field.space_dims)
-            if lat is None:
-                logger.info("EOF: no latitude coordinate found; uniform weights")
-                self.latitude_ = None
-                return np.ones(field.n_space)
-            self.latitude_ = str(lat.name)
-            vals = np.asarray(lat.values, dtype=float)
-            if not np.all(np.isfinite(vals)) or np.abs(vals).max() > 90 + 1e-6:
-                raise ValueError(f"latitude coordinate {lat.name!r} has values outside "
-                                 "[-90, 90] degrees or NaN: pass weights=None or your own")
-            coslat = np.clip(np.cos(np.deg2rad(vals)), 0.0, None)
-            c = xr.DataArray(coslat, dims=lat.dims)
-            full = c.broadcast_like(field.template).transpose(*field.space_dims)
-            return np.sqrt(np.asarray(full.values, dtype=float)).reshape(-1)
-        arr = wts
-        if isinstance(wts, xr.DataArray):
-            missing = set(field.space_dims) - set(wts.dims)
-            extra = set(wts.dims) - set(field.space_dims)
-            if extra:
-                raise ValueError(f"weights has dims {sorted(extra)} that are not space dims "
-                                 f"{field.space_dims}")
-            arr = (wts.broadcast_like(field.template) if field.template is not None and missing
-                   else wts).transpose(*field.space_dims).values
-        arr = np.asarray(arr, dtype=float)
-        if arr.shape != tuple(shape):
-            raise ValueError(f"weights has shape {arr.shape}; the space has shape {shape}")
-        if np.any(arr < 0) or not np.all(np.isfinite(arr)):
-            raise ValueError("weights must be finite and non-negative")
-        return arr.reshape(-1)
 
     # --------------------------------------------------------------- outputs
     def _space_array(self, values: np.ndarray, long_name: str) -> xr.DataArray:
@@ -497,14 +457,49 @@ class EOF:
                              "allowed only where the EOFs mask the grid")
         return f
 
-    def to_grid(self, amplitudes: np.ndarray) -> np.ndarray:
-        """Anomaly fields :math:`E a / w` of mode amplitudes ``(..., n_modes)``, on the
-        grid ``(..., *space)``, NaN where masked (no mean added)."""
+    def to_grid(self, amplitudes: np.ndarray, dims: tuple[str, ...] | None = None,
+                coords: dict | None = None, name: str | None = None
+                ) -> np.ndarray | xr.DataArray:
+        """Anomaly fields :math:`E a / w` of mode amplitudes, NaN where masked (no mean).
+
+        Parameters
+        ----------
+        amplitudes : numpy.ndarray, shape ``(..., n_modes)``
+        dims : tuple of str, optional
+            Names of the leading dims: the result is then a DataArray with dims
+            ``(*dims, *space)`` and the grid's coordinates (plus ``coords``).
+        coords : dict, optional
+        name : str, optional
+
+        Returns
+        -------
+        numpy.ndarray ``(..., *space)`` or xarray.DataArray
+        """
         self._check_fitted()
         a = np.asarray(amplitudes, dtype=float)
-        out = np.full((*a.shape[:-1], int(np.prod(self.space_shape_))), np.nan)
-        out[..., self._cols] = a @ self._P.T
-        return out.reshape(a.shape[:-1] + tuple(self.space_shape_))
+        if a.shape[-1] != self.n_modes_:
+            raise ValueError(f"amplitudes must end with {self.n_modes_} modes, got {a.shape}")
+        values = a @ self._P.T
+        if dims is None:
+            out = np.full((*a.shape[:-1], int(np.prod(self.space_shape_))), np.nan)
+            out[..., self._cols] = values
+            return out.reshape(a.shape[:-1] + tuple(self.space_shape_))
+        return self._on_grid(values, tuple(dims), dict(coords or {}), name or "field").rename(
+            name)
+
+    def grid_variance(self, cov: np.ndarray) -> np.ndarray:
+        """Variance on the grid of fields :math:`E a / w` whose amplitudes have covariance
+        ``cov`` ``(..., n_modes, n_modes)``: :math:`\\sum_{jl} P_{ij} C_{jl} P_{il}` per
+        point, shape ``(..., *space)``, NaN where masked. Never forms a points x points
+        matrix (one ``points x modes`` product per leading index)."""
+        self._check_fitted()
+        c = np.asarray(cov, dtype=float)
+        lead = c.shape[:-2]
+        flat = c.reshape(-1, self.n_modes_, self.n_modes_)
+        out = np.full((flat.shape[0], int(np.prod(self.space_shape_))), np.nan)
+        for i, ci in enumerate(flat):
+            out[i, self._cols] = np.einsum("ij,ij->i", self._P @ ci, self._P)
+        return out.reshape(lead + tuple(self.space_shape_))
 
     def summary(self) -> str:
         """The grid, masks, weights, solver and modes kept, as text."""
@@ -555,40 +550,3 @@ def _route(solver: str, n: int, d: int, lazy: bool) -> str:
 def _mode_array(values: np.ndarray, mode: np.ndarray, long_name: str) -> xr.DataArray:
     return xr.DataArray(np.asarray(values, dtype=float), dims=("mode",),
                         coords={"mode": mode}, attrs={"long_name": long_name})
-
-
-def _scan(field: Field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One pass: the valid points (finite at every time, not constant), their mean and
-    their sum of squared anomalies. Warns about points that are NaN at some times only."""
-    d = field.n_space
-    count = np.zeros(d)
-    lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
-    shift = None
-    s1, s2 = np.zeros(d), np.zeros(d)
-    for _, _, block in field.blocks():
-        fin = np.isfinite(block)
-        count += fin.sum(axis=0)
-        b = np.where(fin, block, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-            lo = np.fmin(lo, np.nanmin(b, axis=0))
-            hi = np.fmax(hi, np.nanmax(b, axis=0))
-        if shift is None:
-            shift = np.where(fin[0], block[0], 0.0)
-        z = np.where(fin, block - shift, 0.0)
-        s1 += z.sum(axis=0)
-        s2 += (z * z).sum(axis=0)
-    n = field.n_samples
-    partial = (count > 0) & (count < n)
-    if partial.any():
-        warnings.warn(f"X has {int(partial.sum())} point(s) that are NaN at some times only "
-                      "(for example sea ice); they are masked like land. Fill them first to "
-                      "keep them", stacklevel=4)
-    constant = (count == n) & (hi <= lo)
-    if constant.any():
-        logger.info("EOF: %d constant point(s) masked", int(constant.sum()))
-    valid = (count == n) & (hi > lo)
-    m1 = s1[valid] / n
-    mean = shift[valid] + m1
-    total = s2[valid] - n * m1**2
-    return valid, mean, np.clip(total, 0.0, None) / (n - 1)

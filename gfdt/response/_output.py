@@ -16,7 +16,8 @@ from gfdt.response.conjugate import Observable, Perturbation
 if TYPE_CHECKING:
     from gfdt.scores.base import ScoreEstimator
 
-__all__ = ["conjugate_response", "lag_of", "normalize", "spectral_score", "state_response"]
+__all__ = ["conjugate_response", "lag_of", "normalize", "spectral_score", "state_index",
+           "state_response"]
 
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
@@ -49,13 +50,6 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
         coords["source"] = label
     else:
         dims = ("lag", "observable", "source")
-        d = r.shape[1]
-        if len(data.state_dims) == 1 and data.state_dims[0] in data.state_coords:
-            vals = np.asarray(data.state_coords[data.state_dims[0]].values)
-        else:  # flattened state: positions
-            vals = np.arange(d)
-        coords["observable"] = ("observable", vals)
-        coords["source"] = ("source", vals)
     attrs = {
         **cf_attrs("response", where=(" at the origin" if homogeneous else "")
                    + (f" of {data.name}" if data.scalar and data.name is not None else "")),
@@ -64,7 +58,38 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
         "n_samples": int(data.n_samples),
         **_gfdt_attrs(data),
     }
-    return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    out = xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    if dims == ("lag", "observable", "source"):
+        out = out.assign_coords(state_index(data, "observable")).assign_coords(
+            state_index(data, "source", "_source"))
+    return out
+
+
+def state_index(data: Trajectories, dim: str, suffix: str = "") -> xr.Coordinates:
+    """The coordinate of the flattened state on ``dim``.
+
+    One state dim: its coordinate (positions without one); a stacked dim with a
+    MultiIndex, or several state dims: a MultiIndex over them (levels named like the
+    state dims plus ``suffix``), so that ``.unstack(dim)`` gives the maps back and
+    :func:`gfdt.io.save` writes it.
+    """
+    import pandas as pd
+
+    dims = data.state_dims
+    index = None if data.template is None or len(dims) != 1 else \
+        data.template.indexes.get(dims[0])
+    if isinstance(index, pd.MultiIndex):
+        mi = index.set_names([f"{n}{suffix}" for n in index.names])
+    elif len(dims) == 1:
+        c = data.state_coords.get(dims[0])
+        n = int(np.prod(data.state_shape))
+        vals = np.asarray(c.values) if c is not None else np.arange(n)
+        return xr.Coordinates({dim: (dim, vals)})
+    else:
+        levels = [np.asarray(data.state_coords[d].values) if d in data.state_coords
+                  else np.arange(n) for d, n in zip(dims, data.state_shape, strict=True)]
+        mi = pd.MultiIndex.from_product(levels, names=[f"{d}{suffix}" for d in dims])
+    return xr.Coordinates.from_pandas_multiindex(mi, dim)
 
 
 def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
@@ -103,7 +128,10 @@ def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
             attrs["n_probes"] = pert.n_probes
             attrs["probe"] = pert.probe
     attrs.update(_gfdt_attrs(data))
-    return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    out = xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    if "source" in dims:  # kicks of every state coordinate
+        out = out.assign_coords(state_index(data, "source", "_source"))
+    return out
 
 
 def spectral_score(model: ScoreEstimator) -> Callable | None:
