@@ -206,7 +206,7 @@ class DoubleWellField(_Field):
     """
 
     def __init__(self, grid: Grid | None = None, n_patterns: int = 3, tau: float = 2.0,
-                 sigma: float = 0.75, coupling: float = 0.2, scale: float = 8.0,
+                 sigma: float = 0.5, coupling: float = 0.2, scale: float = 15.0,
                  substeps: int = 10, rho: float = 0.1, fast: float = 1.0,
                  smooth: float = 1.0) -> None:
         super().__init__(grid or Grid(), n_patterns, rho, fast, smooth)

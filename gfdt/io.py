@@ -99,7 +99,7 @@ def _encode_multi_index(ds: xr.Dataset) -> xr.Dataset:
     can store; :func:`load` turns them back into MultiIndexes."""
     import pandas as pd
 
-    names = [d for d, idx in ds.indexes.items() if isinstance(idx, pd.MultiIndex)]
+    names = [d for d in ds.dims if isinstance(ds.indexes.get(d), pd.MultiIndex)]
     if not names:
         return ds
     import cf_xarray

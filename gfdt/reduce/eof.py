@@ -39,8 +39,8 @@ class EOF:
     n_modes : int, float or "auto"
         Modes kept. An int; a float in (0, 1): the smallest number of modes explaining
         that fraction of the weighted variance; ``"auto"`` (default): the smallest number
-        whose cross-validated one-step forecast error with the Gaussian (linear)
-        propagator on the PCs is within one standard error of the best (see
+        whose cross-validated forecast error (1 and 2 steps ahead) with the Gaussian
+        (linear) propagator on the PCs is within one standard error of the best (see
         :mod:`gfdt.reduce._rule` for the rule and why), among at most ``max_modes``.
     weights : "coslat", None or array_like
         ``"coslat"``: :math:`\\sqrt{\\cos\\varphi}` when a latitude coordinate is found
@@ -174,7 +174,7 @@ class EOF:
             all other dims space (any number, e.g. ``("lat", "lon")``, or one stacked
             dim with a MultiIndex); a Dataset with one such variable; an array
             ``(time, *space)``; or a list of members. NaN marks masked points. Samples
-            in time order (``n_modes="auto"`` forecasts one step ahead).
+            in time order (``n_modes="auto"`` forecasts 1 and 2 steps ahead).
         y : ignored
 
         Returns
@@ -241,17 +241,18 @@ class EOF:
         k = self.n_modes
         if k == "auto":
             k_max = s.size
-            curves = _rule.forecast_cv(pcs, lengths, k_max)
+            curves = sum(_rule.forecast_cv(pcs, lengths, k_max, lag=lead)
+                         for lead in _rule.LEADS) / len(_rule.LEADS)
             k, mean, se = _rule.one_se_choice(curves)
             self.cv_error_ = xr.Dataset(
                 {"mean": ("n_modes", mean), "stderr": ("n_modes", se)},
                 coords={"n_modes": np.arange(k_max + 1)},
-                attrs={"long_name": "held-out one-step forecast error of the linear "
-                                    "propagator on the leading PCs"})
+                attrs={"long_name": "held-out forecast error (1 and 2 steps ahead) of the "
+                                    "linear propagator on the leading PCs"})
             if k == 0:
                 k = 1
                 warnings.warn("EOF n_modes='auto': no number of modes forecasts held-out data "
-                              "one step ahead better than zero within its standard error (the "
+                              "1-2 steps ahead better than zero within its standard error (the "
                               "PCs look like white noise); 1 mode kept. Its response beyond lag "
                               "0 is noise: check the time step and that the data have memory, "
                               "or pass n_modes", stacklevel=3)
@@ -518,7 +519,7 @@ class EOF:
                  + (" ..." if self.n_modes_ > 10 else "")
                  + f" (total {float(self.explained_variance_ratio_.sum()):.3f})"]
         if self.cv_error_ is not None:
-            lines.append(f"n_modes='auto': one-step held-out forecast error "
+            lines.append(f"n_modes='auto': held-out forecast error "
                          f"{float(self.cv_error_['mean'][self.n_modes_]):.4g} at "
                          f"{self.n_modes_} modes (zero forecast "
                          f"{float(self.cv_error_['mean'][0]):.4g}, best "

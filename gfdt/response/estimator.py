@@ -22,7 +22,13 @@ from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
 from gfdt.response import _output
-from gfdt.response._checks import check_gaussian_fit, check_not_constant
+from gfdt.response._checks import (
+    check_gaussian_fit,
+    check_not_constant,
+    check_periodic,
+    check_rank,
+    check_stein,
+)
 from gfdt.response._output import normalize as _normalize
 from gfdt.response._output import spectral_score as _spectral_score
 from gfdt.response._score import data_mean, evaluate, resolve_score
@@ -42,6 +48,7 @@ from gfdt.response.conjugate import (
 )
 from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
 from gfdt.response.forcing import predict
+from gfdt.response.reduced import ReducedResponse
 from gfdt.scores.base import NotFittedError, ScoreEstimator, check_flag
 from gfdt.scores.gaussian import GaussianScore
 from gfdt.systems._spectral import resolved_impulse, resolved_mask
@@ -54,7 +61,7 @@ logger = logging.getLogger("gfdt")
 _KEEP_REPLICATES_BYTES = 64 * 2**20  # bootstrap replicates kept for predict() errors
 
 
-class ResponseEstimator:
+class ResponseEstimator(ReducedResponse):
     """Linear response from unperturbed data via the GFDT.
 
     :math:`R_{ij}(t) = -\\langle x_i(t)\\, s_j(x(0)) \\rangle`: the mean change of
@@ -101,6 +108,9 @@ class ResponseEstimator:
         Homogeneous plain GFDT: one grid point, or that impulse without Nyquist lines.
     stein_correction : bool
         Wrap the score in :class:`~gfdt.scores.SteinCorrected` fitted on the data.
+    reduce : gfdt.EOF, optional
+        Fit on the principal components of a gridded field (NaN where masked); then
+        ``response_`` is in mode space and :meth:`response_to` maps impulses to the grid.
 
     Attributes
     ----------
@@ -125,7 +135,9 @@ class ResponseEstimator:
     timings_ : dict
         Seconds fitting the score and computing correlations.
     response_kind_ : str
-        ``"matrix"``, ``"homogeneous"``, ``"observable"`` or ``"perturbation"``.
+        ``"matrix"``, ``"homogeneous"``, ``"observable"``, ``"perturbation"``, ``"reduced"``.
+    reduce_ : gfdt.EOF or None
+        The fitted reduction; ``response_`` then has dims ``("lag", "mode", "source_mode")``.
 
     Notes
     -----
@@ -170,6 +182,7 @@ class ResponseEstimator:
         memory_budget: int | str | None = None,
         kick: str = "pixel",
         stein_correction: bool = False,
+        reduce=None,
     ) -> None:
         self.score = score
         self.max_lag = max_lag
@@ -194,6 +207,7 @@ class ResponseEstimator:
         self.memory_budget = memory_budget
         self.kick = kick
         self.stein_correction = stein_correction
+        self.reduce = reduce
 
     # the scikit-learn parameter contract, shared with the score estimators
     get_params = ScoreEstimator.get_params
@@ -229,6 +243,8 @@ class ResponseEstimator:
             return bool(int(data.attrs.get("gfdt_homogeneous", 0)))
         if not isinstance(self.homogeneous, (bool, np.bool_)):
             raise TypeError(f"homogeneous must be True, False or None, got {self.homogeneous!r}")
+        if self.homogeneous:
+            check_periodic(data)
         return bool(self.homogeneous)
 
     def _bootstrap_options(self) -> Bootstrap | None:
@@ -284,7 +300,12 @@ class ResponseEstimator:
             (independent members); or a :class:`gfdt.data.Trajectories`.
         y : ignored
         """
-        data = as_trajectories(X, "X")
+        if self.reduce is not None:  # the GFDT on EOF principal components
+            return self._fit_reduced(X)
+        self.reduce_ = None
+        return self._fit_data(as_trajectories(X, "X"))
+
+    def _fit_data(self, data: Trajectories) -> ResponseEstimator:
         L = self._check_params(data)
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
@@ -294,6 +315,8 @@ class ResponseEstimator:
             raise ValueError("kick='resolved' applies to the plain GFDT of a homogeneous "
                              "field (no observable, no perturbation)")
         check_not_constant(data, homogeneous, "X")
+        check_rank(data, homogeneous, (isinstance(self.score, str) and self.score != "exact")
+                   or (isinstance(self.score, ScoreEstimator) and not self.score.is_fitted))
         # a Gaussian score fitted here: the bootstrap resamples its covariance too
         self._gaussian_here = (
             (isinstance(self.score, str) and self.score.lower() == "gaussian")
@@ -306,7 +329,7 @@ class ResponseEstimator:
                 self.score, data, homogeneous, system=self.system,
                 score_options=self.score_options, memory_budget=self.memory_budget,
                 progress=self.progress)
-        check_gaussian_fit(model, "X")
+        check_gaussian_fit(model, "X", data.n_samples)
         if check_flag(self.stein_correction, "stein_correction"):
             from gfdt.scores.stein import SteinCorrected
 
@@ -319,6 +342,7 @@ class ResponseEstimator:
         self.score_model_ = model
         self.n_samples_ = data.n_samples
         self.timings_ = {"score_fit_s": t1 - t0, "correlation_s": time.perf_counter() - t1}
+        check_stein(self)
         return self
 
     def _gaussian_from_autocorrelation(self, data: Trajectories, homogeneous: bool) -> bool:
@@ -552,6 +576,8 @@ class ResponseEstimator:
         xarray.DataArray or (xarray.DataArray, xarray.DataArray)
             :math:`\\delta\\langle A\\rangle`, dims ``("time", ...)`` (and its error).
         """
+        if getattr(self, "reduce_", None) is not None:  # pattern forcing, mapped to the grid
+            return self._predict_reduced(forcing, return_stderr)
         if not hasattr(self, "response_"):
             raise NotFittedError("this ResponseEstimator is not fitted yet: call fit() first")
         return predict(self.response_, getattr(self, "_replicates", None),
