@@ -21,23 +21,27 @@ import numpy as np
 import scipy.fft as sfft
 import xarray as xr
 
-from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
+from gfdt._memory import estimator_bytes, parse_bytes
 from gfdt._time import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
-from gfdt.response import _output
-from gfdt.response._checks import check_gaussian_fit, check_not_constant
+from gfdt.response import _output, _plan
+from gfdt.response._checks import (
+    check_gaussian_fit,
+    check_not_constant,
+    check_record,
+    check_samples,
+)
 from gfdt.response._score import data_mean, evaluate, resolve_score
 from gfdt.response.bootstrap import (
     BlockBootstrap,
     Bootstrap,
     check_seed,
-    n_blocks,
     own_statistics,
     stderr_arrays,
 )
 from gfdt.response.conjugate import Observable, Perturbation, conjugate_series
-from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
+from gfdt.response.correlate import LagSums, correlate, fft_workers
 from gfdt.response.forcing import prediction_stderr, response_to_forcing, scalar_forcing
 from gfdt.scores.base import NotFittedError, ScoreEstimator, check_flag
 from gfdt.scores.gaussian import GaussianScore
@@ -47,8 +51,6 @@ from gfdt.systems.base import System
 __all__ = ["ResponseEstimator"]
 
 logger = logging.getLogger("gfdt")
-
-_KEEP_REPLICATES_BYTES = 64 * 2**20  # bootstrap replicates kept for predict() errors
 
 
 class ResponseEstimator:
@@ -159,10 +161,9 @@ class ResponseEstimator:
         Bootstrap replicates (with ``bootstrap=True``).
     block_length : int, optional
         Bootstrap block length in samples (source times), with ``bootstrap=True``.
-        Default: the larger of ``max_lag + 1`` and 20 integrated autocorrelation times
-        of the data (pooled over coordinates: a score that weighs slow, weak modes up,
-        like the exact score of a field, may need longer blocks), at most the longest
-        member.
+        Default: the Politis-White (2004; Patton et al. 2009) length of the lagged
+        products the bootstrap resamples (the trace of :math:`x(t + \\tau) s(t)^T` at
+        a few lags), at least ``max_lag + 1``, at most the longest member.
     seed : int, optional
         Seed of the bootstrap resampling and of the Hutchinson probes.
     memory_budget : int or str, optional
@@ -179,7 +180,12 @@ class ResponseEstimator:
         Dask chunks along ``time`` no larger than a block. Default: blocks of
         ``max(4 max_lag, 2048)`` samples. Learned scores (``"dsm"``) and the
         observable/perturbation path still read their training data or observable
-        series into memory.
+        series into memory. Every fit plans its memory before allocating (the plan is in
+        the log and :meth:`summary`, attribute ``memory_plan_``): it streams (bootstrap
+        replicates in chunks, one pass over the data per chunk) or raises a ValueError
+        naming the options that would fit. Without a budget the plan uses half of the
+        memory available (:func:`gfdt._memory.available_memory`: free memory, cgroup
+        and ``ulimit -v`` limits).
     kick : {"pixel", "resolved"}
         Homogeneous fields, plain GFDT: the shape of the unit kick at the origin.
         ``"pixel"``: one grid point, :math:`R(t)\\,\\delta_0`. ``"resolved"``: the pixel
@@ -326,6 +332,7 @@ class ResponseEstimator:
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, data: Trajectories) -> int:
+        check_samples(data, "X")
         L = parse_max_lag(self.max_lag, data.step)
         if L >= data.min_length:
             raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
@@ -365,28 +372,25 @@ class ResponseEstimator:
             boot = np.random.SeedSequence(opts.seed)
         return np.random.default_rng(boot), np.random.default_rng(probes)
 
-    def _start_bootstrap(self, data: Trajectories, L: int, shape: tuple[int, ...], dtype,
-                         stride: int) -> tuple[BlockBootstrap | None, int]:
-        """The block accumulator (None without bootstrap) and the block length."""
-        opts = self._bootstrap_options()
-        if opts is None:
-            self.block_length_ = None
-            return None, 0
-        blen = opts.choose_block_length(data.members, L, stride)
-        self.block_length_ = blen
-        return BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, dtype,
-                              self._seed_streams(opts)[0]), blen
-
     def _finish_bootstrap(self, boot: BlockBootstrap | None,
                           raw_of: Callable[[np.ndarray], np.ndarray],
-                          norm_of: Callable[[np.ndarray], np.ndarray] | None) -> None:
-        """Set ``response_raw_stderr_`` and ``response_stderr_`` from the replicates."""
+                          norm_of: Callable[[np.ndarray], np.ndarray] | None,
+                          repass: Callable[[], object]) -> None:
+        """Set ``response_raw_stderr_`` and ``response_stderr_`` from the replicates
+        (``repass()`` streams the data again for the next chunk of replicates)."""
         if boot is None:
             self.response_raw_stderr_ = self.response_stderr_ = self._replicates = None
             return
         self.response_raw_stderr_, self.response_stderr_, self._replicates = stderr_arrays(
             boot, raw_of, norm_of if self.normalize else None, self.response_raw_,
-            self.response_, self.block_length_, _KEEP_REPLICATES_BYTES)
+            self.response_, self.block_length_,
+            _plan.KEEP_BYTES if self.memory_plan_.keep_replicates else 0, repass)
+
+    def summary(self) -> str:
+        """A plain-text account of the fit: data, score, bootstrap, memory plan."""
+        from gfdt.response._summary import summary
+
+        return summary(self)
 
     def _method(self) -> str:
         if isinstance(self.score, str):
@@ -421,10 +425,15 @@ class ResponseEstimator:
             raise ValueError("kick='resolved' applies to the plain GFDT of a homogeneous "
                              "field (no observable, no perturbation)")
         check_not_constant(data, homogeneous, "X")
+        check_record(data, L, "X")
         # a Gaussian score fitted here: the bootstrap resamples its covariance too
         self._gaussian_here = (
             (isinstance(self.score, str) and self.score.lower() == "gaussian")
             or (isinstance(self.score, GaussianScore) and not self.score.is_fitted))
+        self._score_fit = _plan.score_fit_bytes(self.score, data, homogeneous,
+                                                 self.memory_budget)
+        if self.observable is None and self.perturbation is None:  # fail before any work
+            self._plan_state(data, L, homogeneous, 0, self._score_fit[1], log=False)
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
             model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
@@ -478,19 +487,24 @@ class ResponseEstimator:
         spec_shape = np.fft.rfftn(np.zeros(state_shape)).shape
         shape = (L + 1, int(np.prod(spec_shape))) if homogeneous else (L + 1, d, d)
         stride = int(self.source_stride)
-        boot, blen = self._start_bootstrap(data, L, shape, complex if homogeneous else float,
-                                           stride)
-        block, fft_bytes, budget = self._block_plan(
-            L, boot, blen, dict(d=d, result_bytes=16 * shape[0] * shape[1] if homogeneous
-                                else 8 * shape[0] * d * d, homogeneous=homogeneous,
-                                model_bytes=estimator_bytes(model)))
         autocov = not model.is_fitted  # a Gaussian fitted below from the lag sums
         read = self._state_reader(data, model, homogeneous, autocov)
-        sums = correlate(data.lengths, read,
-                         LagSums(L, modes=homogeneous, shape=shape, stride=stride,
-                                 bootstrap=boot, block_length=blen, fft_bytes=fft_bytes,
-                                 block=block if budget is None else None),
-                         block, progress=self.progress)
+        held = estimator_bytes(model)
+        block0 = self._plan_state(data, L, homogeneous, 0, held, False)[0].block
+        boot, blen, plan, fft_bytes = _plan.start_bootstrap(
+            self, data, L, shape, complex if homogeneous else float,
+            lambda bl: self._plan_state(data, L, homogeneous, bl, held),
+            _plan.product_series(read, data.lengths, L, min(4096, block0), autocov))
+        block, given = plan.block, parse_bytes(self.memory_budget)
+
+        def lag_sums() -> LagSums:
+            return correlate(data.lengths, read,
+                             LagSums(L, modes=homogeneous, shape=shape, stride=stride,
+                                     bootstrap=boot, block_length=blen, fft_bytes=fft_bytes,
+                                     block=block if given is None else None),
+                             block, progress=self.progress)
+
+        sums = lag_sums()
 
         if autocov:  # the spectrum is the lag-0 autocovariance of the modes
             lag0, counts = sums.total()
@@ -520,30 +534,18 @@ class ResponseEstimator:
                 return raw_of(rescale(r))
 
         self._finish_bootstrap(boot, rep_raw,
-                               lambda r: _normalize(r, homogeneous, axes, resolved))
+                               lambda r: _normalize(r, homogeneous, axes, resolved), lag_sums)
         logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
                     self.stein_error_)
 
-    def _block_plan(self, L: int, boot: BlockBootstrap | None, blen: int,
-                    sizes: dict | None = None) -> tuple[int, int, int | None]:
-        """Source times per read block, FFT work space and the memory budget (bytes).
-
-        Blocks start on source times and hold whole bootstrap blocks; with a memory
-        budget and ``sizes`` (``d``, ``result_bytes``, ``homogeneous``, ``model_bytes``)
-        their length comes from :func:`~gfdt._memory.correlation_block`.
-        """
-        stride = int(self.source_stride)
-        block = max(4 * L, 2048)
-        block += -block % stride
-        if boot is not None:
-            block = blen * -(-block // blen)
-        budget = parse_bytes(self.memory_budget)
-        if budget is None or sizes is None:
-            return block, FFT_BYTES, None
-        block, fft_bytes = correlation_block(
-            budget, L=L, batch_size=int(self.batch_size), stride=stride,
-            bootstrap=None if boot is None else (boot.n_bootstrap, blen), **sizes)
-        return block, fft_bytes, budget
+    def _plan_state(self, data: Trajectories, L: int, homogeneous: bool, blen: int,
+                    model_bytes: int, log: bool = True) -> tuple[_plan.MemoryPlan, int]:
+        """Memory plan of the plain GFDT (:mod:`gfdt.response._plan`) and FFT work space."""
+        d = int(np.prod(data.state_shape))
+        return _plan.plan_fit(
+            self, data, L, d=d, shape_of=_plan.state_shape_of(homogeneous, data.state_shape),
+            homogeneous=homogeneous, score_fit=self._score_fit[0], model_bytes=model_bytes,
+            blen=blen, own_stats=self._gaussian_here and not homogeneous, log=log)
 
     def _state_reader(self, data: Trajectories, model: ScoreEstimator, homogeneous: bool,
                       autocov: bool) -> Callable:
@@ -631,11 +633,26 @@ class ResponseEstimator:
         mean_A = sum(v.sum(axis=0) for v in A) / data.n_samples
         stride = int(self.source_stride)
         shape = (L + 1, A[0].shape[1], B[0].shape[1])
-        boot, blen = self._start_bootstrap(data, L, shape, float, stride)
-        block = self._block_plan(L, boot, blen)[0]  # A and B are in memory: no budget
-        sums = correlate(data.lengths, lambda k, a, e, b: (A[k][a:e] - mean_A, B[k][a:b]),
-                         LagSums(L, modes=False, shape=shape, stride=stride, bootstrap=boot,
-                                 block_length=blen), block, progress=False)
+        d = int(np.prod(data.state_shape))
+
+        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            return A[k][a:e] - mean_A, B[k][a:b]
+
+        def replan(bl: int) -> tuple[_plan.MemoryPlan, int]:
+            return _plan.plan_fit(self, data, L, d=d, shape_of=lambda L_, d_: (
+                L_ + 1, shape[1], shape[2]), homogeneous=False, score_fit=self._score_fit[0],
+                model_bytes=estimator_bytes(model), blen=bl)
+
+        boot, blen, plan, _ = _plan.start_bootstrap(
+            self, data, L, shape, float, replan,
+            _plan.product_series(read, data.lengths, L, 4096, False))
+
+        def lag_sums() -> LagSums:
+            return correlate(data.lengths, read, LagSums(
+                L, modes=False, shape=shape, stride=stride, bootstrap=boot, block_length=blen),
+                plan.block, progress=False)
+
+        sums = lag_sums()
         identity = obs.identity and pert is not None
         kind = "observable" if pert is None else "perturbation"
         r_shape = ((L + 1, *data.state_shape) if identity
@@ -660,7 +677,7 @@ class ResponseEstimator:
             norm = float(np.linalg.norm(expected))
             self.stein_error_ = (float(np.linalg.norm(raw[0] - expected)) / norm if norm > 0
                                  else float("nan"))
-        self._finish_bootstrap(boot, raw_of, None)
+        self._finish_bootstrap(boot, raw_of, None, lag_sums)
         logger.info("GFDT %s response from %d states", kind, data.n_samples)
 
     # ------------------------------------------------------------- null model
