@@ -1,13 +1,18 @@
-"""Memory budgets: parsing sizes and choosing block lengths that fit them."""
+"""Memory budgets: parsing sizes, the memory available, and block lengths that fit."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
 
-__all__ = ["correlation_block", "estimator_bytes", "format_bytes", "parse_bytes", "reserve",
-           "stats_block"]
+__all__ = ["available_memory", "correlation_block", "default_budget", "estimator_bytes",
+           "format_bytes", "parse_bytes", "reserve", "stats_block"]
+
+#: Fraction of the available memory (:func:`available_memory`) a fit plans for when no
+#: ``memory_budget`` is given.
+DEFAULT_FRACTION = 0.5
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
           "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
@@ -19,6 +24,119 @@ MIN_FFT_BYTES = 2**16
 #: and caches loaded on first use, Dask graphs, and allocator slack (freed blocks of a
 #: few MB that the C allocator keeps; it grows with the block size).
 RESERVE_FRACTION = 0.25
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _status_kb(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (e.g. ``VmSize``), in bytes."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_limits() -> list[tuple[int, str]]:
+    """Room left under the memory limits of this process's cgroups (v2 and v1)."""
+    out = []
+    try:
+        with open("/proc/self/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0":  # v2: the group and its parents
+            rel = parts[2].strip("/")
+            while True:
+                base = os.path.join("/sys/fs/cgroup", rel)
+                limit = _read_int(os.path.join(base, "memory.max"))
+                used = _read_int(os.path.join(base, "memory.current"))
+                if limit is not None and used is not None:
+                    out.append((limit - used, "cgroup memory.max"))
+                if not rel:
+                    break
+                rel = os.path.dirname(rel)
+        elif "memory" in parts[1].split(","):
+            base = os.path.join("/sys/fs/cgroup/memory", parts[2].strip("/"))
+            for b in (base, "/sys/fs/cgroup/memory"):
+                limit = _read_int(os.path.join(b, "memory.limit_in_bytes"))
+                used = _read_int(os.path.join(b, "memory.usage_in_bytes"))
+                if limit is not None and used is not None and limit < 2**60:
+                    out.append((limit - used, "cgroup memory.limit_in_bytes"))
+                    break
+    return out
+
+
+def available_memory() -> tuple[int, str]:
+    """Bytes this process can still allocate, and the limit that binds.
+
+    The smallest of: the physical memory available (``MemAvailable`` of
+    /proc/meminfo, else ``os.sysconf``), the room under this process's cgroup memory
+    limits (v2 ``memory.max`` minus ``memory.current``, or v1), and the room under the
+    address-space and data-segment limits (``ulimit -v``: ``RLIMIT_AS`` minus the
+    current ``VmSize``; ``ulimit -d``: ``RLIMIT_DATA`` minus ``VmData``). On systems
+    without these (not Linux) only what ``os.sysconf`` reports is used; when nothing
+    can be read, 4 GB is assumed.
+
+    Returns
+    -------
+    (int, str)
+        Bytes (>= 0) and a description of the binding limit.
+    """
+    cands: list[tuple[int, str]] = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    cands.append((int(line.split()[1]) * 1024, "MemAvailable"))
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if not cands:
+        try:
+            cands.append((os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
+                          "available physical pages"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    cands += _cgroup_limits()
+    try:
+        import resource
+
+        for lim, field, label in ((resource.RLIMIT_AS, "VmSize", "RLIMIT_AS (ulimit -v)"),
+                                  (resource.RLIMIT_DATA, "VmData", "RLIMIT_DATA (ulimit -d)")):
+            soft = resource.getrlimit(lim)[0]
+            used = _status_kb(field)
+            if soft != resource.RLIM_INFINITY and soft > 0 and used is not None:
+                cands.append((soft - used, label))
+    except (ImportError, ValueError, OSError):
+        pass
+    if not cands:
+        return 4 * 10**9, "assumed (no memory information found)"
+    size, label = min(cands)
+    return max(0, int(size)), label
+
+
+def default_budget() -> tuple[int, str]:
+    """The budget of a fit without ``memory_budget``: :data:`DEFAULT_FRACTION` of
+    :func:`available_memory`, with a description for the log."""
+    size, label = available_memory()
+    budget = max(1, int(DEFAULT_FRACTION * size))
+    return budget, (f"default: {DEFAULT_FRACTION:.0%} of the {format_bytes(size)} available "
+                    f"({label})")
 
 
 def reserve(budget: int) -> int:

@@ -12,6 +12,8 @@
 * :func:`calibrate` (:mod:`~gfdt.response.calibration`): Gauss-Newton calibration.
 """
 
+from gfdt.response._checks import MaxLagWarning, NonStationarityWarning
+from gfdt.response._plan import MemoryPlan, MemoryPlanError
 from gfdt.response.bootstrap import Bootstrap, BootstrapWarning
 from gfdt.response.calibration import CalibrationResult, calibrate
 from gfdt.response.conjugate import Observable, Perturbation
@@ -20,6 +22,7 @@ from gfdt.response.forcing import response_to_forcing
 from gfdt.response.parameters import ParameterPerturbation
 from gfdt.response.sensitivity import SensitivityEstimator
 
-__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "Observable",
+__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "MaxLagWarning",
+           "MemoryPlan", "MemoryPlanError", "NonStationarityWarning", "Observable",
            "ParameterPerturbation", "Perturbation", "ResponseEstimator",
            "SensitivityEstimator", "calibrate", "response_to_forcing"]

@@ -2,15 +2,162 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
 import xarray as xr
 
+from gfdt._duration import parse_max_lag
 from gfdt.data import Trajectories
 
-__all__ = ["check_coords_agree", "check_not_constant", "check_periodic", "check_rank",
-           "check_stein"]
+__all__ = ["MaxLagWarning", "NonStationarityWarning", "SteinWarning", "check_coords_agree",
+           "check_not_constant", "check_params", "check_periodic", "check_rank", "check_record",
+           "check_samples", "check_stationary", "check_stein"]
+
+logger = logging.getLogger("gfdt")
+
+#: max_lag beyond this fraction of the shortest member warns.
+MAX_LAG_FRACTION = 0.2
+#: Family-wise false-alarm probability of the stationarity check (over coordinates).
+STATIONARITY_ALPHA = 1e-3
+
+
+class NonStationarityWarning(UserWarning):
+    """The record's mean drifts: a trend or forced signal is not stationary noise.
+
+    Trends inflate lagged covariances (a response that decays too slowly) and pass
+    red-noise tests. Remove them first, e.g. with :func:`gfdt.anomalies`
+    (``detrend=True``), or filter with
+    ``warnings.simplefilter("ignore", gfdt.response.NonStationarityWarning)`` once
+    judged.
+    """
+
+
+class MaxLagWarning(UserWarning):
+    """``max_lag`` is a large fraction of the record: few pairs and few bootstrap blocks."""
+
+
+def _warn(msg: str, category: type, stacklevel: int = 4) -> None:
+    logger.warning(msg)
+    warnings.warn(msg, category, stacklevel=stacklevel)
+
+
+def check_samples(data: Trajectories, name: str = "X") -> None:
+    """Raise ValueError when a member has fewer than 2 time samples."""
+    short = [k for k, T in enumerate(data.lengths) if T < 2]
+    if short:
+        which = (f"has {data.lengths[0]} time sample" if data.n_members == 1 else
+                 f"has {len(short)} member(s) of fewer than 2 time samples (first: member "
+                 f"{short[0]}, {data.lengths[short[0]]} sample)")
+        raise ValueError(f"{name} {which}: a response needs a time series (at least 2 "
+                         "samples, and more than max_lag) per member")
+
+
+def check_record(data: Trajectories, L: int, name: str = "X") -> None:
+    """Warn when ``max_lag`` is long against the record, or when the mean drifts."""
+    T = data.min_length
+    if L > MAX_LAG_FRACTION * T:
+        _warn(f"max_lag = {L} samples is {L / T:.0%} of the shortest member ({T} samples): "
+              f"the lag-{L} estimate rests on {T - L} pairs per member, and bootstrap blocks "
+              f"of at least max_lag + 1 samples leave about {T // (L + 1)} blocks per member; "
+              f"use max_lag <= {int(MAX_LAG_FRACTION * T)} (a fifth of the record) unless the "
+              "long lags are needed, or more/longer members", MaxLagWarning, 4)
+    check_stationary(data, name)
+
+
+def _label(data: Trajectories, flat: int) -> str:
+    idx = np.unravel_index(flat, data.state_shape)
+    if data.scalar:
+        return "the series"
+    parts = []
+    for dim, i in zip(data.state_dims, idx, strict=True):
+        c = data.state_coords.get(dim)
+        v = c.values[i] if c is not None else i
+        parts.append(f"{dim}={v.item() if hasattr(v, 'item') else v}")
+    return ", ".join(parts)
+
+
+def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    r"""Linear drift of the mean over the record, per coordinate, against its error.
+
+    The least-squares slope of every coordinate on time (each member about its own
+    time and value means, pooled), and its standard error from the residuals'
+    variance times an AR(1)-type integrated time :math:`\tau = (1 + \rho)/(1 -
+    \rho)`, :math:`\rho = \max(\rho_1, \sqrt{\rho_2})` from the residuals' lag-1
+    and lag-2 autocorrelations, corrected for the small-sample bias of the
+    autocorrelation of regression residuals (:math:`+ (2 + 4\rho)/n`: Kendall's
+    :math:`(1 + 3\rho)/n` plus the fitted trend's share). The ratio is a t statistic
+    with :math:`n/\tau - 2` degrees of freedom.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray) or None
+        Per coordinate: the t statistic, its degrees of freedom and the change of the
+        fitted mean over the longest member (data units); None when the members are
+        too short (< 16 samples in all).
+    """
+    xs = [np.asarray(m, dtype=float).reshape(m.shape[0], -1) for m in members
+          if m.shape[0] >= 4]
+    n = sum(x.shape[0] for x in xs)
+    if n < 16:
+        return None
+    sxt, stt = 0.0, 0.0
+    for x in xs:
+        t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
+        sxt = sxt + t @ (x - x.mean(axis=0))
+        stt += float(t @ t)
+    slope = sxt / stt
+    c0 = c1 = c2 = 0.0
+    for x in xs:
+        t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
+        e = x - x.mean(axis=0) - np.outer(t, slope)
+        c0 = c0 + (e * e).sum(axis=0)
+        c1 = c1 + (e[1:] * e[:-1]).sum(axis=0)
+        c2 = c2 + (e[2:] * e[:-2]).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.nan_to_num(np.maximum(c1 / c0, np.sqrt(np.clip(c2 / c0, 0, None))))
+        rho = np.clip(rho + (2 + 4 * np.clip(rho, 0, None)) * len(xs) / n, 0.0, 0.98)
+        tau = (1 + rho) / (1 - rho)
+        var = c0 / max(n - 2 * len(xs), 1) * tau / stt
+        z = slope / np.sqrt(var)
+    dof = np.maximum(n / tau - 2, 1.0)
+    span = max(x.shape[0] for x in xs) - 1
+    return np.nan_to_num(z), dof, slope * span
+
+
+def check_stationary(data: Trajectories, name: str = "X") -> None:
+    """Warn (:class:`NonStationarityWarning`) when the mean of in-memory data drifts.
+
+    The linear drift of every coordinate is tested against its standard error
+    (:func:`drift_z`, a t test); the threshold is Bonferroni-corrected over the coordinates for a
+    family-wise false alarm of :data:`STATIONARITY_ALPHA`. Dask-backed data are not
+    checked.
+    """
+    if data.lazy:
+        return
+    found = drift_z(data.members)
+    if found is None:
+        return
+    from scipy.special import stdtr
+
+    z, dof, change = found
+    p = 2 * stdtr(dof, -np.abs(z))
+    bad = p < STATIONARITY_ALPHA / z.size
+    if not bad.any():
+        return
+    p = np.where(np.isfinite(p), p, 1.0)
+    worst = int(np.argmin(p))
+    where = _label(data, worst)
+    count = (f" ({int(bad.sum())} of {z.size} coordinates with p < {STATIONARITY_ALPHA:g} / "
+             f"{z.size})" if z.size > 1 else "")
+    _warn(f"{name} is not stationary: its mean drifts by {change[worst]:+.3g} over the record "
+          f"at {where}, {abs(z[worst]):.1f} times the standard error of a linear trend "
+          f"(t test, p = {p[worst]:.2g}){count}. A trend or "
+          "forced signal inflates lagged covariances (a slowly decaying response) and passes "
+          "red-noise tests; fit anomalies instead (gfdt.anomalies(X, detrend=True) removes a "
+          "climatology and a linear trend)", NonStationarityWarning, 5)
+
 
 #: Stein error of R(0) above which a fit warns that the response may be wrong.
 STEIN_WARN = 0.3
@@ -42,9 +189,13 @@ def check_periodic(data: Trajectories) -> None:
                          "set the attribute periodic=True on its coordinate")
 
 
-def check_rank(data: Trajectories, homogeneous: bool, estimated: bool) -> None:
+def check_rank(data: Trajectories, homogeneous: bool, score) -> None:
     """A score estimated from fewer samples than state coordinates: an error, before any
-    work (the covariance has rank at most samples - 1, so R(0) cannot be the identity)."""
+    work (the covariance has rank at most samples - 1, so R(0) cannot be the identity).
+    ``score``: the estimator's score option (names other than ``"exact"`` and unfitted
+    estimators are estimated from the data)."""
+    estimated = (isinstance(score, str) and score.lower() != "exact") or (
+        hasattr(score, "is_fitted") and not score.is_fitted)
     if homogeneous or not estimated:
         return
     d, n = int(np.prod(data.state_shape)), data.n_samples
@@ -143,3 +294,26 @@ def check_coords_agree(response: xr.DataArray, forcing: xr.DataArray, dims,
             if a.shape != b.shape or not np.array_equal(a, b):
                 raise ValueError(f"{name}'s {dim!r} coordinate {a.tolist()[:6]} differs from "
                                  f"the response's {b.tolist()[:6]}")
+
+
+def check_params(est, data: Trajectories) -> int:
+    """The estimator's options checked against the data; returns max_lag in samples."""
+    check_samples(data, "X")
+    L = parse_max_lag(est.max_lag, data.step)
+    if L >= data.min_length:
+        raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
+                         f"series (shortest has {data.min_length} samples)")
+    b = est.batch_size
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+        raise ValueError(f"batch_size must be a positive int, got {b!r}")
+    if not isinstance(est.normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be True or False, got {est.normalize!r}")
+    k = est.source_stride
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"source_stride must be a positive int, got {k!r}")
+    if est.score_options is not None and not isinstance(est.score_options, dict):
+        raise TypeError(f"score_options must be a dict of keyword arguments, got "
+                        f"{type(est.score_options).__name__}")
+    if not isinstance(est.kick, str) or est.kick not in ("pixel", "resolved"):
+        raise ValueError(f"kick must be 'pixel' or 'resolved', got {est.kick!r}")
+    return int(L)

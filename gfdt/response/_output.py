@@ -12,12 +12,13 @@ from gfdt.conventions import attrs as cf_attrs
 from gfdt.conventions import lag_coord
 from gfdt.data import Trajectories
 from gfdt.response.conjugate import Observable, Perturbation
+from gfdt.systems._spectral import resolved_impulse
 
 if TYPE_CHECKING:
     from gfdt.scores.base import ScoreEstimator
 
 __all__ = ["conjugate_response", "lag_of", "normalize", "spectral_score", "state_index",
-           "state_response"]
+           "state_outputs", "state_response"]
 
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
@@ -167,3 +168,25 @@ def normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
     except np.linalg.LinAlgError:
         raise ValueError("normalize=True: the raw R(0) is singular") from None
     return raw @ inv
+
+
+def state_outputs(est, raw: np.ndarray, data: Trajectories, homogeneous: bool,
+                  axes: tuple[int, ...], resolved: np.ndarray | None = None) -> None:
+    """Set ``response_raw_``, ``response_``, ``stein_`` and ``stein_error_`` of the plain
+    GFDT on the estimator ``est`` from the raw response ``raw`` (lag first)."""
+    state_shape, d = data.state_shape, int(np.prod(data.state_shape))
+    est.homogeneous_ = homogeneous
+    est.response_raw_ = state_response(raw, data, homogeneous, False, est._method())
+    est.stein_ = est.response_raw_.isel(lag=0, drop=True)
+    eye = np.zeros(state_shape) if homogeneous else np.eye(d)
+    if homogeneous and resolved is not None:  # R(0) of the kick P delta is P delta
+        eye = resolved_impulse(state_shape)
+    elif homogeneous:
+        eye[(0,) * len(state_shape)] = 1.0
+    est.stein_error_ = float(np.linalg.norm(raw[0] - eye) / (1 if homogeneous else np.sqrt(d)))
+    est.response_ = est.response_raw_
+    if est.normalize:
+        est.response_ = state_response(normalize(raw, homogeneous, axes, resolved), data,
+                                       homogeneous, True, est._method())
+    est.response_kind_ = "homogeneous" if homogeneous else "matrix"
+    est.stein_expected_ = None

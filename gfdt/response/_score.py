@@ -33,15 +33,17 @@ def _fit_gaussian(model: GaussianScore, data: Trajectories, memory_budget,
                   progress: bool | None) -> GaussianScore:
     """Fit on all samples; Dask-backed data in one streaming pass (see memory_budget).
 
-    A homogeneous fit to in-memory data streams over the members too: no stacked copy
-    of the data (the same estimate up to rounding).
+    A homogeneous fit to in-memory data streams over the members too (in blocks
+    within a given budget): no stacked copy of the data (the same estimate up to
+    rounding).
     """
-    if not data.lazy:
-        if model.homogeneous:
-            return model.fit_blocks(data.members)
-        return model.fit(data.samples())
-    d = int(np.prod(data.state_shape))
     budget = parse_bytes(memory_budget)
+    if not data.lazy:
+        if model.homogeneous and budget is None:
+            return model.fit_blocks(data.members)
+        if not model.homogeneous:
+            return model.fit(data.samples())
+    d = int(np.prod(data.state_shape))
     block = 2048 if budget is None else stats_block(budget, d, covariance=not model.homogeneous)
     return model.fit_blocks(_stats_blocks(data, block, progress))
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import scipy.fft as sfft
 import xarray as xr
+from scipy.linalg import blas
 
 logger = logging.getLogger("gfdt")
 
@@ -47,122 +48,189 @@ def n_blocks(lengths: Sequence[int], block_length: int) -> int:
 
 
 class BlockBootstrap:
-    """Running total of per-block parts plus ``n_bootstrap`` resampled totals.
+    """Running total of per-block parts plus resampled totals, in passes.
+
+    The multiplicities of all ``n_bootstrap`` replicates are drawn up front; a pass over
+    the data folds every block into the replicates ``r0 .. r0 + chunk`` of that pass
+    (one in-place matrix product per batch of blocks), so memory holds ``chunk``
+    replicates, not all of them. The total (the point estimate) is summed in the
+    first pass only. The same seed gives the same replicates whatever the chunk.
 
     Parameters
     ----------
     n_blocks : int
-        Number of blocks that will be added (in a fixed order).
+        Number of blocks that will be added per pass (in a fixed order).
     n_bootstrap : int
         Number of replicates (0: keep the total only).
     shape : tuple of int
         Shape of one block's part, starting with the lag axis (L + 1).
     dtype : numpy dtype
     rng : numpy.random.Generator
+    chunk : int, optional
+        Replicates held per pass (default: all, one pass).
+    flush : int, optional
+        Blocks buffered before they are folded into the replicates (default 64).
     """
 
     def __init__(self, n_blocks: int, n_bootstrap: int, shape: tuple[int, ...], dtype,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, chunk: int | None = None,
+                 flush: int | None = None) -> None:
         self.n_blocks = int(n_blocks)
         self.n_bootstrap = int(n_bootstrap)
         self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
         self.total = np.zeros(self.shape, dtype=dtype)
         self.counts = np.zeros(self.shape[0])
         self.size = int(np.prod(self.shape))
+        self.chunk = max(1, min(self.n_bootstrap, int(chunk or self.n_bootstrap or 1)))
+        self.flush = max(1, int(flush or _FLUSH))
+        self.r0 = 0
+        self.first_pass = True
         if self.n_bootstrap:
             self.weights = rng.multinomial(self.n_blocks, np.full(self.n_blocks,
                                                                   1.0 / self.n_blocks),
                                            size=self.n_bootstrap).astype(float)
-            self.boot = np.zeros((self.n_bootstrap, self.size), dtype=dtype)
-            self.boot_counts = np.zeros((self.n_bootstrap, self.shape[0]))
+            self._new_chunk()
         self._parts: list[np.ndarray] = []
         self._cnts: list[np.ndarray] = []
         self._done = 0
 
+    @property
+    def n_passes(self) -> int:
+        """Passes over the data needed for all replicates."""
+        return max(1, -(-self.n_bootstrap // self.chunk))
+
+    def _new_chunk(self) -> None:
+        r1 = min(self.r0 + self.chunk, self.n_bootstrap)
+        self.boot = np.zeros((r1 - self.r0, self.size), dtype=self.dtype)
+        self.boot_counts = np.zeros((r1 - self.r0, self.shape[0]))
+
+    def next_pass(self) -> bool:
+        """Start the pass of the next chunk of replicates; False when all are done."""
+        if self.r0 + self.chunk >= self.n_bootstrap:
+            return False
+        self.r0 += self.chunk
+        self.first_pass = False
+        self.boot = None  # free the previous chunk before the next is allocated
+        self._new_chunk()
+        self._done = 0
+        return True
+
     def add(self, parts: np.ndarray, counts: np.ndarray) -> None:
         """Add blocks: ``parts`` (k, *shape), ``counts`` (k, L + 1)."""
-        self.total += parts.sum(axis=0)
-        self.counts += counts.sum(axis=0)
+        if self.first_pass:
+            self.total += parts.sum(axis=0)
+            self.counts += counts.sum(axis=0)
         if not self.n_bootstrap:
             self._done += parts.shape[0]
             return
-        self._parts.append(parts.reshape(parts.shape[0], -1))
+        k = parts.shape[0]
+        if self._parts and sum(p.shape[0] for p in self._parts) + k > self.flush:
+            self._flush()  # at most flush - 1 buffered blocks are copied together
+        self._parts.append(parts.reshape(k, -1))
         self._cnts.append(counts)
-        if sum(p.shape[0] for p in self._parts) >= _FLUSH:
+        if k >= self.flush or sum(p.shape[0] for p in self._parts) >= self.flush:
             self._flush()
 
     def _flush(self) -> None:
         if not self._parts:
             return
-        parts = np.concatenate(self._parts)
+        parts = self._parts[0] if len(self._parts) == 1 else np.concatenate(self._parts)
         cnts = np.concatenate(self._cnts)
+        self._parts, self._cnts = [], []
         k0, k1 = self._done, self._done + parts.shape[0]
         if k1 > self.n_blocks:
             raise RuntimeError(f"bootstrap: {k1} blocks added, {self.n_blocks} expected")
-        w = np.ascontiguousarray(self.weights[:, k0:k1])
-        if np.iscomplexobj(parts):  # two real products: no complex copy of the weights
-            self.boot.real += w @ np.ascontiguousarray(parts.real)
-            self.boot.imag += w @ np.ascontiguousarray(parts.imag)
+        r1 = self.r0 + self.boot.shape[0]
+        w = self.weights[self.r0:r1, k0:k1]
+        # boot += w @ parts in place (BLAS with beta = 1: no temporary of boot's size)
+        if np.iscomplexobj(self.boot):
+            wt = np.asfortranarray(w.T.astype(complex))
+            blas.zgemm(1.0, np.ascontiguousarray(parts).T, wt, beta=1.0, c=self.boot.T,
+                       overwrite_c=True)
         else:
-            self.boot += w @ parts
+            wt = np.asfortranarray(w.T)
+            blas.dgemm(1.0, np.ascontiguousarray(parts, dtype=float).T, wt, beta=1.0,
+                       c=self.boot.T, overwrite_c=True)
         self.boot_counts += w @ cnts
         self._done = k1
-        self._parts, self._cnts = [], []
 
     def mean(self) -> np.ndarray:
         """The lag average over all blocks, shape ``shape``."""
         return self.total / self.counts.reshape(-1, *([1] * (len(self.shape) - 1)))
 
     def replicates(self) -> Iterator[np.ndarray]:
-        """Lag averages of the resampled data, one array of shape ``shape`` each."""
+        """Lag averages of the resampled data of this pass's chunk, one fresh array of
+        shape ``shape`` each (the caller may modify it)."""
         self._flush()
         if self._done != self.n_blocks:
             raise RuntimeError(f"bootstrap: {self._done} blocks added, {self.n_blocks} "
                                "expected")
-        for b in range(self.n_bootstrap):
+        for b in range(self.boot.shape[0]):
             c = self.boot_counts[b]
             with np.errstate(invalid="ignore", divide="ignore"):
                 yield (self.boot[b].reshape(self.shape)
                        / c.reshape(-1, *([1] * (len(self.shape) - 1))))
 
 
-def replicate_std(replicates: Iterator[np.ndarray],
-                  transforms: Sequence[Callable[[np.ndarray], np.ndarray]],
-                  keep: int | None = None) -> tuple[list[np.ndarray | None], list[np.ndarray]]:
-    """Standard deviation (ddof 1) over replicates of each transform of them.
+class ReplicateMoments:
+    """Standard deviations over replicates, accumulated one replicate at a time.
 
-    A replicate in which a transform fails (e.g. a singular matrix) is skipped; a
-    transform with fewer than two good replicates gives None. With ``keep``, the
-    values of transform ``keep`` are also returned, one array per good replicate.
+    Sums of the deviations from a centre (the point estimate: no cancellation) and of
+    their squares, updated in place: two arrays per statistic, whatever the number of
+    replicates. A replicate with a non-finite value is skipped.
+
+    Parameters
+    ----------
+    centres : sequence of numpy.ndarray
+        The point estimate of each statistic.
+    keep : int, optional
+        Index of a statistic whose replicates are also kept (copies).
     """
-    kept: list[np.ndarray] = []
-    n = [0] * len(transforms)
-    mean: list[np.ndarray | None] = [None] * len(transforms)
-    m2: list[np.ndarray | None] = [None] * len(transforms)
-    for rep in replicates:
-        for i, f in enumerate(transforms):
-            try:
-                v = np.asarray(f(rep))
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            if not np.all(np.isfinite(v)):
-                continue
-            if i == keep:
-                kept.append(v)
-            if mean[i] is None:
-                mean[i] = np.zeros_like(v)
-                m2[i] = np.zeros_like(v)
-            n[i] += 1
-            delta = v - mean[i]
-            mean[i] += delta / n[i]
-            m2[i] += delta * (v - mean[i])
-    out = []
-    for i in range(len(transforms)):
-        if n[i] < 2:
-            out.append(None)
+
+    def __init__(self, centres: Sequence[np.ndarray], keep: int | None = None) -> None:
+        self.centres = [np.asarray(c) for c in centres]
+        self.n = [0] * len(self.centres)
+        self.s1: list[np.ndarray | None] = [None] * len(self.centres)
+        self.s2: list[np.ndarray | None] = [None] * len(self.centres)
+        self.keep = keep
+        self.kept: list[np.ndarray] = []
+
+    def update(self, i: int, v: np.ndarray) -> None:
+        """Add replicate ``v`` of statistic ``i`` (``v`` is overwritten)."""
+        if not np.all(np.isfinite(v)):
+            return
+        if i == self.keep:
+            self.kept.append(v.copy())
+        if self.s1[i] is None:
+            self.s1[i] = np.zeros(v.shape, dtype=v.dtype)
+            self.s2[i] = np.zeros(v.shape, dtype=float)
+        v -= self.centres[i].reshape(v.shape)
+        self.s1[i] += v
+        if np.iscomplexobj(v):
+            np.multiply(v, v.conj(), out=v)
+            self.s2[i] += v.real
         else:
-            out.append(np.sqrt(m2[i] / (n[i] - 1)))
-    return out, kept
+            np.multiply(v, v, out=v)
+            self.s2[i] += v
+        self.n[i] += 1
+
+    def std(self, i: int) -> np.ndarray | None:
+        """Standard deviation (ddof 1) of statistic ``i``; None with < 2 replicates.
+
+        Computed in place (the sums are consumed)."""
+        n, s1, s2 = self.n[i], self.s1[i], self.s2[i]
+        if n < 2:
+            return None
+        if np.iscomplexobj(s1):
+            s1 = np.abs(s1)
+        np.multiply(s1, s1, out=s1)
+        s1 /= n
+        s2 -= s1.real if np.iscomplexobj(s1) else s1
+        s2 /= n - 1
+        np.clip(s2, 0, None, out=s2)
+        self.s1[i] = self.s2[i] = None
+        return np.sqrt(s2, out=s2)
 
 
 def integrated_time(members: Sequence, *, max_members: int = 8, max_samples: int = 4096,
@@ -214,9 +282,10 @@ class Bootstrap:
     n : int
         Replicates (at least 2).
     block_length : int, optional
-        Block length in samples (source times). Default: the larger of ``max_lag + 1``
-        and 20 integrated autocorrelation times of the data (pooled over
-        coordinates), at most the longest member.
+        Block length in samples (source times). Default: the Politis-White length
+        of the lagged products the bootstrap resamples
+        (:mod:`gfdt.response._blocklength`), at least ``max_lag + 1``, at most the
+        longest member.
     seed : int, optional
         Seed of the resampling (default: the estimator's ``seed``).
     """
@@ -264,13 +333,23 @@ class Bootstrap:
         return isinstance(other, Bootstrap) and (self.n, self.block_length, self.seed) == (
             other.n, other.block_length, other.seed)
 
-    def choose_block_length(self, members: Sequence, L: int, stride: int) -> int:
-        """Block length for data ``members`` (a multiple of ``stride``), logged."""
+    def choose_block_length(self, members: Sequence, L: int, stride: int,
+                            series: Callable[[], list] | None = None) -> int:
+        """Block length for data ``members`` (a multiple of ``stride``), logged.
+
+        Default: the Politis-White length (:mod:`gfdt.response._blocklength`) of the
+        candidate series ``series()`` returns (lists of 1-D members, e.g. the lagged
+        products the bootstrap resamples; default: the data's coordinates summed after
+        standardising), the longest of them, at least ``L + 1``.
+        """
+        from gfdt.response._blocklength import block_length_rule
+
         lengths = [m.shape[0] for m in members]
         if self.block_length is None:
-            tau = integrated_time(members)
-            blen = max(L + 1, math.ceil(20.0 * tau))
-            logger.info("bootstrap: integrated autocorrelation time %.3g samples", tau)
+            cands = series() if series is not None else [_standard_sum(members)]
+            blen, found = block_length_rule(cands, L + 1, max(lengths))
+            logger.info("bootstrap: Politis-White block lengths %s samples (floor max_lag "
+                        "+ 1 = %d): %d", ", ".join(f"{b:.3g}" for b in found), L + 1, blen)
         else:
             blen = self.block_length
         blen = min(blen, max(lengths))
@@ -278,12 +357,23 @@ class Bootstrap:
         K = n_blocks(lengths, blen)
         if K < MIN_BLOCKS:
             msg = (f"bootstrap: only {K} blocks of {blen} samples (fewer than {MIN_BLOCKS}); "
-                   "the standard errors are unreliable: use more or longer members, or a "
-                   "shorter block_length (at least max_lag + 1 and several correlation "
-                   "times)")
+                   "the standard errors are unreliable"
+                   + (" (NaN: no error can be estimated from one block)" if K < 2 else "")
+                   + ": use more or longer members, a smaller max_lag (blocks hold at "
+                   "least max_lag + 1 samples), or a shorter block_length")
             logger.warning(msg)
             warnings.warn(msg, BootstrapWarning, stacklevel=5)
         return int(blen)
+
+
+def _standard_sum(members: Sequence, max_samples: int = 4096) -> list[np.ndarray]:
+    """Each member's coordinates standardised and summed: one 1-D series per member."""
+    out = []
+    for m in list(members)[:8]:
+        x = np.asarray(m[:max_samples], dtype=float).reshape(min(len(m), max_samples), -1)
+        sd = x.std(axis=0)
+        out.append(((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).sum(axis=1))
+    return out
 
 
 def check_seed(seed, name: str = "seed") -> None:
@@ -322,23 +412,44 @@ def own_statistics(m: np.ndarray, modes: bool) -> Callable[[np.ndarray], np.ndar
 def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
                   norm_of: Callable[[np.ndarray], np.ndarray] | None,
                   like_raw: xr.DataArray, like: xr.DataArray, block_length: int,
-                  keep_bytes: int) -> tuple[xr.DataArray, xr.DataArray, np.ndarray | None]:
+                  keep_bytes: int, repass: Callable[[], None] | None = None
+                  ) -> tuple[xr.DataArray, xr.DataArray, np.ndarray | None]:
     """Standard errors of the raw and the reported response, from the replicates.
 
     ``raw_of`` maps a replicate's lag means to the raw response, ``norm_of`` (None:
-    not normalised) the raw response to the reported one. Returns the two standard
-    errors (like ``like_raw`` and ``like``) and the replicates of the reported
-    response when they take at most ``keep_bytes`` (else None).
+    not normalised) the raw response to the reported one. The replicates of each
+    pass's chunk are turned into running moments (:class:`ReplicateMoments`) and
+    dropped; ``repass()`` streams the data again for the next chunk. A replicate in
+    which a transform fails (e.g. a singular matrix) is skipped. With fewer than 2
+    blocks, or fewer than 2 good replicates, the standard error is NaN: no error can
+    be estimated. Returns the two standard errors (like ``like_raw`` and ``like``)
+    and the replicates of the reported response when they take at most
+    ``keep_bytes`` (else None).
     """
     from gfdt.conventions import attrs as cf_attrs
 
-    transforms = [raw_of]
-    if norm_of is not None:
-        transforms.append(lambda m: norm_of(raw_of(m)))
     small = 8 * like.size * boot.n_bootstrap <= keep_bytes
-    ses, kept = replicate_std(boot.replicates(), transforms,
-                              keep=len(transforms) - 1 if small else None)
-    reps = (np.stack(kept).reshape(-1, *like.shape) if small and len(kept) > 1 else None)
+    centres = [like_raw.values] + ([like.values] if norm_of is not None else [])
+    acc = ReplicateMoments(centres, keep=len(centres) - 1 if small else None)
+    while True:
+        for rep in boot.replicates():
+            try:
+                raw = np.asarray(raw_of(rep))
+                norm = None if norm_of is None else np.asarray(norm_of(raw))
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if norm is not None:
+                acc.update(1, norm.copy() if np.shares_memory(norm, raw) else norm)
+            acc.update(0, raw if raw.flags.owndata or raw.base is rep else raw.copy())
+            del rep, raw, norm
+        if not boot.next_pass():
+            break
+        if repass is None:
+            raise RuntimeError("bootstrap: several passes planned but no repass given")
+        repass()
+    ses = [None if boot.n_blocks < 2 else acc.std(i) for i in range(len(centres))]
+    reps = (np.stack(acc.kept).reshape(-1, *like.shape)
+            if small and len(acc.kept) > 1 and boot.n_blocks >= 2 else None)
 
     def wrap(se, ref: xr.DataArray) -> xr.DataArray:
         out = ref.copy(data=np.full(ref.shape, np.nan) if se is None
@@ -346,7 +457,8 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
         out.name = "stderr"
         out.attrs.update({**cf_attrs("stderr", what=ref.attrs.get("long_name", "response")),
                           "n_bootstrap": int(boot.n_bootstrap),
-                          "block_length": int(block_length)})
+                          "block_length": int(block_length),
+                          "n_blocks": int(boot.n_blocks)})
         return out
 
     raw_se = wrap(ses[0], like_raw)

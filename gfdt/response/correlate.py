@@ -257,7 +257,9 @@ class LagSums:
         self.bootstrap = bootstrap
         self.block_length = int(block_length)
         self.fft_bytes = int(fft_bytes)
-        self.sums = np.zeros(shape, dtype=complex if modes else float)
+        # with a bootstrap the blocks' parts are summed there (no second array)
+        self.sums = (np.zeros(shape, dtype=complex if modes else float) if bootstrap is None
+                     else None)
         self.counts = np.zeros(self.L + 1)
         self.freq: np.ndarray | None = None  # (M, nfft) sum of time-transform products
         if modes and bootstrap is None and block is not None:
@@ -291,9 +293,9 @@ class LagSums:
             self.sums += lagged_outer(u, s, L)
 
     def total(self) -> tuple[np.ndarray, np.ndarray]:
-        """The lag sums and the pair counts per lag."""
+        """The lag sums and the pair counts per lag (not copies: do not modify)."""
         if self.bootstrap is not None:
-            return self.bootstrap.total.copy(), self.bootstrap.counts.copy()
+            return self.bootstrap.total, self.bootstrap.counts
         if self.freq is not None:
             back = sfft.ifft(self.freq, axis=1, workers=fft_workers())[:, : self.L + 1]
             return self.sums + back.T, self.counts

@@ -17,16 +17,17 @@ import numpy as np
 import scipy.fft as sfft
 import xarray as xr
 
-from gfdt._duration import parse_max_lag
-from gfdt._memory import correlation_block, estimator_bytes, parse_bytes
+from gfdt._memory import estimator_bytes, parse_bytes
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
-from gfdt.response import _output
+from gfdt.response import _output, _plan
 from gfdt.response._checks import (
     check_gaussian_fit,
     check_not_constant,
+    check_params,
     check_periodic,
     check_rank,
+    check_record,
     check_stein,
 )
 from gfdt.response._output import normalize as _normalize
@@ -36,7 +37,6 @@ from gfdt.response.bootstrap import (
     BlockBootstrap,
     Bootstrap,
     check_seed,
-    n_blocks,
     own_statistics,
     stderr_arrays,
 )
@@ -46,19 +46,17 @@ from gfdt.response.conjugate import (
     conjugate_objects,
     conjugate_series,
 )
-from gfdt.response.correlate import FFT_BYTES, LagSums, correlate, fft_workers
+from gfdt.response.correlate import LagSums, correlate, fft_workers
 from gfdt.response.forcing import predict
 from gfdt.response.reduced import ReducedResponse
 from gfdt.scores.base import NotFittedError, ScoreEstimator, check_flag
 from gfdt.scores.gaussian import GaussianScore
-from gfdt.systems._spectral import resolved_impulse, resolved_mask
+from gfdt.systems._spectral import resolved_mask
 from gfdt.systems.base import System
 
 __all__ = ["ResponseEstimator"]
 
 logger = logging.getLogger("gfdt")
-
-_KEEP_REPLICATES_BYTES = 64 * 2**20  # bootstrap replicates kept for predict() errors
 
 
 class ResponseEstimator(ReducedResponse):
@@ -99,18 +97,23 @@ class ResponseEstimator(ReducedResponse):
     bootstrap : bool or Bootstrap
         Block-bootstrap error bars: True, False, or :class:`~gfdt.Bootstrap` options.
     n_bootstrap, block_length : int
-        Replicates and block length in samples (default: see :class:`~gfdt.Bootstrap`).
+        Replicates and block length in samples (default block length: the
+        Politis-White length of the lagged products, at least ``max_lag + 1``; see
+        :class:`~gfdt.Bootstrap`).
     seed : int, optional
         Seed of the bootstrap resampling and of the Hutchinson probes.
     memory_budget : int or str, optional
-        Bytes the fit may use beyond the data (e.g. ``"256MB"``); streams the data.
+        Bytes the fit may use beyond the data (e.g. ``"256MB"``); streams the data. The
+        fit plans its memory before allocating (``memory_plan_``, in the log and
+        :meth:`summary`) and streams or raises a ValueError naming options that fit.
+        Default: half of the available memory
+        (:func:`gfdt._memory.available_memory`).
     kick : {"pixel", "resolved"}
         Homogeneous plain GFDT: one grid point, or that impulse without Nyquist lines.
     stein_correction : bool
         Wrap the score in :class:`~gfdt.scores.SteinCorrected` fitted on the data.
     reduce : gfdt.EOF, optional
-        Fit on the principal components of a gridded field (NaN where masked); then
-        ``response_`` is in mode space and :meth:`response_to` maps impulses to the grid.
+        The GFDT on the EOF principal components of a field (:meth:`response_to`).
 
     Attributes
     ----------
@@ -137,7 +140,7 @@ class ResponseEstimator(ReducedResponse):
     response_kind_ : str
         ``"matrix"``, ``"homogeneous"``, ``"observable"``, ``"perturbation"``, ``"reduced"``.
     reduce_ : gfdt.EOF or None
-        The fitted reduction; ``response_`` then has dims ``("lag", "mode", "source_mode")``.
+        The fitted reduction (``response_`` dims ``("lag", "mode", "source_mode")``).
 
     Notes
     -----
@@ -218,26 +221,6 @@ class ResponseEstimator(ReducedResponse):
                 f"normalize={self.normalize}, homogeneous={self.homogeneous})")
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self, data: Trajectories) -> int:
-        L = parse_max_lag(self.max_lag, data.step)
-        if L >= data.min_length:
-            raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
-                             f"series (shortest has {data.min_length} samples)")
-        b = self.batch_size
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise ValueError(f"batch_size must be a positive int, got {b!r}")
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
-        k = self.source_stride
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"source_stride must be a positive int, got {k!r}")
-        if self.score_options is not None and not isinstance(self.score_options, dict):
-            raise TypeError(f"score_options must be a dict of keyword arguments, got "
-                            f"{type(self.score_options).__name__}")
-        if not isinstance(self.kick, str) or self.kick not in ("pixel", "resolved"):
-            raise ValueError(f"kick must be 'pixel' or 'resolved', got {self.kick!r}")
-        return int(L)
-
     def _is_homogeneous(self, data: Trajectories) -> bool:
         if self.homogeneous is None:
             return bool(int(data.attrs.get("gfdt_homogeneous", 0)))
@@ -260,28 +243,25 @@ class ResponseEstimator(ReducedResponse):
             boot = np.random.SeedSequence(opts.seed)
         return np.random.default_rng(boot), np.random.default_rng(probes)
 
-    def _start_bootstrap(self, data: Trajectories, L: int, shape: tuple[int, ...], dtype,
-                         stride: int) -> tuple[BlockBootstrap | None, int]:
-        """The block accumulator (None without bootstrap) and the block length."""
-        opts = self._bootstrap_options()
-        if opts is None:
-            self.block_length_ = None
-            return None, 0
-        blen = opts.choose_block_length(data.members, L, stride)
-        self.block_length_ = blen
-        return BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, dtype,
-                              self._seed_streams(opts)[0]), blen
-
     def _finish_bootstrap(self, boot: BlockBootstrap | None,
                           raw_of: Callable[[np.ndarray], np.ndarray],
-                          norm_of: Callable[[np.ndarray], np.ndarray] | None) -> None:
-        """Set ``response_raw_stderr_`` and ``response_stderr_`` from the replicates."""
+                          norm_of: Callable[[np.ndarray], np.ndarray] | None,
+                          repass: Callable[[], object]) -> None:
+        """Set ``response_raw_stderr_`` and ``response_stderr_`` from the replicates
+        (``repass()`` streams the data again for the next chunk of replicates)."""
         if boot is None:
             self.response_raw_stderr_ = self.response_stderr_ = self._replicates = None
             return
         self.response_raw_stderr_, self.response_stderr_, self._replicates = stderr_arrays(
             boot, raw_of, norm_of if self.normalize else None, self.response_raw_,
-            self.response_, self.block_length_, _KEEP_REPLICATES_BYTES)
+            self.response_, self.block_length_,
+            _plan.KEEP_BYTES if self.memory_plan_.keep_replicates else 0, repass)
+
+    def summary(self) -> str:
+        """A plain-text account of the fit: data, score, bootstrap, memory plan."""
+        from gfdt.response._summary import summary
+
+        return summary(self)
 
     def _method(self) -> str:
         if isinstance(self.score, str):
@@ -306,7 +286,7 @@ class ResponseEstimator(ReducedResponse):
         return self._fit_data(as_trajectories(X, "X"))
 
     def _fit_data(self, data: Trajectories) -> ResponseEstimator:
-        L = self._check_params(data)
+        L = check_params(self, data)
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
@@ -315,12 +295,16 @@ class ResponseEstimator(ReducedResponse):
             raise ValueError("kick='resolved' applies to the plain GFDT of a homogeneous "
                              "field (no observable, no perturbation)")
         check_not_constant(data, homogeneous, "X")
-        check_rank(data, homogeneous, (isinstance(self.score, str) and self.score != "exact")
-                   or (isinstance(self.score, ScoreEstimator) and not self.score.is_fitted))
+        check_rank(data, homogeneous, self.score)
+        check_record(data, L, "X")
         # a Gaussian score fitted here: the bootstrap resamples its covariance too
         self._gaussian_here = (
             (isinstance(self.score, str) and self.score.lower() == "gaussian")
             or (isinstance(self.score, GaussianScore) and not self.score.is_fitted))
+        self._score_fit = _plan.score_fit_bytes(self.score, data, homogeneous,
+                                                 self.memory_budget)
+        if self.observable is None and self.perturbation is None:  # fail before any work
+            self._plan_state(data, L, homogeneous, 0, self._score_fit[1], log=False)
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
             model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
@@ -370,19 +354,24 @@ class ResponseEstimator(ReducedResponse):
         spec_shape = np.fft.rfftn(np.zeros(state_shape)).shape
         shape = (L + 1, int(np.prod(spec_shape))) if homogeneous else (L + 1, d, d)
         stride = int(self.source_stride)
-        boot, blen = self._start_bootstrap(data, L, shape, complex if homogeneous else float,
-                                           stride)
-        block, fft_bytes, budget = self._block_plan(
-            L, boot, blen, dict(d=d, result_bytes=16 * shape[0] * shape[1] if homogeneous
-                                else 8 * shape[0] * d * d, homogeneous=homogeneous,
-                                model_bytes=estimator_bytes(model)))
         autocov = not model.is_fitted  # a Gaussian fitted below from the lag sums
         read = self._state_reader(data, model, homogeneous, autocov)
-        sums = correlate(data.lengths, read,
-                         LagSums(L, modes=homogeneous, shape=shape, stride=stride,
-                                 bootstrap=boot, block_length=blen, fft_bytes=fft_bytes,
-                                 block=block if budget is None else None),
-                         block, progress=self.progress)
+        held = estimator_bytes(model)
+        block0 = self._plan_state(data, L, homogeneous, 0, held, False)[0].block
+        boot, blen, plan, fft_bytes = _plan.start_bootstrap(
+            self, data, L, shape, complex if homogeneous else float,
+            lambda bl: self._plan_state(data, L, homogeneous, bl, held),
+            _plan.product_series(read, data.lengths, L, min(4096, block0), autocov))
+        block, given = plan.block, parse_bytes(self.memory_budget)
+
+        def lag_sums() -> LagSums:
+            return correlate(data.lengths, read,
+                             LagSums(L, modes=homogeneous, shape=shape, stride=stride,
+                                     bootstrap=boot, block_length=blen, fft_bytes=fft_bytes,
+                                     block=block if given is None else None),
+                             block, progress=self.progress)
+
+        sums = lag_sums()
 
         if autocov:  # the spectrum is the lag-0 autocovariance of the modes
             lag0, counts = sums.total()
@@ -403,7 +392,7 @@ class ResponseEstimator(ReducedResponse):
 
         m = sums.mean()
         raw = raw_of(m)
-        self._state_outputs(raw, data, homogeneous, axes, resolved)
+        _output.state_outputs(self, raw, data, homogeneous, axes, resolved)
         rep_raw = raw_of
         if self._gaussian_here:  # replicates use their own covariance (see Notes)
             rescale = own_statistics(m, homogeneous)
@@ -412,28 +401,18 @@ class ResponseEstimator(ReducedResponse):
                 return raw_of(rescale(r))
 
         self._finish_bootstrap(boot, rep_raw,
-                               lambda r: _normalize(r, homogeneous, axes, resolved))
+                               lambda r: _normalize(r, homogeneous, axes, resolved), lag_sums)
         logger.info("GFDT response from %d states: Stein error %.3g", data.n_samples,
                     self.stein_error_)
 
-    def _block_plan(self, L: int, boot: BlockBootstrap | None, blen: int,
-                    sizes: dict | None = None) -> tuple[int, int, int | None]:
-        """Source times per read block, FFT work space and the memory budget (bytes).
-
-        Blocks hold whole bootstrap blocks; with a budget and ``sizes`` (``d``,
-        ``result_bytes``, ``homogeneous``, ``model_bytes``) see ``correlation_block``."""
-        stride = int(self.source_stride)
-        block = max(4 * L, 2048)
-        block += -block % stride
-        if boot is not None:
-            block = blen * -(-block // blen)
-        budget = parse_bytes(self.memory_budget)
-        if budget is None or sizes is None:
-            return block, FFT_BYTES, None
-        block, fft_bytes = correlation_block(
-            budget, L=L, batch_size=int(self.batch_size), stride=stride,
-            bootstrap=None if boot is None else (boot.n_bootstrap, blen), **sizes)
-        return block, fft_bytes, budget
+    def _plan_state(self, data: Trajectories, L: int, homogeneous: bool, blen: int,
+                    model_bytes: int, log: bool = True) -> tuple[_plan.MemoryPlan, int]:
+        """Memory plan of the plain GFDT (:mod:`gfdt.response._plan`) and FFT work space."""
+        d = int(np.prod(data.state_shape))
+        return _plan.plan_fit(
+            self, data, L, d=d, shape_of=_plan.state_shape_of(homogeneous, data.state_shape),
+            homogeneous=homogeneous, score_fit=self._score_fit[0], model_bytes=model_bytes,
+            blen=blen, own_stats=self._gaussian_here and not homogeneous, log=log)
 
     def _state_reader(self, data: Trajectories, model: ScoreEstimator, homogeneous: bool,
                       autocov: bool) -> Callable:
@@ -467,30 +446,6 @@ class ResponseEstimator(ReducedResponse):
 
         return read
 
-    def _state_outputs(self, raw: np.ndarray, data: Trajectories, homogeneous: bool,
-                       axes: tuple[int, ...], resolved: np.ndarray | None = None) -> None:
-        """``response_raw_``, ``response_``, ``stein_`` and ``stein_error_`` of the plain
-        GFDT from the raw response ``raw`` (lag first)."""
-        state_shape, d = data.state_shape, int(np.prod(data.state_shape))
-        self.homogeneous_ = homogeneous
-        self.response_raw_ = _output.state_response(raw, data, homogeneous, False,
-                                                    self._method())
-        self.stein_ = self.response_raw_.isel(lag=0, drop=True)
-        eye = np.zeros(state_shape) if homogeneous else np.eye(d)
-        if homogeneous and resolved is not None:  # R(0) of the kick P delta is P delta
-            eye = resolved_impulse(state_shape)
-        elif homogeneous:
-            eye[(0,) * len(state_shape)] = 1.0
-        self.stein_error_ = float(np.linalg.norm(raw[0] - eye)
-                                  / (1 if homogeneous else np.sqrt(d)))
-        self.response_ = self.response_raw_
-        if self.normalize:
-            self.response_ = _output.state_response(_normalize(raw, homogeneous, axes,
-                                                               resolved), data,
-                                                    homogeneous, True, self._method())
-        self.response_kind_ = "homogeneous" if homogeneous else "matrix"
-        self.stein_expected_ = None
-
     # -------------------------------------------------- observables, perturbations
     def _fit_conjugate(self, data: Trajectories, model: ScoreEstimator, L: int) -> None:
         """Response of an observable to a perturbation (or to kicks of each coordinate)."""
@@ -506,11 +461,26 @@ class ResponseEstimator(ReducedResponse):
         mean_A = sum(v.sum(axis=0) for v in A) / data.n_samples
         stride = int(self.source_stride)
         shape = (L + 1, A[0].shape[1], B[0].shape[1])
-        boot, blen = self._start_bootstrap(data, L, shape, float, stride)
-        block = self._block_plan(L, boot, blen)[0]  # A and B are in memory: no budget
-        sums = correlate(data.lengths, lambda k, a, e, b: (A[k][a:e] - mean_A, B[k][a:b]),
-                         LagSums(L, modes=False, shape=shape, stride=stride, bootstrap=boot,
-                                 block_length=blen), block, progress=False)
+        d = int(np.prod(data.state_shape))
+
+        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            return A[k][a:e] - mean_A, B[k][a:b]
+
+        def replan(bl: int) -> tuple[_plan.MemoryPlan, int]:
+            return _plan.plan_fit(self, data, L, d=d, shape_of=lambda L_, d_: (
+                L_ + 1, shape[1], shape[2]), homogeneous=False, score_fit=self._score_fit[0],
+                model_bytes=estimator_bytes(model), blen=bl)
+
+        boot, blen, plan, _ = _plan.start_bootstrap(
+            self, data, L, shape, float, replan,
+            _plan.product_series(read, data.lengths, L, 4096, False))
+
+        def lag_sums() -> LagSums:
+            return correlate(data.lengths, read, LagSums(
+                L, modes=False, shape=shape, stride=stride, bootstrap=boot, block_length=blen),
+                plan.block, progress=False)
+
+        sums = lag_sums()
         identity = obs.identity and pert is not None
         kind = "observable" if pert is None else "perturbation"
         r_shape = ((L + 1, *data.state_shape) if identity
@@ -535,7 +505,7 @@ class ResponseEstimator(ReducedResponse):
             norm = float(np.linalg.norm(expected))
             self.stein_error_ = (float(np.linalg.norm(raw[0] - expected)) / norm if norm > 0
                                  else float("nan"))
-        self._finish_bootstrap(boot, raw_of, None)
+        self._finish_bootstrap(boot, raw_of, None, lag_sums)
         logger.info("GFDT %s response from %d states", kind, data.n_samples)
 
     # ------------------------------------------------------------- null model

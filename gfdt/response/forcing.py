@@ -235,7 +235,7 @@ def prediction_stderr(response: xr.DataArray, replicates: np.ndarray | None, for
     if replicates is None:
         raise ValueError("return_stderr=True needs the bootstrap replicates: fit with "
                          "bootstrap=True (kept only when n_bootstrap x the response "
-                         "size takes at most 64 MiB)")
+                         "size takes at most 64 MiB and fits the fit's memory plan)")
     preds = np.stack([response_to_forcing(response.copy(data=r), forcing, kind=kind).values
                       for r in replicates])
     se = pred.copy(data=preds.std(axis=0, ddof=1))

@@ -140,9 +140,13 @@ class ReducedResponse:
             out["stderr"] = resp.copy(data=se).assign_attrs(
                 {"long_name": "bootstrap standard error of the response",
                  "n_bootstrap": int(vb.shape[0])})
-        elif getattr(self, "response_stderr_", None) is not None:
-            logger.warning("response_to: the bootstrap replicates were not kept, so the "
-                           "response has no error bars (fewer lags or modes keep them)")
+        elif getattr(self, "response_stderr_", None) is not None:  # bootstrap, no replicates
+            out["stderr"] = resp.copy(data=np.where(np.isnan(resp.values), np.nan, np.nan))
+            out["stderr"].attrs = {"long_name": "bootstrap standard error of the response "
+                                                "(not available: NaN)"}
+            logger.warning("response_to: no bootstrap replicates were kept (fewer than 2 "
+                           "blocks, or more than the memory plan keeps): the standard error "
+                           "is NaN; use fewer lags or modes, or more data")
         return out
 
     # --------------------------------------------------------------- predict

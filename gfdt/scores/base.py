@@ -268,6 +268,21 @@ class ScoreEstimator:
     def fit(self, X) -> ScoreEstimator:  # pragma: no cover - interface
         raise NotImplementedError
 
+    @classmethod
+    def fit_memory(cls, n_samples: int, state_shape: tuple[int, ...]) -> int:
+        """Bytes a fit to ``n_samples`` states of ``state_shape`` holds at its peak.
+
+        The memory plans of the response fits count it before fitting. Default: the
+        samples stacked and one working copy (``2 n d`` doubles), or, for estimators
+        that read the data by index (``accepts_trajectories``), a covariance and a few
+        chunks of 512 states (``2 d^2 + 2048 d``); estimators that need more
+        (matrices of the state's size, kernels over samples) override it.
+        """
+        d = int(np.prod(state_shape))
+        if getattr(cls, "accepts_trajectories", False):
+            return int(8 * d * (2 * d + 4 * min(n_samples, 512)))
+        return int(2 * 8 * n_samples * d)
+
     def score(self, x) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -1,0 +1,129 @@
+"""Memory plans: no fit allocates more than its plan, chunked bootstraps give the same
+errors, a plan that cannot fit fails before allocating, and the default budget reads
+the limits of the machine (``ulimit -v`` included)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import gfdt
+from gfdt._memory import available_memory, default_budget
+from gfdt.response import MemoryPlanError
+
+
+def _ar(n: int, d: int, seed: int = 0, phi: float = 0.7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, d))
+    z = rng.standard_normal((n, d))
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + z[t]
+    return x
+
+
+def _peak(fn) -> tuple[int, object]:
+    """Peak bytes numpy (and Python) allocate while ``fn()`` runs, beyond what existed."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = fn()
+        return tracemalloc.get_traced_memory()[1] - base, out
+    finally:
+        tracemalloc.stop()
+
+
+CONFIGS = {
+    "matrix, bootstrap": (lambda: _ar(400, 40), dict(max_lag=8)),
+    "matrix, normalised, replicates in passes": (
+        lambda: _ar(400, 60), dict(max_lag=8, normalize=True, memory_budget="20MB")),
+    "matrix, no bootstrap": (lambda: _ar(400, 60), dict(max_lag=8, bootstrap=False)),
+    "homogeneous field": (lambda: _ar(600, 256).reshape(600, 16, 16),
+                          dict(max_lag=8, homogeneous=True, memory_budget="30MB")),
+    "observable": (lambda: _ar(500, 30), dict(max_lag=6, observable="mean")),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fit_allocates_no_more_than_its_plan(name):
+    make, kw = CONFIGS[name]
+    x = make()
+    kw = {"progress": False, "seed": 1, **kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gfdt.ResponseEstimator(**kw).fit(x[:60])  # load the code paths (imports) first
+        peak, est = _peak(lambda: gfdt.ResponseEstimator(**kw).fit(x))
+    plan = est.memory_plan_
+    assert 0 < peak <= plan.peak, (name, peak, plan.describe())
+    assert plan.peak <= plan.budget  # and the plan is within its budget
+    if "passes" in name:
+        assert plan.passes > 1 and plan.replicates_per_pass < 100
+    assert "memory plan" in est.summary()
+
+
+def test_replicates_in_passes_equal_one_pass():
+    """The same seed gives the same replicates whatever the chunk: equal errors."""
+    x = _ar(400, 30, seed=3)
+    kw = dict(max_lag=6, normalize=True, seed=5, progress=False, block_length=20)
+    one = gfdt.ResponseEstimator(**kw).fit(x)
+    many = gfdt.ResponseEstimator(**kw, memory_budget="3MB").fit(x)
+    assert one.memory_plan_.passes == 1 and many.memory_plan_.passes > 3
+    for attr in ("response_stderr_", "response_raw_stderr_"):
+        np.testing.assert_allclose(getattr(many, attr).values, getattr(one, attr).values,
+                                   rtol=1e-9, atol=1e-14)
+    np.testing.assert_array_equal(many.response_.values, one.response_.values)
+
+
+def test_too_large_fails_before_allocating():
+    x = _ar(60, 3000, seed=0)  # a (11, 3000, 3000) result: 792 MB per array
+    est = gfdt.ResponseEstimator(max_lag=10, memory_budget="6GB", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        def attempt():
+            with pytest.raises(MemoryPlanError) as err:
+                est.fit(x)
+            return err
+
+        peak, err = _peak(attempt)
+    msg = str(err.value)
+    assert peak < 4 * 8 * x.size, peak  # a few copies of the data: nothing of the plan's size
+    for part in ("792.0 MB", "6.0 GB", "bootstrap=False", "max_lag <=",
+                 "reduced to at most", "memory_budget of at least"):
+        assert part in msg, (part, msg)
+    assert isinstance(err.value, ValueError)
+
+
+def test_plan_options_would_fit():
+    """Each option the error names fits when taken."""
+    x = _ar(50, 80, seed=1)
+    est = gfdt.ResponseEstimator(max_lag=10, memory_budget="3MB", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(MemoryPlanError) as err:
+            est.fit(x)
+        msg = str(err.value)
+        lag = int(msg.split("max_lag <= ")[1].split()[0])
+        assert 1 <= lag < 10
+        gfdt.ResponseEstimator(max_lag=lag, memory_budget="3MB", progress=False).fit(x)
+        if "bootstrap=False" in msg:
+            gfdt.ResponseEstimator(max_lag=10, memory_budget="3MB", bootstrap=False,
+                                   progress=False).fit(x)
+
+
+def test_available_memory_reads_the_address_space_limit():
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30));"
+            "from gfdt._memory import available_memory, default_budget;"
+            "print(available_memory()[0], available_memory()[1], default_budget()[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    size, budget = int(out[0]), int(out[-1])
+    assert "RLIMIT_AS" in " ".join(out[1:-1])
+    assert 0 < size < 3 * 2**30 and budget == size // 2
+    size, label = available_memory()
+    assert size > 0 and label
+    assert default_budget()[0] <= size
