@@ -1,7 +1,8 @@
 """Maps and heat maps for :func:`gfdt.plotting.plot_response`.
 
-* maps: a response on a lat-lon (or any 2-D) grid per lag, such as
-  :meth:`gfdt.ResponseEstimator.response_to` returns: one ``pcolormesh`` panel per chosen
+* maps: a response on a lat-lon grid per lag (a latitude or longitude coordinate found
+  by cf-xarray), such as :meth:`gfdt.ResponseEstimator.response_to` returns (any 2-D
+  grid there): one ``pcolormesh`` panel per chosen
   lag, NaN (land) left blank, one symmetric colour scale, points whose response is within
   ``n_sigma`` standard errors of zero stippled;
 * heat maps: a response matrix (mode space, dims ``("lag", "mode", "source_mode")``, or a
@@ -31,10 +32,18 @@ def layout(r: xr.DataArray, pairs, ax) -> str | None:
     if set(other) == {"observable", "source"}:
         big = r.sizes["observable"] * r.sizes["source"] > MAX_PANELS
         return "heatmap" if big and pairs is None and ax is None else None
-    if r.attrs.get("response_kind") == "pattern" or (
-            len(other) == 2 and set(other) != {"y", "x"}):
+    if len(other) == 2 and (r.attrs.get("response_kind") == "pattern" or _geographic(r, other)):
         return "map"
     return None
+
+
+def _geographic(r: xr.DataArray, dims: list[str]) -> bool:
+    """Whether a latitude or longitude coordinate (CF lookup) lives on ``dims``."""
+    from gfdt._axes import find_coordinate
+
+    one = r.isel(lag=0, drop=True)
+    return any(find_coordinate(one, key, tuple(dims)) is not None
+               for key in ("latitude", "longitude"))
 
 
 def _lags(r: xr.DataArray, lags) -> list[int]:
