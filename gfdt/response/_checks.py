@@ -302,7 +302,9 @@ def check_params(est, data: Trajectories) -> int:
     L = parse_max_lag(est.max_lag, data.step)
     if L >= data.min_length:
         raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
-                         f"series (shortest has {data.min_length} samples)")
+                         f"series (shortest has {data.min_length} samples): pass a smaller "
+                         f"max_lag, e.g. max_lag={max(1, data.min_length // 5)} (a fifth of "
+                         "the record)")
     b = est.batch_size
     if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
         raise ValueError(f"batch_size must be a positive int, got {b!r}")
