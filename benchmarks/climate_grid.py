@@ -123,7 +123,7 @@ def _eof_case(x, f, truth, score, n_modes, bootstrap, dsm, seed, keep):
         est = _estimator(score, eof, bootstrap, dsm, seed).fit(x)
         out = est.response_to(f)
         res = {"n_modes": int(est.reduce_.n_modes_),
-               "error": None, "rel_error": round(relative_error(out.response, truth), 4),
+               "rel_error": round(relative_error(out.response, truth), 4),
                "stein_error": round(float(est.stein_error_), 4),
                "captured": round(float(out.response.attrs["captured"]), 3)}
         if score == "auto":
