@@ -204,3 +204,15 @@ def test_multiindex_response_round_trips_through_io(tmp_path):
     assert list(est2.response_.indexes["observable"].names) == ["lat", "lon"]
     back2 = gfdt.io.load(gfdt.io.save(est2.response_, tmp_path / "r2.nc"))["response"]
     assert back2.unstack("observable").unstack("source").shape == (5, 2, 5, 2, 5)
+
+
+def test_null_bands_with_reduce_are_the_principal_components_red_noise_band():
+    da = _var1_field(n=300)
+    est = gfdt.ResponseEstimator(**_kw(reduce=gfdt.EOF(n_modes=3), bootstrap=False)).fit(da)
+    band = est.null_bands(da, n_surrogates=8, seed=2)
+    assert band["upper"].dims == ("lag", "mode", "source_mode")
+    # the same as the plain estimator's band on the PCs of the fitted EOFs
+    pcs = est.reduce_.transform(da)
+    plain = gfdt.ResponseEstimator(**_kw(bootstrap=False)).null_bands(pcs, n_surrogates=8,
+                                                                      seed=2)
+    np.testing.assert_allclose(band["upper"].values, plain["upper"].values, rtol=1e-12)

@@ -520,8 +520,11 @@ class ResponseEstimator(ReducedResponse):
         """
         from gfdt.nullmodel import surrogate_bands
 
-        return surrogate_bands(self, X, n_surrogates=n_surrogates, level=level, seed=seed,
-                               kind=kind, attribute=attribute)
+        kw = dict(n_surrogates=n_surrogates, level=level, seed=seed, kind=kind,
+                  attribute=attribute)
+        if self.reduce is not None:  # the null model of the principal components
+            return self._null_bands_reduced(X, **kw)
+        return surrogate_bands(self, X, **kw)
 
     # ------------------------------------------------------------- prediction
     def predict(self, forcing, return_stderr: bool = False

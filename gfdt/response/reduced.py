@@ -149,6 +149,20 @@ class ReducedResponse:
                            "is NaN; use fewer lags or modes, or more data")
         return out
 
+    # ------------------------------------------------------------ null model
+    def _null_bands_reduced(self, X, **kw) -> xr.Dataset:
+        """:meth:`null_bands` with ``reduce``: red-noise surrogates of the principal
+        components (on the fitted EOFs, or EOFs fitted to ``X`` here), fitted without
+        the reduction; the band has the mode-space layout of ``response_``."""
+        from gfdt.nullmodel import surrogate_bands
+
+        eof = getattr(self, "reduce_", None)
+        if eof is None:
+            eof = type(self.reduce)(**self.reduce.get_params(deep=False)).fit(X)
+        plain = type(self)(**{**self.get_params(deep=False), "reduce": None})
+        band = surrogate_bands(plain, _as_pcs(eof.transform(X)), **kw)
+        return band.rename({k: v for k, v in _MODE_DIMS.items() if k in band.dims})
+
     # --------------------------------------------------------------- predict
     def _predict_reduced(self, forcing, return_stderr: bool):
         """:meth:`predict` with ``reduce``: a forcing field ``(time, *space)`` or a pair
