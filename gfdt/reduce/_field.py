@@ -127,6 +127,7 @@ def _from_dataarray(da: xr.DataArray, name: str) -> Field:
     if has_member:
         template = template.isel(member=0, drop=True)
     template = template.copy(data=np.zeros(template.shape))
+    template = template.drop_vars([c for c in template.coords if template[c].ndim == 0])
     times = [da["time"] if "time" in da.coords else None] * len(members)
     return Field(members, space, tuple(int(n) for n in da.shape[-len(space):]), template,
                  times, "dataarray", da["member"] if has_member and "member" in da.coords
