@@ -195,3 +195,13 @@ def test_white_noise_warns_and_keeps_one_mode():
     with pytest.warns(UserWarning, match="better than zero"):
         e = EOF().fit(da)
     assert e.n_modes_ == 1 and e.latitude_ is None
+
+
+def test_memory_is_checked_before_the_decomposition(monkeypatch):
+    import gfdt._memory
+
+    da = _field(n=100)
+    monkeypatch.setattr(gfdt._memory, "default_budget", lambda: (10**6, "a test budget"))
+    with pytest.raises(ValueError, match=r"gram route for 100 samples x 119 points .* "
+                                         r"more than the budget 1.0 MB"):
+        EOF(n_modes=3).fit(da)

@@ -26,7 +26,7 @@ import numpy as np
 
 from gfdt.reduce._field import Field
 
-__all__ = ["EXACT_LIMIT", "leading_modes"]
+__all__ = ["EXACT_LIMIT", "check_memory", "leading_modes", "route_bytes"]
 
 logger = logging.getLogger("gfdt")
 
@@ -152,6 +152,34 @@ def choose_solver(solver: str, n: int, d: int, lazy: bool) -> str:
     return solver
 
 
+def route_bytes(route: str, n: int, d: int, k: int) -> int:
+    """Bytes a route allocates beyond the data (dense matrices with their eigensolver
+    work space, thin matrices, time blocks or column chunks of at most 16 MiB)."""
+    chunks = 3 * 16 * 2**20
+    thin = 8 * k * (2 * n + 2 * d)  # PCs, patterns and their temporaries
+    if route == "gram":
+        return 8 * 3 * n * n + thin + chunks
+    if route == "covariance":
+        return 8 * 3 * d * d + thin + chunks
+    p = min(n, d, k + max(MIN_OVERSAMPLE, k // 2))
+    return 8 * p * (3 * n + 4 * d) + thin + chunks
+
+
+def check_memory(route: str, n: int, d: int, k: int) -> int:
+    """Raise ValueError before allocating when a route needs more than the default budget
+    (half of the memory available, :func:`gfdt._memory.default_budget`); return the bytes."""
+    from gfdt._memory import default_budget, format_bytes
+
+    need = route_bytes(route, n, d, k)
+    budget, label = default_budget()
+    if need > budget:
+        raise ValueError(f"EOF: the {route} route for {n} samples x {d} points and {k} modes "
+                         f"needs about {format_bytes(need)}, more than the budget "
+                         f"{format_bytes(budget)} ({label}); use solver='randomized' (thin "
+                         "matrices only), fewer max_modes, or fewer points")
+    return need
+
+
 def leading_modes(Y: Anomalies, k: int, solver: str, seed: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """The leading ``k`` (at most) resolved modes of the weighted anomalies.
@@ -168,8 +196,9 @@ def leading_modes(Y: Anomalies, k: int, solver: str, seed: int
         The route used.
     """
     route = choose_solver(solver, Y.n, Y.d, Y.field.lazy)
-    logger.info("EOF: %d samples x %d valid points, %d modes by the %s route", Y.n, Y.d, k,
-                route)
+    need = check_memory(route, Y.n, Y.d, k)
+    logger.info("EOF: %d samples x %d valid points, %d modes by the %s route (about %.3g MB "
+                "beyond the data)", Y.n, Y.d, k, route, need / 1e6)
     if route == "gram":
         s, pcs, P = _gram(Y, k)
     elif route == "covariance":
