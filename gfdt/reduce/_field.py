@@ -49,6 +49,8 @@ class Field:
     attrs : dict
         Attributes of the data variable.
     name : hashable
+    has_member : bool
+        The input had a ``member`` dim (kept on the principal components).
     """
 
     members: list
@@ -60,6 +62,7 @@ class Field:
     member_coord: Any = None
     attrs: dict = dataclasses.field(default_factory=dict)
     name: Any = None
+    has_member: bool = False
 
     @property
     def n_space(self) -> int:
@@ -131,7 +134,7 @@ def _from_dataarray(da: xr.DataArray, name: str) -> Field:
     times = [da["time"] if "time" in da.coords else None] * len(members)
     return Field(members, space, tuple(int(n) for n in da.shape[-len(space):]), template,
                  times, "dataarray", da["member"] if has_member and "member" in da.coords
-                 else None, dict(da.attrs), da.name)
+                 else None, dict(da.attrs), da.name, has_member)
 
 
 def as_field(X, name: str = "X") -> Field:

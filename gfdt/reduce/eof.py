@@ -361,8 +361,7 @@ class EOF:
         if field.kind == "list":
             return [one(a, t) if field.template is not None else a
                     for a, t in zip(pcs, field.times, strict=True)]
-        if len(pcs) == 1 and field.member_coord is None and len(field.members) == 1 \
-                and not _had_member(field):
+        if not field.has_member:
             return one(pcs[0], field.times[0])
         da = xr.concat([one(a, t) for a, t in zip(pcs, field.times, strict=True)], "member")
         if field.member_coord is not None:
@@ -529,10 +528,6 @@ class EOF:
 
 def _short(w) -> str:
     return repr(w) if w is None or isinstance(w, str) else f"<{type(w).__name__}>"
-
-
-def _had_member(field: Field) -> bool:
-    return field.template is not None and field.kind == "dataarray" and len(field.members) > 1
 
 
 def _bounds(lengths: list[int]):
