@@ -95,8 +95,12 @@ class _Field:
 
     def __init__(self, grid: Grid, n_patterns: int, rho: float, fast: float,
                  smooth: float) -> None:
-        self.grid, self.rho, self.fast = grid, float(rho), float(fast)
-        self.smooth = smooth * grid.ny / 24  # the noise correlation length in degrees
+        self.grid, self.rho = grid, float(rho)
+        # the same physical field at any resolution: the correlation length of the noise
+        # is fixed in degrees, and its variance per point falls as the points per area
+        # grow, as the values of the unit-norm patterns do (reference: 24 x 36)
+        self.smooth = smooth * grid.ny / 24
+        self.fast = float(fast) * np.sqrt(24 * 36 / (grid.ny * grid.nx))
         W = grid.area
         P = np.stack([sum(s * grid.bump(a, b, c, e) for a, b, c, e, s in spec)[grid.ocean]
                       for spec in _PATTERNS[:n_patterns]], axis=1)
@@ -150,7 +154,8 @@ class LinearField(_Field):
     rho : float
         Lag-1 autocorrelation of the fast remainder.
     fast : float
-        Standard deviation of the remainder's innovation per point.
+        Standard deviation of the remainder's innovation per point on the 24 x 36 grid
+        (scaled by the square root of the point density on other grids).
     smooth : float
         Correlation length of the remainder in grid cells (at 24 x 36).
     """
