@@ -341,7 +341,7 @@ class EOF:
                 if dim in self._template.coords and dim in field.template.coords:
                     a = np.asarray(self._template[dim].values)
                     b = np.asarray(field.template[dim].values)
-                    if a.shape != b.shape or not np.array_equal(a, b):
+                    if not _same_coord(a, b):
                         raise ValueError(f"X's {dim!r} coordinate differs from the one the "
                                          "EOFs were fitted on")
 
@@ -440,7 +440,7 @@ class EOF:
                 for dim in self.space_dims_:
                     if dim in pattern.coords and dim in self._template.coords:
                         a, b = pattern[dim].values, self._template[dim].values
-                        if a.shape != b.shape or not np.array_equal(a, b):
+                        if not _same_coord(a, b):
                             raise ValueError(f"pattern's {dim!r} coordinate differs from the "
                                              "grid the EOFs were fitted on")
             other = [d for d in pattern.dims if d not in self.space_dims_]
@@ -528,6 +528,17 @@ class EOF:
 
 def _short(w) -> str:
     return repr(w) if w is None or isinstance(w, str) else f"<{type(w).__name__}>"
+
+
+def _same_coord(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal coordinates; numbers to float32 precision (a float64 copy of a float32
+    latitude is the same grid)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number):
+        return bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
+    return bool(np.array_equal(a, b))
 
 
 def _bounds(lengths: list[int]):
