@@ -1,6 +1,6 @@
 """Maps and heat maps for :func:`gfdt.plotting.plot_response`.
 
-* maps: a response on a lat-lon grid per lag (a latitude or longitude coordinate found
+* maps: a response on a lat-lon grid per lag (latitude and longitude coordinates found
   by cf-xarray), such as :meth:`gfdt.ResponseEstimator.response_to` returns (any 2-D
   grid there): one ``pcolormesh`` panel per chosen
   lag, NaN (land) left blank, one symmetric colour scale, points whose response is within
@@ -38,11 +38,11 @@ def layout(r: xr.DataArray, pairs, ax) -> str | None:
 
 
 def _geographic(r: xr.DataArray, dims: list[str]) -> bool:
-    """Whether a latitude or longitude coordinate (CF lookup) lives on ``dims``."""
+    """Whether latitude and longitude coordinates (CF lookup) live on ``dims``."""
     from gfdt._axes import find_coordinate
 
     one = r.isel(lag=0, drop=True)
-    return any(find_coordinate(one, key, tuple(dims)) is not None
+    return all(find_coordinate(one, key, tuple(dims)) is not None
                for key in ("latitude", "longitude"))
 
 

@@ -199,7 +199,7 @@ def plot_response(
     * field, dims ``("lag", "y", "x")`` (or ``("lag", "x")``): the response at a few
       ``offsets`` downstream of the kick, by default the paper's R11, R31, R51, R71
       (offsets 0, 2, 4, 6 pixels in +x);
-    * map, dims ``("lag", lat, lon)`` (two dims with a latitude or longitude coordinate,
+    * map, dims ``("lag", lat, lon)`` (two dims with latitude and longitude coordinates,
       or the Dataset of :meth:`gfdt.ResponseEstimator.response_to` on any grid): one
       ``pcolormesh`` map per
       chosen lag, NaN (land) blank, points within ``n_sigma`` standard errors of zero
