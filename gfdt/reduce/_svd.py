@@ -107,28 +107,38 @@ def _covariance(Y: Anomalies, k: int):
 def _randomized(Y: Anomalies, k: int, seed: int):
     p = min(Y.n, Y.d, k + max(MIN_OVERSAMPLE, k // 2))
     rng = np.random.default_rng(seed)
+    by_rows = Y.field.lazy  # Dask-backed data are read by time blocks, arrays by columns
 
     def times(M: np.ndarray) -> np.ndarray:  # Y @ M, (n, p)
-        out = np.empty((Y.n, M.shape[1]))
-        for a, X in Y.rows():
-            out[a:a + X.shape[0]] = (X * Y.w) @ M
+        if by_rows:
+            out = np.empty((Y.n, M.shape[1]))
+            for a, X in Y.rows():
+                out[a:a + X.shape[0]] = (X * Y.w) @ M
+            return out
+        out = np.zeros((Y.n, M.shape[1]))
+        for sl, X in Y.columns():
+            out += (X * Y.w[sl]) @ M[sl]
         return out
 
-    def times_t(Q: np.ndarray, unweighted: bool = False):  # Y^T @ Q (and X^T @ Q), (d, p)
-        raw = np.zeros((Y.d, Q.shape[1]))
-        for a, X in Y.rows():
-            raw += X.T @ Q[a:a + X.shape[0]]
-        out = raw * Y.w[:, None]
-        return (out, raw) if unweighted else out
+    def times_t(Q: np.ndarray) -> np.ndarray:  # X^T @ Q (unweighted), (d, p)
+        if by_rows:
+            raw = np.zeros((Y.d, Q.shape[1]))
+            for a, X in Y.rows():
+                raw += X.T @ Q[a:a + X.shape[0]]
+            return raw
+        raw = np.empty((Y.d, Q.shape[1]))
+        for sl, X in Y.columns():
+            raw[sl] = X.T @ Q
+        return raw
 
+    # subspace iteration, orthonormalised on the samples side (p columns) every step
     Q = np.linalg.qr(times(rng.standard_normal((Y.d, p))))[0]
     for _ in range(N_POWER):
-        Z = np.linalg.qr(times_t(Q))[0]
-        Q = np.linalg.qr(times(Z))[0]
-    Zw, Zx = times_t(Q, unweighted=True)  # Y^T Q = V S Ub^T
-    _V, s, UbT = np.linalg.svd(Zw, full_matrices=False)
-    Ub = UbT.T[:, :k]
-    s = s[:k]
+        Q = np.linalg.qr(times(times_t(Q) * Y.w[:, None]))[0]
+    Zx = times_t(Q)  # X^T Q; Y^T Q = w X^T Q = V S Ub^T
+    Zw = Zx * Y.w[:, None]
+    ev, Ub = _top_eigh(Zw.T @ Zw, min(k, p))  # Ub S^2 Ub^T: the small side
+    s = np.sqrt(np.clip(ev, 0.0, None))
     keep = s > RANK_RTOL * max(s[0], 1e-300)
     s, Ub = s[keep], Ub[:, keep]
     U = Q @ Ub
