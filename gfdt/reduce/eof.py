@@ -54,6 +54,8 @@ class EOF:
         most 3000 valid points). ``"randomized"``: randomized SVD with power iterations,
         which multiplies the data by thin matrices only and reads Dask-backed data block
         by block. ``"auto"``: exact when the dense side is at most 3000, else randomized.
+        The memory a route needs is checked against the default budget (half of the
+        memory available) before it allocates; beyond it, a ValueError names the fix.
     max_modes : int, optional
         Modes computed (the candidates of ``n_modes="auto"`` or a fraction). Default:
         ``n_modes`` for an int; for ``"auto"``, ``min(50, samples // 10)``; for a fraction,
