@@ -220,9 +220,9 @@ def figure(out: Path, truth: xr.Dataset, results: dict) -> None:
                 ax.set_title(f"d/d{p}")
             if j == 0:
                 ax.set_ylabel(o)
-    axes[0, 0].legend(fontsize=7)
+    gfdt.plotting.legend_outside(axes[0, -1], fontsize=7)  # off the data
     for ax in axes[-1]:
-        ax.set_xlabel("t")
+        ax.set_xlabel(gfdt.plotting.lag_label(truth.lag.attrs.get("units", "1")))
     fig.suptitle("Lorenz-96: step responses of the 5 observables to F, h, c, b")
     fig.tight_layout()
     save_figure(fig, out / "lorenz96.png")

@@ -186,7 +186,7 @@ def _plot(results: dict, path) -> None:
     ax.set_xticks(x, labels)
     ax.set_yscale("log")
     ax.set_ylabel("member-steps per second")
-    ax.legend(fontsize="small")
+    gfdt.plotting.legend_outside(ax)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
