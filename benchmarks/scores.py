@@ -346,7 +346,7 @@ def run_claims(cfg: dict, seed: int, progress) -> dict:
 
 # ---------------------------------------------------------------------- figure
 def figure(per_lag_ac: dict, per_lag_ou: dict, toys: dict, fields: dict, out: Path) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9), layout="constrained")
     gfdt.plotting.plot_errors(per_lag_ac, axes=axes[0])
     axes[0, 0].set_title("Allen-Cahn: L2 error vs paired truth")
     axes[0, 1].set_title("Allen-Cahn: L-inf error vs paired truth")
@@ -371,7 +371,6 @@ def figure(per_lag_ac: dict, per_lag_ou: dict, toys: dict, fields: dict, out: Pa
     ax.set_ylabel("relative Fisher divergence")
     ax.set_title("Score error against the exact score")
     gfdt.plotting.legend_outside(ax)
-    fig.tight_layout()
     save_figure(fig, out / "scores.png")
     plt.close(fig)
 
