@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     args.out.mkdir(parents=True, exist_ok=True)
     gfdt.io.save(stack_responses({**estimates, "dynamical": truth}), args.out / "response.nc")
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5), layout="constrained")
     gfdt.plotting.plot_response({"truth": truth, "Gaussian": estimates["gaussian_score"],
                                  "exact score": estimates["exact_score"],
                                  "learned (DSM)": estimates["dsm_score"]}, ax=axes[0])
@@ -140,7 +140,6 @@ def main(argv: list[str] | None = None) -> dict:
     gfdt.plotting.plot_errors(per_lag, axes=axes[1:])
     axes[1].set_title("L2 error vs paired truth")
     axes[2].set_title("L-inf error vs paired truth")
-    fig.tight_layout()
     save_figure(fig, args.out / "allen_cahn.png")
     plt.close(fig)
     config = {"size": args.size, "seed": args.seed, "max_lag": MAX_LAG,

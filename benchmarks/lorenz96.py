@@ -198,7 +198,8 @@ def calibration_demo(system, cfg: dict, seed: int, timer: Timer, args, progress)
 
 def figure(out: Path, truth: xr.Dataset, results: dict) -> None:
     obs, params = list(truth.observable.values), list(truth.parameter.values)
-    fig, axes = plt.subplots(len(obs), len(params), figsize=(16, 13), sharex=True)
+    fig, axes = plt.subplots(len(obs), len(params), figsize=(17, 13), sharex=True,
+                             layout="constrained")
     t = truth.response.sel(lag=slice(0, METRIC_TMAX + 1e-9))
     styles = {"gaussian": ("k", "--"), "dsm_stein": ("tab:orange", "-"),
               "slow_gaussian": ("tab:gray", ":"), "slow_dsm_stein": ("tab:red", "-")}
@@ -220,11 +221,10 @@ def figure(out: Path, truth: xr.Dataset, results: dict) -> None:
                 ax.set_title(f"d/d{p}")
             if j == 0:
                 ax.set_ylabel(o)
-    axes[0, 0].legend(fontsize=7)
+    gfdt.plotting.legend_outside(axes[0, -1], fontsize=7)  # off the data
     for ax in axes[-1]:
-        ax.set_xlabel("t")
+        ax.set_xlabel(gfdt.plotting.lag_label(truth.lag.attrs.get("units", "1")))
     fig.suptitle("Lorenz-96: step responses of the 5 observables to F, h, c, b")
-    fig.tight_layout()
     save_figure(fig, out / "lorenz96.png")
     plt.close(fig)
 

@@ -121,7 +121,7 @@ def band_errors(estimate, truth) -> dict[str, float]:
 
 def figure(truth, estimates: dict, per_lag: dict, out: Path, goal_lag: float) -> None:
     """Paper-style figure: R11..R71 against time, then L2 and L-inf errors."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5), layout="constrained")
     gfdt.plotting.plot_response({"truth": truth, **estimates}, offsets=(0, 2, 4, 6),
                                 ax=axes[0])
     axes[0].set_title("Navier-Stokes: response downstream of the kick")
@@ -130,7 +130,6 @@ def figure(truth, estimates: dict, per_lag: dict, out: Path, goal_lag: float) ->
         ax.axvline(goal_lag, color="0.6", linestyle=":", linewidth=1)
     axes[1].set_title("L2 error vs paired truth")
     axes[2].set_title("L-inf error vs paired truth")
-    fig.tight_layout()
     save_figure(fig, out / "navier_stokes.png")
     plt.close(fig)
 

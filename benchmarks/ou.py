@@ -121,19 +121,17 @@ def main(argv: list[str] | None = None) -> dict:
     nc = stack_responses({"closed_form": exact, **estimates, "dynamical": truth})
     gfdt.io.save(nc, args.out / "response.nc")
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
     gfdt.plotting.plot_response({"closed form": exact, "Gaussian": estimates["gaussian_score"],
                                  "exact score": estimates["exact_score"],
                                  "learned (DSM)": estimates["dsm_score"]}, ax=ax)
     ax.set_title("OU SPDE: response downstream of the kick")
-    fig.tight_layout()
     save_figure(fig, args.out / "response.png")
     plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     gfdt.plotting.plot_errors(per_lag, axes=axes)
     axes[0].set_title("L2 error vs closed form")
     axes[1].set_title("L-inf error vs closed form")
-    fig.tight_layout()
     save_figure(fig, args.out / "errors.png")
     plt.close(fig)
 

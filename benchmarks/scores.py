@@ -346,18 +346,18 @@ def run_claims(cfg: dict, seed: int, progress) -> dict:
 
 # ---------------------------------------------------------------------- figure
 def figure(per_lag_ac: dict, per_lag_ou: dict, toys: dict, fields: dict, out: Path) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9), layout="constrained")
     gfdt.plotting.plot_errors(per_lag_ac, axes=axes[0])
     axes[0, 0].set_title("Allen-Cahn: L2 error vs paired truth")
     axes[0, 1].set_title("Allen-Cahn: L-inf error vs paired truth")
     ax = axes[1, 0]
     for name, e in per_lag_ou.items():
         ax.plot(e["lag"].values, e["l2"].values, label=name)
-    ax.set_xlabel("lag (time units)")
+    ax.set_xlabel(gfdt.plotting.lag_label(e["lag"].attrs.get("units", "1")))
     ax.set_ylabel("L2 error")
     ax.set_ylim(bottom=0)
     ax.set_title("OU: L2 error vs closed form")
-    ax.legend(fontsize="small")
+    gfdt.plotting.legend_outside(ax)
     ax = axes[1, 1]
     problems = {**{k: v for k, v in toys.items()}, **fields}
     names = [n for n in ESTIMATORS]
@@ -370,8 +370,7 @@ def figure(per_lag_ac: dict, per_lag_ou: dict, toys: dict, fields: dict, out: Pa
     ax.set_yscale("log")
     ax.set_ylabel("relative Fisher divergence")
     ax.set_title("Score error against the exact score")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    gfdt.plotting.legend_outside(ax)
     save_figure(fig, out / "scores.png")
     plt.close(fig)
 

@@ -180,14 +180,14 @@ def _plot(results: dict, path) -> None:
             cols["FFT bound"].append(r["fft_bound_member_steps_per_s"])
             cols["FFT+RNG bound"].append(r["fft_rng_bound_member_steps_per_s"])
     x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels)) + 1.5, 4),
+                           layout="constrained")
     for i, (k, v) in enumerate(cols.items()):
         ax.bar(x + (i - 1.5) * 0.2, v, width=0.2, label=k)
     ax.set_xticks(x, labels)
     ax.set_yscale("log")
     ax.set_ylabel("member-steps per second")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    gfdt.plotting.legend_outside(ax)
     save_figure(fig, path)
     plt.close(fig)
 

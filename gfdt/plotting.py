@@ -1,4 +1,8 @@
-"""Plots in the style of the paper's Fig. 1. Every function takes ``ax`` and returns Axes."""
+"""Plots in the style of the paper's Fig. 1. Every function takes ``ax`` and returns Axes.
+
+Legends sit outside the axes (to their right), never on the curves; lag axes name their
+units in words (:func:`lag_label`).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,60 @@ from matplotlib.lines import Line2D
 
 from gfdt import _plot_maps as _maps
 
-__all__ = ["plot_errors", "plot_field", "plot_histogram", "plot_response", "plot_spectrum"]
+__all__ = ["lag_label", "legend_outside", "plot_errors", "plot_field", "plot_histogram",
+           "plot_response", "plot_spectrum"]
 
 _STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+
+#: CF unit strings of a dimensionless time: gfdt's systems count time in model units.
+_MODEL_TIME_UNITS = ("1", "", "none", "dimensionless")
+
+
+def lag_label(units: str | None, name: str = "lag") -> str:
+    """Axis label of a lag (or time) axis with CF ``units``, the units in words.
+
+    The CF unit ``"1"`` of a dimensionless (model) time reads ``"lag (model time
+    units)"``; any other unit is kept (``"lag (days)"``, ``"lag (samples)"``); None gives
+    the bare ``name``.
+
+    Parameters
+    ----------
+    units : str or None
+        The ``units`` attribute of the axis's coordinate.
+    name : str
+        What the axis shows (``"lag"``, ``"time"``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> lag_label("1"), lag_label("days"), lag_label(None, "time")
+    ('lag (model time units)', 'lag (days)', 'time')
+    """
+    if units is None:
+        return name
+    if not isinstance(units, str):
+        raise TypeError(f"units must be a string or None, got {type(units).__name__}")
+    if units.strip().lower() in _MODEL_TIME_UNITS:
+        return f"{name} (model time units)"
+    return f"{name} ({units.strip()})"
+
+
+def legend_outside(ax: plt.Axes, *, where: str = "upper", **kwargs):
+    """A legend just right of ``ax``, off the data; ``where`` is ``"upper"`` or ``"lower"``.
+
+    ``kwargs`` go to :meth:`matplotlib.axes.Axes.legend` (``handles``, ``title``, ...;
+    default font size ``"small"``). ``tight_layout`` and constrained layout make room
+    for it. Returns the :class:`matplotlib.legend.Legend`.
+    """
+    if where not in ("upper", "lower"):
+        raise ValueError(f"where must be 'upper' or 'lower', got {where!r}")
+    kwargs.setdefault("fontsize", "small")
+    return ax.legend(loc=f"{where} left", bbox_to_anchor=(1.02, 1.0 if where == "upper"
+                                                          else 0.0),
+                     borderaxespad=0.0, **kwargs)
 
 
 def _as_dict(x, default: str) -> dict:
@@ -101,8 +156,13 @@ def _curves(r: xr.DataArray, offsets: Sequence[int], axis: str,
 
 
 def _lag_label(r: xr.DataArray) -> str:
-    units = r["lag"].attrs.get("units") if "lag" in r.coords else None
-    return f"lag ({units})" if units else "lag"
+    return lag_label(r["lag"].attrs.get("units") if "lag" in r.coords else None)
+
+
+def _top_right(panels: list) -> plt.Axes:
+    """The panel at the top right of a grid (where a shared legend goes, outside)."""
+    pos = [a.get_position() for a in panels]
+    return panels[max(range(len(panels)), key=lambda i: (round(pos[i].y1, 6), pos[i].x1))]
 
 
 def _axes_list(ax, n_curves: int, matrix_shape: tuple[int, int] | None):
@@ -113,10 +173,10 @@ def _axes_list(ax, n_curves: int, matrix_shape: tuple[int, int] | None):
             if n_o * n_s > 36:
                 raise ValueError(f"a {n_o} x {n_s} grid of panels is too many: pass pairs "
                                  "(a few (observable, source) pairs) or ax")
-            _, grid = plt.subplots(n_o, n_s, figsize=(2.6 * n_s + 1, 2.2 * n_o + 0.8),
+            _, grid = plt.subplots(n_o, n_s, figsize=(2.6 * n_s + 2, 2.2 * n_o + 0.8),
                                      sharex=True, squeeze=False, layout="constrained")
             return list(grid.ravel()), grid
-        _, ax = plt.subplots(figsize=(6, 4))
+        _, ax = plt.subplots(figsize=(7.5, 4), layout="constrained")
         return [ax], ax
     if isinstance(ax, plt.Axes):
         return [ax], ax
@@ -165,16 +225,15 @@ def _decorate(panels: list, curves: list, labels: list[str], title: str,
         else:
             target.set_title(curves[j][0], fontsize="small")
     if single:
-        # two compact legends: colour = curve, line style = estimate
+        # two compact legends right of the axes: colour = curve, line style = estimate
         handles = [Line2D([], [], color=colors[j % len(colors)], label=key)
                    for j, (key, _) in enumerate(curves)]
-        first = panels[0].legend(handles=handles, fontsize="small", loc="upper right",
-                                 title=title)
+        first = legend_outside(panels[0], handles=handles, title=title)
         panels[0].add_artist(first)
-        panels[0].legend(handles=meths, fontsize="small", loc="upper center",
-                         title="estimate")
+        legend_outside(panels[0], where="lower", handles=meths, title="estimate")
     elif len(meths) > 1:
-        panels[0].legend(handles=meths, fontsize="x-small", title="estimate")
+        legend_outside(_top_right(panels), handles=meths, fontsize="x-small",
+                       title="estimate")
 
 
 def plot_response(
@@ -236,8 +295,9 @@ def plot_response(
     -------
     matplotlib.axes.Axes or numpy.ndarray of Axes
         What was drawn into: the single Axes, or the array of panels. The x label
-        carries the lag's units (``"lag (months)"``). The band of curve ``c`` is a
-        ``PolyCollection`` between ``c - n_sigma * se`` and ``c + n_sigma * se``.
+        carries the lag's units in words (``"lag (months)"``; :func:`lag_label`). The
+        band of curve ``c`` is a ``PolyCollection`` between ``c - n_sigma * se`` and
+        ``c + n_sigma * se``.
     """
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
@@ -323,7 +383,7 @@ def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[p
     if axes is not None and len(axes) != 2:
         raise ValueError(f"axes must be a pair of Axes, got {len(axes)}")
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 4))
+        _, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for i, (label, e) in enumerate(errors.items()):
         ls = _STYLES[i % len(_STYLES)]
         lag = e["lag"].values if "lag" in e.coords else np.arange(e.sizes["lag"])
@@ -334,8 +394,8 @@ def plot_errors(errors, *, axes: Sequence[plt.Axes] | None = None) -> Sequence[p
     axes[1].set_ylabel("L-infinity error")
     for a in axes:
         a.set_xlabel(xlabel)
-        a.legend(fontsize="small")
         a.set_ylim(bottom=0)
+    legend_outside(axes[1])  # one legend for both panels, right of the second
     return axes
 
 
@@ -376,7 +436,7 @@ def plot_spectrum(spectra, *, ax: plt.Axes | None = None, k_max: int | None = No
                               or k_max < 1):
         raise ValueError(f"k_max must be an int >= 1 or None, got {k_max!r}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
+        _, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, e) in enumerate(spectra.items()):
         if not isinstance(e, xr.DataArray) or e.dims != ("k",):
@@ -397,7 +457,7 @@ def plot_spectrum(spectra, *, ax: plt.Axes | None = None, k_max: int | None = No
     ax.set_yscale("log")
     ax.set_xlabel("wavenumber shell k")
     ax.set_ylabel("E(k)")
-    ax.legend(fontsize="small")
+    legend_outside(ax)
     return ax
 
 
@@ -424,8 +484,8 @@ def plot_histogram(fields, *, bins: int | Sequence[float] = 60, ax: plt.Axes | N
         the Gaussian density with the field's mean and variance (with
         ``density=False``: times the number of values and the mean bin width, the
         expected counts per bin), evaluated on 400 points across the bin range. The y
-        range is set to 0..1.3 times the highest curve, leaving room for the legend;
-        after switching to a log y scale, set the limits yourself.
+        range is set to 0..1.3 times the highest curve; after switching to a log y
+        scale, set the limits yourself. The legend sits right of the axes.
     """
     from gfdt.stats import marginal_moments
 
@@ -461,7 +521,7 @@ def plot_histogram(fields, *, bins: int | Sequence[float] = 60, ax: plt.Axes | N
                 or np.any(np.diff(edges) <= 0):
             raise ValueError("bins must be an int or a strictly increasing sequence of edges")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
+        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     xs = np.linspace(edges[0], edges[-1], 400)
     top = 0.0
@@ -481,8 +541,8 @@ def plot_histogram(fields, *, bins: int | Sequence[float] = 60, ax: plt.Axes | N
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color="0.3", linestyle="--",
                           label="Gaussian, same mean and variance"))
-    ax.set_ylim(0.0, 1.3 * top)  # headroom for the legend
-    ax.legend(handles=handles, fontsize="small", loc="upper left")
+    ax.set_ylim(0.0, 1.3 * top)
+    legend_outside(ax, handles=handles)
     ax.set_xlabel("value")
     ax.set_ylabel("probability density" if density else "count")
     return ax

@@ -134,8 +134,15 @@ def test_gaussian_mixture_relative_fisher_and_stein():
     m = HamiltonianScoreModel(max_steps=2000, validation=0.0, progress=False, n_threads=1)
     m.fit(mixture_samples(20000, 0))
     test = mixture_samples(20000, 1)
+    # Measured over training seeds 0-7 (all else as here; issue 22): relative Fisher
+    # 0.031 0.028 0.038 0.037 0.032 0.027 0.033 0.036 (mean 0.033, sd 0.004).
     assert relative_fisher_error(m, mixture_score, test) < 0.1
-    assert stein_error(m, test) < 0.05
+    # Stein error over the same seeds: 0.036 0.040 0.033 0.029 0.049 0.014 0.020 0.050
+    # (mean 0.034, sd 0.013; the exact score gives 0.016 on these test samples, the
+    # statistic's sampling floor). The former bound 0.05 sat at mean + 1.3 sd, so another
+    # installation's rounding flipped it (seed 0: 0.0501 in the fresh clone of issue 22,
+    # 0.036 here). The bound is mean + 3 sd of the measured seed spread.
+    assert stein_error(m, test) < 0.072
 
 
 def homogeneous_gaussian_fields(n: int, seed: int, size: int = 8) -> np.ndarray:

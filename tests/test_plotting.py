@@ -251,3 +251,76 @@ def test_plot_response_draws_index_and_matrix_estimators_and_xarray_plot_works()
     np.testing.assert_allclose(np.asarray(panels)[0, 1].get_lines()[0].get_ydata(),
                                mat.response_.sel(observable="a", source="b").values)
     plt.close("all")
+
+
+# ------------------------------------------------------- lag labels and legend placement
+def test_lag_label_names_model_time_in_words():
+    from gfdt.plotting import lag_label
+
+    assert lag_label("1") == "lag (model time units)"  # CF's dimensionless unit
+    assert lag_label(" 1 ") == "lag (model time units)"
+    assert lag_label("") == "lag (model time units)"
+    assert lag_label("days") == "lag (days)"
+    assert lag_label("months") == "lag (months)"
+    assert lag_label("samples") == "lag (samples)"
+    assert lag_label(None) == "lag"
+    assert lag_label("1", "time") == "time (model time units)"
+    with pytest.raises(TypeError, match="units must be a string"):
+        lag_label(1.0)
+
+
+def test_gfdt_system_responses_get_model_time_axes():
+    """A response to a gfdt system's data (lag units "1") reads "lag (model time units)"."""
+    import gfdt
+
+    ou = gfdt.systems.OrnsteinUhlenbeck(n=8)
+    ds = gfdt.simulate(ou, n_members=1, burn_in=50.0, duration=100.0, save_interval=1.0,
+                       seed=0, progress=False)
+    est = gfdt.ResponseEstimator(score="gaussian", max_lag=5, bootstrap=False,
+                                 progress=False).fit(ds)
+    assert est.response_["lag"].attrs["units"] == "1"
+    ax = plot_response(est)
+    assert ax.get_xlabel() == "lag (model time units)"
+    axes = plot_errors(response_error(est.response_, ou.exact_response(est.response_.lag)))
+    assert [a.get_xlabel() for a in axes] == ["lag (model time units)"] * 2
+
+
+def _outside(legend, ax) -> bool:
+    """The legend's box lies right of the axes' box (no overlap with the data area)."""
+    fig = ax.figure
+    fig.canvas.draw()
+    lb = legend.get_window_extent()
+    ab = ax.get_window_extent()
+    return lb.x0 >= ab.x1 and not lb.overlaps(ab)
+
+
+def test_legends_sit_off_the_data():
+    from gfdt.plotting import plot_histogram, plot_spectrum
+
+    rng = np.random.default_rng(0)
+    r = response_field(8)
+    ax = plot_response({"truth": r, "GFDT": response_field(9)}, offsets=(0, 2, 4, 6))
+    legends = [a for a in ax.get_children() if isinstance(a, plt.matplotlib.legend.Legend)]
+    assert len(legends) == 2  # colour = offset, line style = estimate
+    assert all(_outside(leg, ax) for leg in legends)
+    # the two stacked legends do not overlap each other
+    assert not legends[0].get_window_extent().overlaps(legends[1].get_window_extent())
+    errs = {"a": response_error(r + 0.1, r), "b": response_error(r - 0.2, r)}
+    axes = plot_errors(errs)
+    assert axes[0].get_legend() is None and _outside(axes[1].get_legend(), axes[1])
+    grid = plot_response({"a": matrix_response(), "b": matrix_response(1)})
+    top_right = grid[0, -1]
+    assert _outside(top_right.get_legend(), top_right)
+    spec = xr.DataArray([1.0, 0.5, 0.25, 0.1], dims=("k",), coords={"k": [0, 1, 2, 3]})
+    ax = plot_spectrum({"a": spec, "b": 2 * spec})
+    assert _outside(ax.get_legend(), ax)
+    ax = plot_histogram({"a": rng.standard_normal(500)}, bins=20)
+    assert _outside(ax.get_legend(), ax)
+    # given axes under tight_layout: the legend still sits beside the axes
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    plot_response({"truth": r, "GFDT": response_field(9)}, ax=axes[0])
+    plot_errors(errs, axes=axes[1:])
+    fig.tight_layout()
+    legend = axes[0].get_legend()
+    assert _outside(legend, axes[0])
+    assert not legend.get_window_extent().overlaps(axes[1].get_window_extent())
