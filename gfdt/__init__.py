@@ -17,7 +17,8 @@ from typing import Any
 
 # _progress first: tqdm.auto without its import-time TqdmWarning in notebooks
 from gfdt import _progress as _progress
-from gfdt import conventions, data, scores, stats, systems
+from gfdt import conventions, data, reduce, scores, stats, systems
+from gfdt.reduce import EOF
 from gfdt.response import (
     Bootstrap,
     CalibrationResult,
@@ -46,6 +47,7 @@ logging.getLogger("gfdt").addHandler(logging.NullHandler())
 _LAZY = ("io", "metrics", "nullmodel", "plotting", "sampling")
 
 __all__ = [
+    "EOF",
     "AllenCahn",
     "Bootstrap",
     "CalibrationResult",
@@ -68,6 +70,7 @@ __all__ = [
     "nullmodel",
     "perturbation_response",
     "plotting",
+    "reduce",
     "response_to_forcing",
     "sampling",
     "scores",

@@ -100,6 +100,10 @@ class Trajectories:
         Name of the data variable (kept on 1-D responses).
     scalar : bool
         The data are a single series (no state dims; stored with one ``feature``).
+    template : xarray.DataArray or None
+        One state of the input with every coordinate on the state dims (2-D latitudes,
+        MultiIndex levels): what the CF lookups and MultiIndex outputs read. None for
+        arrays.
     """
 
     members: list[np.ndarray]
@@ -110,6 +114,7 @@ class Trajectories:
     step: TimeStep | None = None
     name: Any = None
     scalar: bool = False
+    template: xr.DataArray | None = None
 
     @property
     def dt(self) -> float | None:
@@ -243,7 +248,15 @@ def _from_dataarray(da: xr.DataArray, name: str, allow_member: bool = True) -> T
     coords = {d: da.coords[d] for d in state_dims if d in da.coords}
     step, time_attrs = time_axis(da, name)
     return Trajectories(members, state_dims, coords,
-                        time_attrs, dict(da.attrs), step, da.name, scalar)
+                        time_attrs, dict(da.attrs), step, da.name, scalar, _template(da))
+
+
+def _template(da: xr.DataArray) -> xr.DataArray | None:
+    """One state of ``da`` (zeros) with its coordinates on the state dims."""
+    one = da.isel({d: 0 for d in ("member", "time") if d in da.dims}, drop=True)
+    if one.ndim == 0:
+        return None
+    return xr.DataArray(np.zeros(one.shape), dims=one.dims, coords=one.coords)
 
 
 def _same_step(a: TimeStep, b: TimeStep) -> bool:
@@ -299,7 +312,8 @@ def as_trajectories(X, name: str = "X") -> Trajectories:
         first = next((p for p in parts if p.step is not None), parts[0])
         return Trajectories([m for p in parts for m in p.members], first.state_dims,
                             first.state_coords, first.time_attrs, first.attrs,
-                            first.step, first.name, all(p.scalar for p in parts))
+                            first.step, first.name, all(p.scalar for p in parts),
+                            first.template)
     try:
         arr = np.asarray(X)
     except Exception:

@@ -33,6 +33,9 @@ def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
     ----------
     data : xarray.Dataset or xarray.DataArray
         A DataArray is written as a Dataset with its name (default ``"data"``).
+        MultiIndex dims (a stacked state; a response matrix over a multi-dimensional
+        state) are written with the CF "compression by gathering" convention and read
+        back as MultiIndexes by :func:`load`.
     path : path
         The file to (re)write; its folder must exist.
 
@@ -45,6 +48,7 @@ def save(data: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:
         data = data.to_dataset(name=data.name or "data")
     if not isinstance(data, xr.Dataset):
         raise TypeError(f"data must be an xarray Dataset or DataArray, got {type(data).__name__}")
+    data = _encode_multi_index(data)
     path = _as_path(path)
     if not os.fspath(path).strip() or path.name in ("", ".", "..") or path.is_dir():
         raise ValueError(f"path must name a file, got {os.fspath(path)!r}"
@@ -86,7 +90,30 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         except (OSError, ValueError) as exc:  # not netCDF, or damaged
             raise ValueError(f"path: cannot read {path} as netCDF ({exc})") from None
         with ds:
-            return ds.load()
+            return _decode_multi_index(ds.load())
+
+
+def _encode_multi_index(ds: xr.Dataset) -> xr.Dataset:
+    """MultiIndex dims (a stacked state, the ``observable``/``source`` of a response over
+    a multi-dimensional state) as CF "compression by gathering" (cf-xarray), which netCDF
+    can store; :func:`load` turns them back into MultiIndexes."""
+    import pandas as pd
+
+    names = [d for d in ds.dims if isinstance(ds.indexes.get(d), pd.MultiIndex)]
+    if not names:
+        return ds
+    import cf_xarray
+
+    return cf_xarray.encode_multi_index_as_compress(ds, names)
+
+
+def _decode_multi_index(ds: xr.Dataset) -> xr.Dataset:
+    names = [k for k, v in ds.variables.items() if "compress" in v.attrs and k in ds.dims]
+    if not names:
+        return ds
+    import cf_xarray
+
+    return cf_xarray.decode_compress_to_multi_index(ds, names)
 
 
 def _as_path(path) -> Path:

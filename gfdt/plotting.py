@@ -13,6 +13,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
 
+from gfdt import _plot_maps as _maps
+
 __all__ = ["lag_label", "legend_outside", "plot_errors", "plot_field", "plot_histogram",
            "plot_response", "plot_spectrum"]
 
@@ -243,8 +245,9 @@ def plot_response(
     stderr=None,
     ax=None,
     n_sigma: float = 2.0,
+    lags: Sequence | None = None,
 ):
-    """Responses against lag, for any layout: index, observables, matrix or field.
+    """Responses against lag, for any layout: index, observables, matrix, field or map.
 
     * index, dims ``("lag",)``: one curve;
     * observables, dims ``("lag", "observable")`` (or any one non-spatial dim): one
@@ -254,7 +257,14 @@ def plot_response(
       (rows observables, columns sources); the selected ``pairs`` in one Axes;
     * field, dims ``("lag", "y", "x")`` (or ``("lag", "x")``): the response at a few
       ``offsets`` downstream of the kick, by default the paper's R11, R31, R51, R71
-      (offsets 0, 2, 4, 6 pixels in +x).
+      (offsets 0, 2, 4, 6 pixels in +x);
+    * map, dims ``("lag", lat, lon)`` (two dims with latitude and longitude coordinates,
+      or the Dataset of :meth:`gfdt.ResponseEstimator.response_to` on any grid): one
+      ``pcolormesh`` map per
+      chosen lag, NaN (land) blank, points within ``n_sigma`` standard errors of zero
+      stippled;
+    * heat map: the mode-space matrix, dims ``("lag", "mode", "source_mode")``, or a
+      matrix of more than 36 pairs without ``pairs`` or ``ax``: an image per chosen lag.
 
     Parameters
     ----------
@@ -277,6 +287,9 @@ def plot_response(
         of Axes (e.g. from ``plt.subplots(2, 2)``): one curve per panel, in order.
     n_sigma : float
         Half-width of the bands in standard errors (1.96 for a 95% normal band).
+    lags : sequence, optional
+        Maps and heat maps: the lags drawn (labels of the ``lag`` coordinate; default
+        four spread over the range). One response at a time.
 
     Returns
     -------
@@ -302,6 +315,15 @@ def plot_response(
     if not responses:
         raise ValueError("responses is empty: pass at least one response")
     stderr = _as_dict(stderr, next(iter(responses))) if stderr is not None else {}
+    first = next(iter(responses))
+    r0, se0 = _unpack(responses[first], stderr.get(first))
+    kind = _maps.layout(r0, pairs, ax) if isinstance(r0, xr.DataArray) else None
+    if kind is not None:
+        if len(responses) > 1:
+            raise ValueError(f"a {kind} draws one response at a time; got {len(responses)}")
+        if kind == "map":
+            return _maps.draw_maps(r0, se0, lags, ax, float(n_sigma))
+        return _maps.draw_heatmaps(r0, lags, ax)
     drawn = []
     for label, r in responses.items():
         r, se = _unpack(r, stderr.get(label))

@@ -1,6 +1,7 @@
 """GFDT responses: the estimator, the correlation engine, conjugates, bootstrap, forcing.
 
 * :class:`ResponseEstimator` (:mod:`~gfdt.response.estimator`): fit on unperturbed data;
+  with ``reduce=gfdt.EOF(...)`` on principal components (:mod:`~gfdt.response.reduced`);
 * :mod:`~gfdt.response.correlate`: the one lagged-correlation engine;
 * :class:`Observable`, :class:`Perturbation` (:mod:`~gfdt.response.conjugate`): what
   responds and how the state is perturbed, with their numerical options;
@@ -12,7 +13,7 @@
 * :func:`calibrate` (:mod:`~gfdt.response.calibration`): Gauss-Newton calibration.
 """
 
-from gfdt.response._checks import MaxLagWarning, NonStationarityWarning
+from gfdt.response._checks import MaxLagWarning, NonStationarityWarning, SteinWarning
 from gfdt.response._plan import MemoryPlan, MemoryPlanError
 from gfdt.response.bootstrap import Bootstrap, BootstrapWarning
 from gfdt.response.calibration import CalibrationResult, calibrate
@@ -25,4 +26,4 @@ from gfdt.response.sensitivity import SensitivityEstimator
 __all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "MaxLagWarning",
            "MemoryPlan", "MemoryPlanError", "NonStationarityWarning", "Observable",
            "ParameterPerturbation", "Perturbation", "ResponseEstimator",
-           "SensitivityEstimator", "calibrate", "response_to_forcing"]
+           "SensitivityEstimator", "SteinWarning", "calibrate", "response_to_forcing"]

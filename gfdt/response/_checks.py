@@ -8,10 +8,12 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from gfdt._duration import parse_max_lag
 from gfdt.data import Trajectories
 
-__all__ = ["MaxLagWarning", "NonStationarityWarning", "check_coords_agree",
-           "check_not_constant", "check_record", "check_samples", "check_stationary"]
+__all__ = ["MaxLagWarning", "NonStationarityWarning", "SteinWarning", "check_coords_agree",
+           "check_not_constant", "check_params", "check_periodic", "check_rank", "check_record",
+           "check_samples", "check_stationary", "check_stein"]
 
 logger = logging.getLogger("gfdt")
 
@@ -157,6 +159,65 @@ def check_stationary(data: Trajectories, name: str = "X") -> None:
           "climatology and a linear trend)", NonStationarityWarning, 5)
 
 
+#: Stein error of R(0) above which a fit warns that the response may be wrong.
+STEIN_WARN = 0.3
+
+_FIX = ("reduce the state first: ResponseEstimator(..., reduce=gfdt.EOF()) computes the "
+        "response on the leading EOFs and maps it back to the grid (response_to)")
+
+
+class SteinWarning(UserWarning):
+    """The raw response at lag 0 is far from the identity: the score does not satisfy the
+    Stein sum rule on the data, and the response may be wrong by as much."""
+
+
+def check_periodic(data: Trajectories) -> None:
+    """``homogeneous=True``: raise unless every state axis may be periodic.
+
+    Latitude never is; a longitude only when it closes the 360-degree circle; a gfdt
+    system's grid is; a coordinate can say so with the attribute ``periodic``. Axes
+    without a coordinate (plain arrays) are taken at the caller's word.
+    """
+    from gfdt._axes import periodic_axes
+
+    axes = periodic_axes(data.template, data.state_dims, data.attrs)
+    bad = [why for ok, why in axes.values() if ok is False]
+    if bad:
+        raise ValueError("homogeneous=True averages over translations of a periodic field, "
+                         f"but {'; '.join(bad)}. Use homogeneous=False (the full response "
+                         f"matrix), or for a large grid {_FIX}; if the axis is periodic, "
+                         "set the attribute periodic=True on its coordinate")
+
+
+def check_rank(data: Trajectories, homogeneous: bool, score) -> None:
+    """A score estimated from fewer samples than state coordinates: an error, before any
+    work (the covariance has rank at most samples - 1, so R(0) cannot be the identity).
+    ``score``: the estimator's score option (names other than ``"exact"`` and unfitted
+    estimators are estimated from the data)."""
+    estimated = (isinstance(score, str) and score.lower() != "exact") or (
+        hasattr(score, "is_fitted") and not score.is_fitted)
+    if homogeneous or not estimated:
+        return
+    d, n = int(np.prod(data.state_shape)), data.n_samples
+    if n - 1 < d:
+        raise ValueError(f"X has {d} state coordinates but only {n} samples: the covariance "
+                         f"has rank at most {n - 1} < {d}, so no score can be estimated in "
+                         f"{d - n + 1} directions and R(0) would not be the identity; "
+                         f"{_FIX}, or use fewer coordinates")
+
+
+def check_stein(est) -> None:
+    """Warn (:class:`SteinWarning`) when the raw R(0) is far from the identity."""
+    err = getattr(est, "stein_error_", float("nan"))
+    if np.isfinite(err) and err > STEIN_WARN:
+        warnings.warn(f"the raw response at lag 0 differs from the identity by {err:.3g} "
+                      "(stein_error_): the score does not satisfy the Stein sum rule on these "
+                      "data, so the response may be wrong by as much. Check the score "
+                      "(score_model_.quality_), use more data, stein_correction=True or "
+                      f"normalize=True; for high-dimensional data {_FIX}", SteinWarning,
+                      stacklevel=3)
+
+
 def check_not_constant(data: Trajectories, homogeneous: bool, name: str = "X") -> None:
     """Raise ValueError when ``data`` do not vary: the response is then undefined.
 
@@ -198,13 +259,27 @@ def _flat_coordinates(data: Trajectories, stop_at_first: bool) -> np.ndarray:
     return flat
 
 
-def check_gaussian_fit(model, name: str = "X") -> None:
-    """Raise ValueError when a fitted Gaussian score has zero variance somewhere."""
+def check_gaussian_fit(model, name: str = "X", n_samples: int | None = None) -> None:
+    """Raise ValueError when a fitted Gaussian score has zero variance somewhere, or a
+    covariance that is singular to working precision (its pseudo-inverse would give an
+    R(0) off the identity without any sign)."""
     cov = getattr(model, "covariance_", None)
     spec = getattr(model, "spectrum_", None)
     if cov is not None and np.any(np.diag(np.atleast_2d(cov)) <= 0):
         raise ValueError(f"{name} has constant state coordinates (zero variance): the "
                          "response is undefined; drop them")
+    if cov is not None and np.ndim(cov) == 2 and cov.shape[0] > 1:
+        ev = np.linalg.eigvalsh(cov)
+        rcond = float(getattr(model, "rcond", 1e-12))
+        rank = int(np.sum(ev > rcond * ev[-1]))
+        if rank < cov.shape[0]:
+            raise ValueError(f"{name}: the covariance of the {cov.shape[0]} state coordinates "
+                             f"has numerical rank {rank} (condition number above "
+                             f"{1 / rcond:.0e}"
+                             + (f", {n_samples} samples" if n_samples is not None else "")
+                             + f"): some combinations of coordinates (almost) never vary, "
+                             f"and R(0) would not be the identity; {_FIX}, or drop redundant "
+                             "coordinates")
     if spec is not None and np.all(np.asarray(spec) <= 0):
         raise ValueError(f"{name} is constant (zero variance): the response is undefined")
 
@@ -219,3 +294,28 @@ def check_coords_agree(response: xr.DataArray, forcing: xr.DataArray, dims,
             if a.shape != b.shape or not np.array_equal(a, b):
                 raise ValueError(f"{name}'s {dim!r} coordinate {a.tolist()[:6]} differs from "
                                  f"the response's {b.tolist()[:6]}")
+
+
+def check_params(est, data: Trajectories) -> int:
+    """The estimator's options checked against the data; returns max_lag in samples."""
+    check_samples(data, "X")
+    L = parse_max_lag(est.max_lag, data.step)
+    if L >= data.min_length:
+        raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
+                         f"series (shortest has {data.min_length} samples): pass a smaller "
+                         f"max_lag, e.g. max_lag={max(1, data.min_length // 5)} (a fifth of "
+                         "the record)")
+    b = est.batch_size
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+        raise ValueError(f"batch_size must be a positive int, got {b!r}")
+    if not isinstance(est.normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be True or False, got {est.normalize!r}")
+    k = est.source_stride
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"source_stride must be a positive int, got {k!r}")
+    if est.score_options is not None and not isinstance(est.score_options, dict):
+        raise TypeError(f"score_options must be a dict of keyword arguments, got "
+                        f"{type(est.score_options).__name__}")
+    if not isinstance(est.kick, str) or est.kick not in ("pixel", "resolved"):
+        raise ValueError(f"kick must be 'pixel' or 'resolved', got {est.kick!r}")
+    return int(L)

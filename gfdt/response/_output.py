@@ -12,11 +12,13 @@ from gfdt.conventions import attrs as cf_attrs
 from gfdt.conventions import lag_coord
 from gfdt.data import Trajectories
 from gfdt.response.conjugate import Observable, Perturbation
+from gfdt.systems._spectral import resolved_impulse
 
 if TYPE_CHECKING:
     from gfdt.scores.base import ScoreEstimator
 
-__all__ = ["conjugate_response", "lag_of", "normalize", "spectral_score", "state_response"]
+__all__ = ["conjugate_response", "lag_of", "normalize", "spectral_score", "state_index",
+           "state_outputs", "state_response"]
 
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
@@ -49,13 +51,6 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
         coords["source"] = label
     else:
         dims = ("lag", "observable", "source")
-        d = r.shape[1]
-        if len(data.state_dims) == 1 and data.state_dims[0] in data.state_coords:
-            vals = np.asarray(data.state_coords[data.state_dims[0]].values)
-        else:  # flattened state: positions
-            vals = np.arange(d)
-        coords["observable"] = ("observable", vals)
-        coords["source"] = ("source", vals)
     attrs = {
         **cf_attrs("response", where=(" at the origin" if homogeneous else "")
                    + (f" of {data.name}" if data.scalar and data.name is not None else "")),
@@ -64,7 +59,38 @@ def state_response(r: np.ndarray, data: Trajectories, homogeneous: bool, normali
         "n_samples": int(data.n_samples),
         **_gfdt_attrs(data),
     }
-    return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    out = xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    if dims == ("lag", "observable", "source"):
+        out = out.assign_coords(state_index(data, "observable")).assign_coords(
+            state_index(data, "source", "_source"))
+    return out
+
+
+def state_index(data: Trajectories, dim: str, suffix: str = "") -> xr.Coordinates:
+    """The coordinate of the flattened state on ``dim``.
+
+    One state dim: its coordinate (positions without one); a stacked dim with a
+    MultiIndex, or several state dims: a MultiIndex over them (levels named like the
+    state dims plus ``suffix``), so that ``.unstack(dim)`` gives the maps back and
+    :func:`gfdt.io.save` writes it.
+    """
+    import pandas as pd
+
+    dims = data.state_dims
+    index = None if data.template is None or len(dims) != 1 else \
+        data.template.indexes.get(dims[0])
+    if isinstance(index, pd.MultiIndex):
+        mi = index.set_names([f"{n}{suffix}" for n in index.names])
+    elif len(dims) == 1:
+        c = data.state_coords.get(dims[0])
+        n = int(np.prod(data.state_shape))
+        vals = np.asarray(c.values) if c is not None else np.arange(n)
+        return xr.Coordinates({dim: (dim, vals)})
+    else:
+        levels = [np.asarray(data.state_coords[d].values) if d in data.state_coords
+                  else np.arange(n) for d, n in zip(dims, data.state_shape, strict=True)]
+        mi = pd.MultiIndex.from_product(levels, names=[f"{d}{suffix}" for d in dims])
+    return xr.Coordinates.from_pandas_multiindex(mi, dim)
 
 
 def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
@@ -103,7 +129,10 @@ def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
             attrs["n_probes"] = pert.n_probes
             attrs["probe"] = pert.probe
     attrs.update(_gfdt_attrs(data))
-    return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    out = xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+    if "source" in dims:  # kicks of every state coordinate
+        out = out.assign_coords(state_index(data, "source", "_source"))
+    return out
 
 
 def spectral_score(model: ScoreEstimator) -> Callable | None:
@@ -139,3 +168,25 @@ def normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
     except np.linalg.LinAlgError:
         raise ValueError("normalize=True: the raw R(0) is singular") from None
     return raw @ inv
+
+
+def state_outputs(est, raw: np.ndarray, data: Trajectories, homogeneous: bool,
+                  axes: tuple[int, ...], resolved: np.ndarray | None = None) -> None:
+    """Set ``response_raw_``, ``response_``, ``stein_`` and ``stein_error_`` of the plain
+    GFDT on the estimator ``est`` from the raw response ``raw`` (lag first)."""
+    state_shape, d = data.state_shape, int(np.prod(data.state_shape))
+    est.homogeneous_ = homogeneous
+    est.response_raw_ = state_response(raw, data, homogeneous, False, est._method())
+    est.stein_ = est.response_raw_.isel(lag=0, drop=True)
+    eye = np.zeros(state_shape) if homogeneous else np.eye(d)
+    if homogeneous and resolved is not None:  # R(0) of the kick P delta is P delta
+        eye = resolved_impulse(state_shape)
+    elif homogeneous:
+        eye[(0,) * len(state_shape)] = 1.0
+    est.stein_error_ = float(np.linalg.norm(raw[0] - eye) / (1 if homogeneous else np.sqrt(d)))
+    est.response_ = est.response_raw_
+    if est.normalize:
+        est.response_ = state_response(normalize(raw, homogeneous, axes, resolved), data,
+                                       homogeneous, True, est._method())
+    est.response_kind_ = "homogeneous" if homogeneous else "matrix"
+    est.stein_expected_ = None

@@ -35,6 +35,9 @@ def summary(est) -> str:
         lines.append(f"  bootstrap: {se.attrs.get('n_bootstrap')} replicates of "
                      f"{n_blocks} blocks of {est.block_length_} samples"
                      + (" (standard errors NaN: fewer than 2 blocks)" if nan else ""))
+    eof = getattr(est, "reduce_", None)
+    if eof is not None:  # the GFDT ran on EOF principal components
+        lines.append("  reduce: " + eof.summary().replace("\n", "\n    "))
     plan = getattr(est, "memory_plan_", None)
     if plan is not None:
         lines.append("  " + plan.describe())

@@ -17,7 +17,6 @@ import numpy as np
 import scipy.fft as sfft
 import xarray as xr
 
-from gfdt._duration import parse_max_lag
 from gfdt._memory import estimator_bytes, parse_bytes
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
@@ -25,8 +24,11 @@ from gfdt.response import _output, _plan
 from gfdt.response._checks import (
     check_gaussian_fit,
     check_not_constant,
+    check_params,
+    check_periodic,
+    check_rank,
     check_record,
-    check_samples,
+    check_stein,
 )
 from gfdt.response._output import normalize as _normalize
 from gfdt.response._output import spectral_score as _spectral_score
@@ -46,9 +48,10 @@ from gfdt.response.conjugate import (
 )
 from gfdt.response.correlate import LagSums, correlate, fft_workers
 from gfdt.response.forcing import predict
+from gfdt.response.reduced import ReducedResponse
 from gfdt.scores.base import NotFittedError, ScoreEstimator, check_flag
 from gfdt.scores.gaussian import GaussianScore
-from gfdt.systems._spectral import resolved_impulse, resolved_mask
+from gfdt.systems._spectral import resolved_mask
 from gfdt.systems.base import System
 
 __all__ = ["ResponseEstimator"]
@@ -56,7 +59,7 @@ __all__ = ["ResponseEstimator"]
 logger = logging.getLogger("gfdt")
 
 
-class ResponseEstimator:
+class ResponseEstimator(ReducedResponse):
     """Linear response from unperturbed data via the GFDT.
 
     :math:`R_{ij}(t) = -\\langle x_i(t)\\, s_j(x(0)) \\rangle`: the mean change of
@@ -109,6 +112,8 @@ class ResponseEstimator:
         Homogeneous plain GFDT: one grid point, or that impulse without Nyquist lines.
     stein_correction : bool
         Wrap the score in :class:`~gfdt.scores.SteinCorrected` fitted on the data.
+    reduce : gfdt.EOF, optional
+        The GFDT on the EOF principal components of a field (:meth:`response_to`).
 
     Attributes
     ----------
@@ -133,7 +138,9 @@ class ResponseEstimator:
     timings_ : dict
         Seconds fitting the score and computing correlations.
     response_kind_ : str
-        ``"matrix"``, ``"homogeneous"``, ``"observable"`` or ``"perturbation"``.
+        ``"matrix"``, ``"homogeneous"``, ``"observable"``, ``"perturbation"``, ``"reduced"``.
+    reduce_ : gfdt.EOF or None
+        The fitted reduction (``response_`` dims ``("lag", "mode", "source_mode")``).
 
     Notes
     -----
@@ -178,6 +185,7 @@ class ResponseEstimator:
         memory_budget: int | str | None = None,
         kick: str = "pixel",
         stein_correction: bool = False,
+        reduce=None,
     ) -> None:
         self.score = score
         self.max_lag = max_lag
@@ -202,6 +210,7 @@ class ResponseEstimator:
         self.memory_budget = memory_budget
         self.kick = kick
         self.stein_correction = stein_correction
+        self.reduce = reduce
 
     # the scikit-learn parameter contract, shared with the score estimators
     get_params = ScoreEstimator.get_params
@@ -212,32 +221,13 @@ class ResponseEstimator:
                 f"normalize={self.normalize}, homogeneous={self.homogeneous})")
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self, data: Trajectories) -> int:
-        check_samples(data, "X")
-        L = parse_max_lag(self.max_lag, data.step)
-        if L >= data.min_length:
-            raise ValueError(f"max_lag = {L} must be smaller than the length of every time "
-                             f"series (shortest has {data.min_length} samples)")
-        b = self.batch_size
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise ValueError(f"batch_size must be a positive int, got {b!r}")
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
-        k = self.source_stride
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"source_stride must be a positive int, got {k!r}")
-        if self.score_options is not None and not isinstance(self.score_options, dict):
-            raise TypeError(f"score_options must be a dict of keyword arguments, got "
-                            f"{type(self.score_options).__name__}")
-        if not isinstance(self.kick, str) or self.kick not in ("pixel", "resolved"):
-            raise ValueError(f"kick must be 'pixel' or 'resolved', got {self.kick!r}")
-        return int(L)
-
     def _is_homogeneous(self, data: Trajectories) -> bool:
         if self.homogeneous is None:
             return bool(int(data.attrs.get("gfdt_homogeneous", 0)))
         if not isinstance(self.homogeneous, (bool, np.bool_)):
             raise TypeError(f"homogeneous must be True, False or None, got {self.homogeneous!r}")
+        if self.homogeneous:
+            check_periodic(data)
         return bool(self.homogeneous)
 
     def _bootstrap_options(self) -> Bootstrap | None:
@@ -290,8 +280,13 @@ class ResponseEstimator:
             (independent members); or a :class:`gfdt.data.Trajectories`.
         y : ignored
         """
-        data = as_trajectories(X, "X")
-        L = self._check_params(data)
+        if self.reduce is not None:  # the GFDT on EOF principal components
+            return self._fit_reduced(X)
+        self.reduce_ = None
+        return self._fit_data(as_trajectories(X, "X"))
+
+    def _fit_data(self, data: Trajectories) -> ResponseEstimator:
+        L = check_params(self, data)
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
         homogeneous = self._is_homogeneous(data)
@@ -300,6 +295,7 @@ class ResponseEstimator:
             raise ValueError("kick='resolved' applies to the plain GFDT of a homogeneous "
                              "field (no observable, no perturbation)")
         check_not_constant(data, homogeneous, "X")
+        check_rank(data, homogeneous, self.score)
         check_record(data, L, "X")
         # a Gaussian score fitted here: the bootstrap resamples its covariance too
         self._gaussian_here = (
@@ -317,7 +313,7 @@ class ResponseEstimator:
                 self.score, data, homogeneous, system=self.system,
                 score_options=self.score_options, memory_budget=self.memory_budget,
                 progress=self.progress)
-        check_gaussian_fit(model, "X")
+        check_gaussian_fit(model, "X", data.n_samples)
         if check_flag(self.stein_correction, "stein_correction"):
             from gfdt.scores.stein import SteinCorrected
 
@@ -330,6 +326,7 @@ class ResponseEstimator:
         self.score_model_ = model
         self.n_samples_ = data.n_samples
         self.timings_ = {"score_fit_s": t1 - t0, "correlation_s": time.perf_counter() - t1}
+        check_stein(self)
         return self
 
     def _gaussian_from_autocorrelation(self, data: Trajectories, homogeneous: bool) -> bool:
@@ -395,7 +392,7 @@ class ResponseEstimator:
 
         m = sums.mean()
         raw = raw_of(m)
-        self._state_outputs(raw, data, homogeneous, axes, resolved)
+        _output.state_outputs(self, raw, data, homogeneous, axes, resolved)
         rep_raw = raw_of
         if self._gaussian_here:  # replicates use their own covariance (see Notes)
             rescale = own_statistics(m, homogeneous)
@@ -448,30 +445,6 @@ class ResponseEstimator:
             return u.reshape(e - a, d), np.negative(s, out=s).reshape(b - a, d)
 
         return read
-
-    def _state_outputs(self, raw: np.ndarray, data: Trajectories, homogeneous: bool,
-                       axes: tuple[int, ...], resolved: np.ndarray | None = None) -> None:
-        """``response_raw_``, ``response_``, ``stein_`` and ``stein_error_`` of the plain
-        GFDT from the raw response ``raw`` (lag first)."""
-        state_shape, d = data.state_shape, int(np.prod(data.state_shape))
-        self.homogeneous_ = homogeneous
-        self.response_raw_ = _output.state_response(raw, data, homogeneous, False,
-                                                    self._method())
-        self.stein_ = self.response_raw_.isel(lag=0, drop=True)
-        eye = np.zeros(state_shape) if homogeneous else np.eye(d)
-        if homogeneous and resolved is not None:  # R(0) of the kick P delta is P delta
-            eye = resolved_impulse(state_shape)
-        elif homogeneous:
-            eye[(0,) * len(state_shape)] = 1.0
-        self.stein_error_ = float(np.linalg.norm(raw[0] - eye)
-                                  / (1 if homogeneous else np.sqrt(d)))
-        self.response_ = self.response_raw_
-        if self.normalize:
-            self.response_ = _output.state_response(_normalize(raw, homogeneous, axes,
-                                                               resolved), data,
-                                                    homogeneous, True, self._method())
-        self.response_kind_ = "homogeneous" if homogeneous else "matrix"
-        self.stein_expected_ = None
 
     # -------------------------------------------------- observables, perturbations
     def _fit_conjugate(self, data: Trajectories, model: ScoreEstimator, L: int) -> None:
@@ -547,8 +520,11 @@ class ResponseEstimator:
         """
         from gfdt.nullmodel import surrogate_bands
 
-        return surrogate_bands(self, X, n_surrogates=n_surrogates, level=level, seed=seed,
-                               kind=kind, attribute=attribute)
+        kw = dict(n_surrogates=n_surrogates, level=level, seed=seed, kind=kind,
+                  attribute=attribute)
+        if self.reduce is not None:  # the null model of the principal components
+            return self._null_bands_reduced(X, **kw)
+        return surrogate_bands(self, X, **kw)
 
     # ------------------------------------------------------------- prediction
     def predict(self, forcing, return_stderr: bool = False
@@ -573,6 +549,8 @@ class ResponseEstimator:
         xarray.DataArray or (xarray.DataArray, xarray.DataArray)
             :math:`\\delta\\langle A\\rangle`, dims ``("time", ...)`` (and its error).
         """
+        if getattr(self, "reduce_", None) is not None:  # pattern forcing, mapped to the grid
+            return self._predict_reduced(forcing, return_stderr)
         if not hasattr(self, "response_"):
             raise NotFittedError("this ResponseEstimator is not fitted yet: call fit() first")
         return predict(self.response_, getattr(self, "_replicates", None),

@@ -21,14 +21,17 @@ __all__ = ["AutoScore", "choose_score"]
 logger = logging.getLogger("gfdt")
 
 
-def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3) -> tuple[str, str]:
+def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3,
+                 periodic: bool | None = True) -> tuple[str, str]:
     """The estimator :class:`AutoScore` fits on states of ``state_shape``, and why.
 
     The rule (measured on the systems of ``benchmarks/generalization.py``):
 
-    - **2-D states** (fields): ``"dsm"``, whose defaults there are the periodic CNN with
-      the small-noise range (tanh field: response error 0.038, exact score 0.041;
-      Allen-Cahn 0.23, exact 0.22).
+    - **2-D states known to be periodic** (``periodic=True``: fields of gfdt's systems,
+      or ``homogeneous=True``): ``"dsm"``, whose defaults there are the periodic CNN
+      with the small-noise range (tanh field: response error 0.038, exact score 0.041;
+      Allen-Cahn 0.23, exact 0.22). A 2-D state not known to be periodic (a lat-lon
+      box with coastlines) is a vector here: a periodic CNN would wrap it around.
     - **vectors of at most** ``max_kgmm_dim`` **coordinates**: ``"kgmm"``, cluster-averaged
       Tweedie targets interpolated by a small MLP (1-D cubic CAM model: 0.072, exact
       score 0.085).
@@ -42,6 +45,9 @@ def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3) -> tuple[s
         Shape of one state.
     max_kgmm_dim : int
         Largest vector dimension given to KGMM.
+    periodic : bool or None
+        Whether the axes of a 2-D state are periodic (None or False: not known to be;
+        :class:`AutoScore` passes its ``homogeneous``).
 
     Returns
     -------
@@ -51,7 +57,7 @@ def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3) -> tuple[s
         The rule that applied, for logs and summaries.
     """
     shape = tuple(int(n) for n in state_shape)
-    if len(shape) == 2:
+    if len(shape) == 2 and periodic:
         return "dsm", f"2-D field {shape[0]}x{shape[1]}: DSM with the periodic CNN"
     d = int(np.prod(shape)) if shape else 1
     if len(shape) <= 1 and d <= max_kgmm_dim:
@@ -75,7 +81,9 @@ class AutoScore(ScoreEstimator):
     dsm_options, kgmm_options : dict, optional
         Options of the DSM or KGMM estimator when it is chosen.
     homogeneous : bool, optional
-        Passed to DSM (periodic translation-invariant fields; default: 2-D states).
+        Periodic translation-invariant fields, passed to DSM. Only a 2-D state with
+        ``homogeneous=True`` gets the periodic CNN (the response estimator passes True
+        for gfdt's periodic systems); otherwise the vector rule applies (MLP).
     seed : int
         Seed of the chosen estimator.
     device : str
@@ -161,9 +169,14 @@ class AutoScore(ScoreEstimator):
         shape = np.shape(X)
         if len(shape) < 2:
             raise ValueError(f"X must have shape (n_samples, *state), got shape {shape}")
-        name, reason = choose_score(tuple(shape[1:]), self.max_kgmm_dim)
+        name, reason = choose_score(tuple(shape[1:]), self.max_kgmm_dim,
+                                    bool(self.homogeneous))
         logger.info("score='auto' chose %r (%s)", name, reason)
-        est = self._build(name).fit(X)
+        est = self._build(name)
+        if name == "dsm" and len(shape) == 3 and not self.homogeneous \
+                and "network" not in (self.dsm_options or {}):  # a 2-D state as a vector
+            est.set_params(network="mlp", homogeneous=False)
+        est = est.fit(X)
         self.chosen_, self.chosen_name_, self.reason_ = est, name, reason
         self.state_shape_ = tuple(shape[1:])
         self.quality_ = getattr(est, "quality_", None)
