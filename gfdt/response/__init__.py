@@ -8,10 +8,11 @@
 * :func:`response_to_forcing` (:mod:`~gfdt.response.forcing`): predictions;
 * :class:`SensitivityEstimator` (:mod:`~gfdt.response.sensitivity`) and
   :class:`ParameterPerturbation` (:mod:`~gfdt.response.parameters`): responses to
-  parameters of the drift and the noise;
+  parameters of the drift and the noise (:class:`DiffusionField`: state-dependent noise);
 * :func:`calibrate` (:mod:`~gfdt.response.calibration`): Gauss-Newton calibration.
 """
 
+from gfdt.response._diffusion import DiffusionField
 from gfdt.response.bootstrap import Bootstrap, BootstrapWarning
 from gfdt.response.calibration import CalibrationResult, calibrate
 from gfdt.response.conjugate import Observable, Perturbation
@@ -20,6 +21,6 @@ from gfdt.response.forcing import response_to_forcing
 from gfdt.response.parameters import ParameterPerturbation
 from gfdt.response.sensitivity import SensitivityEstimator
 
-__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "Observable",
+__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "DiffusionField", "Observable",
            "ParameterPerturbation", "Perturbation", "ResponseEstimator",
            "SensitivityEstimator", "calibrate", "response_to_forcing"]
