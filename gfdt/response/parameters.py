@@ -42,6 +42,9 @@ JACOBIAN_METHODS = ("auto", "constant", "exact", "hutchinson")
 #: score's finite-difference step.
 FIELD_STEP_FACTOR = 100.0
 
+#: Largest state dimension whose full score Jacobian a shared memo holds (m d^2 floats).
+SHARED_JACOBIAN_MAX_DIM = 16
+
 #: Score evaluations (states times directions) per finite-difference batch.
 _FD_BATCH_STATES = 4096
 
@@ -154,6 +157,9 @@ class ParameterPerturbation:
         self.state_shape: tuple[int, ...] | None = None
         self._trace_const: float | None = None
         self._jac_const: np.ndarray | None = None
+        #: A dict shared by the perturbations of one estimator: the exact score Jacobian
+        #: of the current batch is then computed once for all of them.
+        self.jacobian_memo: dict | None = None
 
     @classmethod
     def from_system(cls, system: Any, parameter: str, **options: Any) -> ParameterPerturbation:
@@ -265,8 +271,28 @@ class ParameterPerturbation:
                 self._trace_const = float(self._trace_exact(x[:1], model)[0])
             return np.full(m, self._trace_const)
         if method == "exact":
+            d = int(np.prod(self.state_shape))
+            if self.jacobian_memo is not None and d <= SHARED_JACOBIAN_MAX_DIM:
+                J = self._shared_jacobian(x, model)
+                if dD is None:
+                    dD = self.dD if self.dD.ndim == 1 else self.dD[None]
+                if dD.ndim == 1:
+                    return np.einsum("mjj,j->m", J, dD)
+                if dD.ndim == 2:
+                    return np.einsum("mjj,mj->m", J, dD)
+                return np.einsum("mij,mij->m", np.broadcast_to(dD, J.shape), J)
             return self._trace_exact(x, model, dD)
         return self._trace_hutchinson(x, model, dD)
+
+    def _shared_jacobian(self, x: np.ndarray, model: Callable) -> np.ndarray:
+        """The score Jacobian at ``x``, computed once for every perturbation sharing
+        :attr:`jacobian_memo` (keyed by the identity of the state batch)."""
+        memo = self.jacobian_memo
+        if (memo.get("x") is not x or memo.get("h") != self.fd_step
+                or memo.get("model") is not model):
+            memo.clear()
+            memo.update(x=x, h=self.fd_step, model=model, J=self._jacobian(x, model))
+        return memo["J"]
 
     def _jacobian(self, x: np.ndarray, model: Callable) -> np.ndarray:
         """:math:`J_{ji} = \\partial_j s_i` by central differences, shape (m, d, d)."""
