@@ -52,20 +52,20 @@ def observables_1d() -> dict[str, Callable]:
 
 def _triad_drift(x, p):
     u1, u2, u3 = x[:, 0], x[:, 1], x[:, 2]
-    return np.stack([-p["t1"] * u1 - p["t2"] * u2 + u3, -p["t1"] * u2 + p["t2"] * u1,
-                     -p["t3"] * u3], axis=1)
+    return np.stack((-p["t1"] * u1 - p["t2"] * u2 + u3, -p["t1"] * u2 + p["t2"] * u1,
+                     -p["t3"] * u3), axis=1)
 
 
 def _triad_noise(x, p):
     one = np.ones_like(x[:, 0])
-    return np.stack([p["t4"] * one, p["t5"] * one, p["t6"] * (np.tanh(x[:, 0]) + 1.0)],
+    return np.stack((p["t4"] * one, p["t5"] * one, p["t6"] * (np.tanh(x[:, 0]) + 1.0)),
                     axis=1)
 
 
-def triad(dt: float = 0.01, **theta: float) -> SDE:
+def triad(dt: float = 0.01, backend: str = "auto", **theta: float) -> SDE:
     """The stochastic triad (Euler-Maruyama: the noise on u3 depends on u1)."""
     return SDE(drift=_triad_drift, noise=_triad_noise, parameters={**THETA_TRIAD, **theta},
-               dt=dt, name="triad state")
+               dt=dt, backend=backend, name="triad state")
 
 
 def observables_triad() -> dict[str, Callable]:
