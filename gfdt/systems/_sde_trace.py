@@ -65,7 +65,6 @@ class Sym:
     """A symbolic scalar that numpy object arrays can carry (see the module docstring)."""
 
     __slots__ = ("e",)
-    __array_priority__ = 1000.0
 
     def __init__(self, e: sp.Expr) -> None:
         self.e = e
