@@ -120,7 +120,7 @@ def paired_static(system: SDE, parameters: Sequence[str], observables: Mapping,
     steps = {p: [rel_step * abs(getattr(system, p))] for p in parameters}
     save_every = system._steps(save_interval, "save_interval")
     n_saves = system._steps(t_end, "t_end") // save_every
-    first = int(math.ceil(t_start / save_interval))
+    first = math.ceil(t_start / save_interval)
     seeds = np.random.SeedSequence(seed).generate_state(len(initial), dtype=np.uint64)
     per = []
     for a in range(0, len(initial), chunk):

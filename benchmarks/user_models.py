@@ -301,7 +301,7 @@ def run_speed(cfg, seed, workers, progress) -> dict:
                   progress=False)  # compile / load
     dur = N * sde.dt
     res = {}
-    for rep in range(2):  # alternate, twice: the shared machine's load drifts
+    for _ in range(2):  # alternate, twice: the shared machine's load drifts
         t = time.perf_counter()
         _hand_run(M, N, every, seed, workers)
         res.setdefault("hand_s", []).append(time.perf_counter() - t)

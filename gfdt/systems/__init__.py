@@ -8,11 +8,11 @@ from gfdt.systems.ou import OrnsteinUhlenbeck
 from gfdt.systems.sde import SDE
 
 __all__ = [
+    "SDE",
     "AllenCahn",
     "Lorenz96TwoScale",
     "NavierStokes2D",
     "OrnsteinUhlenbeck",
-    "SDE",
     "SimulationDiverged",
     "System",
     "system_from_attrs",
