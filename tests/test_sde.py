@@ -232,3 +232,13 @@ def test_bad_input_names_the_argument():
         gfdt.systems.system_from_attrs(sde.attrs())
     with pytest.raises(AttributeError, match="immutable"):
         sde.k = 3.0
+
+
+def test_a_function_that_acts_differently_on_symbols_is_not_traced():
+    def drift(x, p):
+        scale = 1.0 if x.dtype == object else 2.0  # misbehaves under tracing
+        return -scale * p["k"] * x
+
+    sde = SDE(drift=drift, noise=0.5, parameters={"k": 1.0}, dt=0.01, dim=1)
+    assert sde._model.trace() is None
+    assert "differs from the function" in sde._model.trace_error

@@ -80,7 +80,9 @@ class _Model:
 
                 try:
                     self.traced = trace(self.drift, self.noise, self.state_shape, self.names)
+                    self._verify()
                 except Untraceable as exc:
+                    self.traced = None
                     self.trace_error = str(exc)
             else:
                 self.trace_error = f"backend={self.requested!r}"
@@ -88,6 +90,35 @@ class _Model:
                 raise ValueError(f"backend='traced': the functions cannot be traced "
                                  f"({self.trace_error})")
         return self.traced
+
+    def _verify(self) -> None:
+        """The traced expressions against the user's functions on random states and
+        parameters (code that acts differently on symbols must not pass silently)."""
+        from gfdt.systems._sde_trace import Untraceable, numpy_function
+
+        tr = self.traced
+        rng = np.random.default_rng(12345)
+        X = rng.standard_normal((5, tr.d))
+        P = rng.uniform(0.5, 1.5, len(self.names))
+        p = dict(zip(self.names, P.tolist(), strict=True))
+        n = X.shape[0]
+        with np.errstate(all="ignore"):
+            want_f = np.asarray(self.drift(X.reshape(n, *self.state_shape), p),
+                                dtype=float).reshape(n, -1)
+            got_f = numpy_function(tr.drift, tr.x, tr.p, "f")(X, P)
+            entries = tr.noise_diag if tr.noise is None else list(tr.noise)
+            got_g = numpy_function(entries, tr.x, tr.p, "g")(X, P)
+            w = np.asarray(self.noise(X.reshape(n, *self.state_shape), p) if callable(self.noise)
+                           else self.noise, dtype=float)
+            if w.ndim == 0 or not callable(self.noise):
+                want_g = np.broadcast_to(w.reshape(-1), got_g.shape)
+            else:
+                want_g = w.reshape(n, -1)
+        for what, got, want in (("drift", got_f, want_f), ("noise", got_g, want_g)):
+            ok = np.isfinite(want) & np.isfinite(got)
+            if got.shape != want.shape or not np.allclose(got[ok], want[ok], rtol=1e-9,
+                                                          atol=1e-12):
+                raise Untraceable(f"the traced {what} differs from the function on numbers")
 
     def derivatives(self):
         if self._deriv is None:
