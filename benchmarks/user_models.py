@@ -393,7 +393,8 @@ def figure(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     if "reduced_1d" in results:
         ax = axes[0]
-        for k, (label, r) in enumerate(results["reduced_1d"].items()):
+        points = {k: v for k, v in results["reduced_1d"].items() if k.startswith("theta")}
+        for k, (label, r) in enumerate(points.items()):
             names = list(r["estimators"])
             ax.bar(np.arange(len(names)) + 0.4 * k, [r["estimators"][n]["error"]
                                                     for n in names], 0.4, label=label)
