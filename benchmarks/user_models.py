@@ -227,9 +227,9 @@ def run_triad(cfg, learned, seed, workers, progress) -> dict:
             "scheme": sde.scheme, "backend": sde.backend_}
 
 
-def run_lorenz63(cfg, learned, seed, workers, progress) -> dict:
+def run_lorenz63(cfg, learned, seed, workers, progress, noise: float = NOISE_L63) -> dict:
     obs = observables_l63()
-    sde = lorenz63()
+    sde = lorenz63(noise=noise)
     clock = Clock()
     with clock("truth"):
         init = stationary_states(sde, cfg["truth_members"], seed + 21, 50.0, workers)
@@ -250,7 +250,7 @@ def run_lorenz63(cfg, learned, seed, workers, progress) -> dict:
         rows[sname] = r
         logger.info("lorenz63 %s: d<z>/drho %.4f +- %.4f (truth %.4f +- %.4f)", sname,
                     r["dz_drho"], r["dz_drho_stderr"], S[0, 0], se[0, 0])
-    return {"noise": NOISE_L63, "dz_drho_truth": float(S[0, 0]),
+    return {"noise": noise, "dz_drho_truth": float(S[0, 0]),
             "dz_drho_truth_stderr": float(se[0, 0]), "estimators": rows,
             "timings": clock.t, "scheme": sde.scheme, "backend": sde.backend_}
 
@@ -435,6 +435,8 @@ def main(argv=None) -> dict:
     p = parser(__doc__.splitlines()[0], "results/user_models")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help=f"comma-separated subset of {', '.join(SYSTEMS)}")
+    p.add_argument("--l63-noise", type=float, default=NOISE_L63,
+                   help=f"additive noise of Lorenz-63 (default {NOISE_L63})")
     p.add_argument("--learned", default=None,
                    help="comma-separated learned scores for every system (default: "
                         "auto, and auto,dsm for lorenz63)")
@@ -457,9 +459,11 @@ def main(argv=None) -> dict:
         elif name == "calibration":
             results[name] = run_calibration(cfgs[name], args.seed, args.workers, progress,
                                             learned[0])
+        elif name == "lorenz63":
+            results[name] = run_lorenz63(cfgs[name], learned, args.seed, args.workers,
+                                         progress, args.l63_noise)
         else:
-            fn = {"reduced_1d": run_reduced_1d, "triad": run_triad,
-                  "lorenz63": run_lorenz63}[name]
+            fn = {"reduced_1d": run_reduced_1d, "triad": run_triad}[name]
             results[name] = fn(cfgs[name], learned, args.seed, args.workers, progress)
         results[name]["total"] = {"wall_s": round(time.perf_counter() - t0, 1),
                                   "cpu_s": round(time.process_time() - c0, 1),
