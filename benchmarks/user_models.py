@@ -439,7 +439,7 @@ def main(argv=None) -> dict:
                    help=f"additive noise of Lorenz-63 (default {NOISE_L63})")
     p.add_argument("--learned", default=None,
                    help="comma-separated learned scores for every system (default: "
-                        "auto, and auto,dsm for lorenz63)")
+                        "auto, and auto,dsm for lorenz63; none: only Gaussian/exact)")
     args = p.parse_args(argv)
     setup_logging()
     size = "quick" if args.size == "quick" else "default"
@@ -451,14 +451,14 @@ def main(argv=None) -> dict:
         p.error(f"unknown systems {bad}; choose from {SYSTEMS}")
     results: dict = {}
     for name in systems:
-        learned = (tuple(args.learned.split(",")) if args.learned
-                   else LEARNED.get(name, ("auto",)))
+        learned = (tuple(v for v in args.learned.split(",") if v != "none")
+                   if args.learned else LEARNED.get(name, ("auto",)))
         t0, c0 = time.perf_counter(), time.process_time()
         if name == "speed":
             results[name] = run_speed(cfgs[name], args.seed, args.workers, progress)
         elif name == "calibration":
             results[name] = run_calibration(cfgs[name], args.seed, args.workers, progress,
-                                            learned[0])
+                                            (learned or ("auto",))[0])
         elif name == "lorenz63":
             results[name] = run_lorenz63(cfgs[name], learned, args.seed, args.workers,
                                          progress, args.l63_noise)
