@@ -1,10 +1,14 @@
-"""Stochastic systems gfdt does not ship, with independent numpy simulators and truths.
+"""Stochastic systems gfdt does not ship, written as user models (:class:`gfdt.systems.SDE`).
 
 Every system here is an Ito SDE ``dx = f(x) dt + G(x) dW`` integrated by Euler-Maruyama
 with a fixed step ``dt``, saving every ``stride`` steps (save interval ``dt * stride``).
-Simulations are vectorised over members and take an explicit
-:class:`numpy.random.Generator`; nothing here uses gfdt, so the truths are an independent
-check of gfdt's estimates.
+Each class keeps its parameters and closed forms (exact scores, densities) and builds
+its ``gfdt.systems.SDE`` from the equations (:attr:`_SDE.sde`): drift and noise in plain
+numpy, which gfdt compiles. :func:`simulate` and :func:`paired_response` run them with
+:func:`gfdt.simulate` and :func:`gfdt.perturbation_response` (paired noise), seeded from
+an explicit :class:`numpy.random.Generator`; ``tests/test_foreign_systems.py`` checks
+them against closed forms (discrete OU covariance and propagator, quadrature densities,
+Stein identities), independently of the score estimators they test.
 
 Systems
 -------
@@ -38,9 +42,13 @@ standard errors.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+import gfdt
+from gfdt.systems import SDE
 
 __all__ = ["CubicCAM", "DoubleWellChain", "StochasticTriad", "TanhField", "paired_response",
            "simulate"]
@@ -48,7 +56,8 @@ __all__ = ["CubicCAM", "DoubleWellChain", "StochasticTriad", "TanhField", "paire
 
 class _SDE:
     """Shared interface: ``state_shape``, ``noise_shape``, ``dt``, ``stride``,
-    ``drift(x)``, ``noise(x, z)`` (``G(x) z`` for standard normals ``z``), ``initial``."""
+    ``drift(x)``, ``initial``, and :attr:`sde`, the system as a ``gfdt.systems.SDE``
+    (built by :meth:`_build`, Euler-Maruyama)."""
 
     dt: float
     stride: int
@@ -57,9 +66,12 @@ class _SDE:
     def save_interval(self) -> float:
         return self.dt * self.stride
 
-    def step(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """One Euler-Maruyama step of a batch ``x`` (batch, *state) with normals ``z``."""
-        return x + self.drift(x) * self.dt + self.noise(x, z) * np.sqrt(self.dt)
+    @functools.cached_property
+    def sde(self) -> SDE:
+        return self._build()
+
+    def _build(self) -> SDE:
+        raise NotImplementedError
 
     def initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return 0.1 * rng.standard_normal((n, *self.state_shape))
@@ -126,8 +138,19 @@ class DoubleWellChain(_SDE):
         jg[..., 1:] -= self.j * g[..., :-1]
         return -(g - jg)
 
-    def noise(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return np.sqrt(2.0 / self.beta) * z
+    def _build(self) -> SDE:
+        def drift(x, p):
+            g = x * x * x - x
+            g[:, :-1] += p["c"] * x[:, 1:]
+            g[:, 1:] += p["c"] * x[:, :-1]
+            jg = np.zeros_like(g)
+            jg[:, :-1] += p["j"] * g[:, 1:]
+            jg[:, 1:] -= p["j"] * g[:, :-1]
+            return jg - g
+
+        return SDE(drift, lambda x, p: np.sqrt(2.0 / p["beta"]),
+                   {"beta": self.beta, "c": self.c, "j": self.j}, dt=self.dt, dim=self.d,
+                   scheme="euler", name="double-well chain state")
 
     def exact_score(self, x: np.ndarray) -> np.ndarray:
         return -self.beta * self.grad_potential(np.asarray(x, dtype=float))
@@ -163,8 +186,13 @@ class TanhField(_SDE):
     def drift(self, u: np.ndarray) -> np.ndarray:
         return self.D * _laplacian(u) + self.a * np.tanh(self.k * u) - u + self.b
 
-    def noise(self, u: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return np.sqrt(self.q) * z
+    def _build(self) -> SDE:
+        return SDE(lambda u, p: (p["D"] * _laplacian(u) + p["a"] * np.tanh(p["k"] * u) - u
+                                 + p["b"]),
+                   lambda u, p: np.sqrt(p["q"]),
+                   {"D": self.D, "a": self.a, "k": self.k, "b": self.b, "q": self.q},
+                   dt=self.dt, state_shape=(self.n, self.n), scheme="euler",
+                   name="tanh field")
 
     def exact_score(self, u: np.ndarray) -> np.ndarray:
         return (2.0 / self.q) * self.drift(np.asarray(u, dtype=float))
@@ -195,8 +223,11 @@ class CubicCAM(_SDE):
     def drift(self, x: np.ndarray) -> np.ndarray:
         return self.F + x * (self.a + x * (self.b - self.c * x))
 
-    def noise(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return (self.A - self.B * x) * z[..., :1] + self.s * z[..., 1:]
+    def _build(self) -> SDE:
+        return SDE(lambda x, p: p["F"] + x * (p["a"] + x * (p["b"] - p["c"] * x)),
+                   lambda x, p: np.stack([p["A"] - p["B"] * x, p["s"] + 0 * x], axis=2),
+                   {k: getattr(self, k) for k in ("F", "a", "b", "c", "A", "B", "s")},
+                   dt=self.dt, dim=1, scheme="euler", name="cubic CAM state")
 
     def g2(self, x: np.ndarray) -> np.ndarray:
         return (self.A - self.B * x) ** 2 + self.s**2
@@ -236,10 +267,25 @@ class StochasticTriad(_SDE):
         u1, u2, u3 = u[..., 0], u[..., 1], u[..., 2]
         return np.stack([-0.2 * u1 - 0.4 * u2 + u3, -0.2 * u2 + 0.4 * u1, -2.0 * u3], -1)
 
-    def noise(self, u: np.ndarray, z: np.ndarray) -> np.ndarray:
-        amp = np.stack([np.full(u.shape[:-1], 0.3), np.full(u.shape[:-1], 0.3),
-                        1.5 * (np.tanh(u[..., 0]) + 1.0)], -1)
-        return amp * z
+    def _build(self) -> SDE:
+        def drift(u, p):
+            u1, u2, u3 = u[:, 0], u[:, 1], u[:, 2]
+            return np.stack([-p["t1"] * u1 - p["t2"] * u2 + u3, -p["t1"] * u2 + p["t2"] * u1,
+                             -p["t3"] * u3], axis=1)
+
+        def noise(u, p):
+            one = np.ones_like(u[:, 0])
+            return np.stack([p["t4"] * one, p["t5"] * one,
+                             p["t6"] * (np.tanh(u[:, 0]) + 1.0)], axis=1)
+
+        return SDE(drift, noise, {"t1": 0.2, "t2": 0.4, "t3": 2.0, "t4": 0.3, "t5": 0.3,
+                                  "t6": 1.5}, dt=self.dt, scheme="euler",
+                   name="triad state")
+
+
+def _seed(rng: np.random.Generator) -> int:
+    """A gfdt root seed drawn from ``rng`` (the explicit stream of the callers)."""
+    return int(rng.integers(2**63))
 
 
 def simulate(system: _SDE, n_members: int, n_samples: int, rng: np.random.Generator,
@@ -247,19 +293,19 @@ def simulate(system: _SDE, n_members: int, n_samples: int, rng: np.random.Genera
     """Stationary trajectories, shape ``(n_members, n_samples, *state_shape)``.
 
     Members start from ``initial`` (or small random states) and are integrated for
-    ``spin_up`` time units before the first saved sample.
+    ``spin_up`` time units (rounded to whole steps) before the first saved sample, by
+    :func:`gfdt.simulate` on :attr:`_SDE.sde`.
     """
     if n_members < 1 or n_samples < 1:
         raise ValueError("n_members and n_samples must be positive")
-    x = system.initial(n_members, rng) if initial is None else np.array(initial, dtype=float)
-    nz = (n_members, *system.noise_shape)
-    for _ in range(round(spin_up / system.dt)):
-        x = system.step(x, rng.standard_normal(nz))
-    out = np.empty((n_members, n_samples, *system.state_shape))
-    for t in range(n_samples):
-        out[:, t] = x
-        for _ in range(system.stride):
-            x = system.step(x, rng.standard_normal(nz))
+    x0 = system.initial(n_members, rng) if initial is None else np.array(initial, dtype=float)
+    sde = system.sde
+    burn = round(spin_up / system.dt) * system.dt
+    ds = gfdt.simulate(sde, n_members=n_members, burn_in=burn,
+                       duration=n_samples * system.save_interval,
+                       save_interval=system.save_interval, seed=_seed(rng), initial=x0,
+                       progress=False)
+    out = ds[sde.variable].values
     if not np.all(np.isfinite(out)):
         raise FloatingPointError(f"{type(system).__name__} diverged: reduce dt")
     return out
@@ -269,6 +315,10 @@ def paired_response(system: _SDE, states: np.ndarray, max_lag: int, delta: float
                     rng: np.random.Generator, sources: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Response to kicks by paired noise, and its member-level standard error.
+
+    Each source coordinate is kicked by ``delta`` in a copy of every state, integrated with
+    the same noise as the unkicked copy (:func:`gfdt.perturbation_response` with a
+    constant perturbation direction; every source replays the same member streams).
 
     Parameters
     ----------
@@ -291,28 +341,18 @@ def paired_response(system: _SDE, states: np.ndarray, max_lag: int, delta: float
         the ``n`` states; ``stderr`` its standard error over them.
     """
     states = np.asarray(states, dtype=float)
-    n, shape = len(states), system.state_shape
+    shape = system.state_shape
     d = int(np.prod(shape))
     src = np.arange(d) if sources is None else np.asarray(sources, dtype=int)
-    m = len(src)
-    # copies: index 0 unkicked, 1..m kicked along src[j]
-    x = np.repeat(states[:, None], m + 1, axis=1).reshape(n, m + 1, d)
-    x[:, np.arange(1, m + 1), src] += delta
-    x = x.reshape(n * (m + 1), *shape)
-    s1 = np.zeros((max_lag + 1, d, m))
-    s2 = np.zeros((max_lag + 1, d, m))
-    for t in range(max_lag + 1):
-        xr = x.reshape(n, m + 1, d)
-        diff = (xr[:, 1:] - xr[:, :1]) / delta  # (n, m, d)
-        s1[t] = diff.sum(0).T
-        s2[t] = (diff**2).sum(0).T
-        if t == max_lag:
-            break
-        for _ in range(system.stride):
-            z = rng.standard_normal((n, 1, *system.noise_shape))
-            z = np.broadcast_to(z, (n, m + 1, *system.noise_shape))
-            x = system.step(x, z.reshape(n * (m + 1), *system.noise_shape))
-    mean = s1 / n
-    var = np.maximum(s2 / n - mean**2, 0.0) * n / max(n - 1, 1)
-    se = np.sqrt(var / n)
-    return mean.reshape(max_lag + 1, *shape, m), se.reshape(max_lag + 1, *shape, m)
+    seed = _seed(rng)
+    resp, se = [], []
+    for j in src:
+        e = np.zeros(d)
+        e[j] = 1.0
+        tr = gfdt.perturbation_response(system.sde, states, max_lag=max_lag,
+                                        save_interval=system.save_interval, delta=delta,
+                                        perturbation=e.reshape(shape), seed=seed,
+                                        progress=False)
+        resp.append(tr.response.values)
+        se.append(tr.stderr.values)
+    return np.stack(resp, axis=-1), np.stack(se, axis=-1)

@@ -307,7 +307,7 @@ def _forcing_array(forcing, system: System, dt: float, amplitude: bool
                    ) -> tuple[np.ndarray, object]:
     """Forcing as (time, n, n) (or (time,) amplitudes) and its time coordinate."""
     tcoord = None
-    want = ("time",) if amplitude else ("time", "y", "x")
+    want = ("time",) if amplitude else ("time", *system.state_dims)
     if isinstance(forcing, xr.DataArray):
         if set(forcing.dims) != set(want):
             raise ValueError(f"forcing must have dims {want}, got {forcing.dims}")
@@ -330,7 +330,7 @@ def _forcing_array(forcing, system: System, dt: float, amplitude: bool
         arr = np.asarray(forcing, dtype=float)
     except (TypeError, ValueError):
         raise TypeError("forcing must be a real numeric array") from None
-    shape = "(time,)" if amplitude else f"(time, {system.n}, {system.n})"
+    shape = "(time,)" if amplitude else f"(time, {', '.join(map(str, system.state_shape))})"
     if arr.ndim != len(want) or arr.shape[1:] != (() if amplitude else system.state_shape) \
             or arr.shape[0] < 1:
         raise ValueError(f"forcing must have shape {shape}, got {arr.shape}")

@@ -190,3 +190,16 @@ def test_closed_client_fails_clearly():
     with pytest.raises(ValueError, match="client is closed"):
         gfdt.perturbation_response(OU8, np.zeros((2, 8, 8)), max_lag=2, save_interval=0.25,
                                    delta=0.1, seed=0, progress=False, client=c)
+
+
+def test_user_sde_on_dask_is_bit_identical(client):
+    """A gfdt.systems.SDE built from lambdas travels to the workers (cloudpickle of the
+    user functions; the compiled kernel is rebuilt, or loaded from the disk cache)."""
+    from gfdt.systems import SDE
+
+    sde = SDE(drift=lambda x, p: -p["k"] * x + np.sin(x), noise=lambda x, p: p["s"] + 0 * x,
+              parameters={"k": 1.5, "s": 0.4}, dt=0.01, dim=2)
+    kw = {**KW, "burn_in": 0.5, "duration": 1.0, "save_interval": 0.1}
+    ref = gfdt.simulate(sde, **kw, n_workers=1)
+    got = gfdt.simulate(sde, **kw, client=client)
+    np.testing.assert_array_equal(got.u.values, ref.u.values)

@@ -9,11 +9,12 @@
 * :func:`response_to_forcing` (:mod:`~gfdt.response.forcing`): predictions;
 * :class:`SensitivityEstimator` (:mod:`~gfdt.response.sensitivity`) and
   :class:`ParameterPerturbation` (:mod:`~gfdt.response.parameters`): responses to
-  parameters of the drift and the noise;
+  parameters of the drift and the noise (:class:`DiffusionField`: state-dependent noise);
 * :func:`calibrate` (:mod:`~gfdt.response.calibration`): Gauss-Newton calibration.
 """
 
 from gfdt.response._checks import MaxLagWarning, NonStationarityWarning, SteinWarning
+from gfdt.response._diffusion import DiffusionField
 from gfdt.response._plan import MemoryPlan, MemoryPlanError
 from gfdt.response.bootstrap import Bootstrap, BootstrapWarning
 from gfdt.response.calibration import CalibrationResult, calibrate
@@ -23,7 +24,7 @@ from gfdt.response.forcing import response_to_forcing
 from gfdt.response.parameters import ParameterPerturbation
 from gfdt.response.sensitivity import SensitivityEstimator
 
-__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "MaxLagWarning",
-           "MemoryPlan", "MemoryPlanError", "NonStationarityWarning", "Observable",
-           "ParameterPerturbation", "Perturbation", "ResponseEstimator",
+__all__ = ["Bootstrap", "BootstrapWarning", "CalibrationResult", "DiffusionField",
+           "MaxLagWarning", "MemoryPlan", "MemoryPlanError", "NonStationarityWarning",
+           "Observable", "ParameterPerturbation", "Perturbation", "ResponseEstimator",
            "SensitivityEstimator", "SteinWarning", "calibrate", "response_to_forcing"]

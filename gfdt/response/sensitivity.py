@@ -301,6 +301,9 @@ class SensitivityEstimator:
         fd = (1e-4 * (sd if sd > 0 else 1.0)) if self.fd_step is None else float(self.fd_step)
         rng = np.random.default_rng(probe_seq)
         perts = [p.bind(data.state_shape, rng, fd) for p in perts]
+        memo: dict = {}  # one score Jacobian per batch for every diffusion parameter
+        for p in perts:
+            p.jacobian_memo = memo
         A, B = self._series(data, model, observables, perts)
         mean_A = sum(a.sum(axis=0) for a in A) / data.n_samples
         # the conjugates have zero mean under the exact score; centring them removes

@@ -272,6 +272,12 @@ class System:
         """
         raise self._no_sensitivity("diffusion_derivative")
 
+    def diffusion_derivative_field(self, parameter: str) -> Any:
+        """:math:`\\partial D/\\partial\\theta` when it depends on the state: a
+        :class:`~gfdt.response.DiffusionField`, or None (the default: constant or no
+        dependence, see :meth:`diffusion_derivative`)."""
+        return None
+
     def with_parameters(self, **changes: Any) -> System:
         """A copy with some parameters changed (validated like the constructor).
 
@@ -322,4 +328,7 @@ def system_from_attrs(attrs: dict[str, Any]) -> System:
     cls = _SYSTEMS.get(str(name))
     if not (isinstance(cls, type) and issubclass(cls, System)):
         raise ValueError(f"unknown gfdt system {name!r} in the data attributes")
+    if not getattr(cls, "rebuildable", True):
+        raise ValueError(f"a {name} system holds user functions and cannot be rebuilt from "
+                         "the data attributes; pass it explicitly (system=...)")
     return cls(**json.loads(params))
