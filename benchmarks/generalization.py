@@ -7,6 +7,16 @@ paired-noise truth. Systems: the three foreign ones of ``_foreign_systems.py`` (
 non-reversible double-well chain, periodic 16 x 16 tanh field, 1-D cubic CAM model),
 the stochastic triad (no exact score), and gfdt's Ornstein-Uhlenbeck and Allen-Cahn.
 
+**Dimension sweep.** Two families of non-reversible, non-Gaussian chains of
+``_chains.py`` at d = 4, 8, 16, 32, 64 coordinates (``--dims``): ``ring`` (quartic
+double wells on a ring, nearest-neighbour coupling and rotation) and ``tilted``
+(asymmetric log-cosh double wells, log-cosh coupling of range 3, a random sparse
+rotation). Each is fitted with the Gaussian score, the exact score (the floor) and
+``score="auto"`` at its defaults, against the paired-noise truth of the response to
+kicks of coordinate 0 (lags 0..39); the table gives the errors, the auto fit's wall
+time and whether its quality report warned, and ``dimensions.png`` plots error and
+training time against the dimension.
+
 **Error.** The relative Frobenius error of the response over all lags 0..max_lag and
 all entries,
 
@@ -28,8 +38,10 @@ Usage::
     python benchmarks/generalization.py --quick --out results/generalization
     python benchmarks/generalization.py --systems double_well,tanh_field
     python benchmarks/generalization.py --dsm-options '{"max_steps": 3000}'
+    python benchmarks/generalization.py --systems "" --families ring --dims 4,16,64
 
-Writes ``results.json``, ``table.md`` and ``errors.png`` to ``--out``.
+Writes ``results.json``, ``table.md``, ``errors.png`` and (with the sweep)
+``dimensions.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -47,6 +59,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _chains import make_chain, stationary_states
+from _chains import paired_response as chain_response
+from _chains import simulate as chain_simulate
 from _common import parser, save_figure, setup_logging
 from _foreign_systems import (
     CubicCAM,
@@ -65,11 +80,16 @@ TRUTH_AC = Path(__file__).resolve().parents[1] / "data" / "allen_cahn_truth.nc"
 # members x samples of the training data; truth states; max_lag (saved samples)
 SIZES = {
     "quick": dict(members=8, samples=1000, field_samples=500, truth=2000, field_truth=300,
-                  ac_members=8, ac_duration=200.0, ou_duration=400.0),
+                  ac_members=8, ac_duration=200.0, ou_duration=400.0,
+                  chain_members=8, chain_samples=3000, chain_truth=3000, dims=(4, 16)),
     "default": dict(members=16, samples=4000, field_samples=2000, truth=20000,
-                    field_truth=2000, ac_members=16, ac_duration=500.0, ou_duration=1000.0),
+                    field_truth=2000, ac_members=16, ac_duration=500.0, ou_duration=1000.0,
+                    chain_members=32, chain_samples=6000, chain_truth=20000,
+                    dims=(4, 8, 16, 32, 64)),
 }
 SYSTEMS = ("double_well", "tanh_field", "cam", "triad", "ou", "allen_cahn")
+FAMILIES = ("ring", "tilted")
+CHAIN_MAX_LAG = 39  # saved samples (0.05 time units each)
 
 
 @dataclass
@@ -85,6 +105,7 @@ class Case:
     dim: int
     homogeneous: bool = False
     extra: dict = field(default_factory=dict)
+    source: int | None = None  # the truth is the response to kicks of this coordinate only
 
 
 def _foreign_case(name, system, cfg, rng_data, rng_truth, max_lag, *, homogeneous=False,
@@ -141,6 +162,22 @@ def make_case(name: str, size: str, seed: int) -> Case:
     raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
 
 
+def make_chain_case(family: str, d: int, size: str, seed: int) -> Case:
+    """A chain of the dimension sweep: data, and the truth of kicks of coordinate 0."""
+    cfg = SIZES[size]
+    ss = np.random.SeedSequence([seed, 100 + FAMILIES.index(family), d])
+    rng_data, rng_truth = (np.random.default_rng(s) for s in ss.spawn(2))
+    system = make_chain(family, d)
+    x = chain_simulate(system, cfg["chain_members"], cfg["chain_samples"], rng_data)
+    starts = stationary_states(system, cfg["chain_truth"], rng_truth)
+    r, se = chain_response(system, starts, CHAIN_MAX_LAG, 0.05, rng_truth, source=0)
+    return Case(f"{family}_{d}", list(x), r, se, CHAIN_MAX_LAG, system.exact_score, d,
+                extra={"system": repr(system), "family": family,
+                       "truth_states": cfg["chain_truth"], "delta": 0.05,
+                       "samples": cfg["chain_members"] * cfg["chain_samples"]},
+                source=0)
+
+
 def relative_error(est: np.ndarray, truth: np.ndarray) -> float:
     """||est - truth||_F / ||truth||_F over all lags and entries."""
     est = np.asarray(est, dtype=float).reshape(truth.shape)
@@ -155,8 +192,10 @@ def estimate(case: Case, score, options: dict | None = None
                                  homogeneous=case.homogeneous or None, bootstrap=False,
                                  progress=False, score_options=options or None)
     est.fit(case.data)
-    return (np.asarray(est.response_.values), np.asarray(est.response_raw_.values),
-            time.perf_counter() - t0, est)
+    r, raw = np.asarray(est.response_.values), np.asarray(est.response_raw_.values)
+    if case.source is not None:  # (lag, d, d): the column of the kicked coordinate
+        r, raw = r[..., case.source], raw[..., case.source]
+    return r, raw, time.perf_counter() - t0, est
 
 
 def scores_for(case: Case, dsm_options: dict, kgmm_options: dict) -> dict[str, tuple]:
@@ -164,6 +203,9 @@ def scores_for(case: Case, dsm_options: dict, kgmm_options: dict) -> dict[str, t
     out: dict[str, tuple] = {"gaussian": ("gaussian", None)}
     if case.exact is not None:
         out["exact"] = (case.exact, None)
+    if case.source is not None:  # the sweep: auto only (it is DSM on these vectors)
+        return {**out, "auto": ("auto", {"n_threads": 1, "max_time": dsm_options.get(
+            "max_time"), "progress": dsm_options.get("progress")})}
     out["dsm"] = ("dsm", {"n_threads": 1, **dsm_options})
     if case.dim <= 16:
         out["kgmm"] = ("kgmm", {"n_threads": 1, **kgmm_options})
@@ -190,6 +232,9 @@ def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None) -> di
         quality = getattr(fit.score_model_, "quality_", None)
         if quality is not None:  # False: the estimator warned (ScoreQualityWarning)
             rows[label]["better_than_gaussian"] = bool(quality.better_than_gaussian)
+            inner = getattr(fit.score_model_, "chosen_", fit.score_model_)
+            rows[label]["train_s"] = round(float(getattr(inner, "train_time_", 0.0)), 1)
+            rows[label]["steps"] = int(getattr(inner, "n_steps_", 0))
         logger.info("%-12s %-9s error %.3f  raw %.3f  (%.1f s)", case.name, label,
                     rows[label]["error"], rows[label]["error_raw"], secs)
     return {"estimators": rows, "truth_rel_se": truth_rel_se, "max_lag": case.max_lag,
@@ -213,6 +258,65 @@ def table(results: dict) -> str:
                              f"({row['seconds']:.0f} s)")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {res['truth_rel_se']:.3f} |")
     return "\n".join(lines)
+
+
+def sweep_table(results: dict) -> str:
+    """The dimension sweep: errors of the Gaussian, exact and auto scores, fit time."""
+    lines = ["Dimension sweep: relative error of the normalised response to kicks of "
+             "coordinate 0, lags 0..39 (auto: wall seconds of the fit incl. the GFDT, "
+             "training seconds and steps; warned: ScoreQualityWarning)", "",
+             "| family | d | gaussian | exact | auto | auto / gaussian | auto / exact | "
+             "auto fit (s) | train (s), steps | warned | truth s.e. |",
+             "|---" * 11 + "|"]
+    for res in results.values():
+        e = res["estimators"]
+        g, x, a = (e.get(k, {}).get("error") for k in ("gaussian", "exact", "auto"))
+        auto = e.get("auto", {})
+
+        def f(v):
+            return "-" if v is None else f"{v:.3f}"
+
+        lines.append(
+            f"| {res['family']} | {res['dim']} | {f(g)} | {f(x)} | {f(a)} | "
+            f"{f(a / g if a is not None and g else None)} | "
+            f"{f(a / x if a is not None and x else None)} | {auto.get('seconds', '-')} | "
+            f"{auto.get('train_s', '-')}, {auto.get('steps', '-')} | "
+            f"{'no' if auto.get('better_than_gaussian', True) else 'yes'} | "
+            f"{res['truth_rel_se']:.3f} |")
+    return "\n".join(lines)
+
+
+def sweep_figure(results: dict, path: Path) -> None:
+    """Error against dimension (left) and the auto fit's training time (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, at) = plt.subplots(1, 2, figsize=(10, 4))
+    styles = {"gaussian": ":", "exact": "--", "auto": "-"}
+    for k, fam in enumerate(sorted({r["family"] for r in results.values()})):
+        rows = sorted((r for r in results.values() if r["family"] == fam),
+                      key=lambda r: r["dim"])
+        dims = [r["dim"] for r in rows]
+        for lab, ls in styles.items():
+            vals = [r["estimators"].get(lab, {}).get("error") for r in rows]
+            ax.plot(dims, [np.nan if v is None else v for v in vals], ls, marker="o",
+                    color=f"C{k}", label=f"{fam}: {lab}")
+        at.plot(dims, [r["estimators"].get("auto", {}).get("seconds") or np.nan
+                       for r in rows], "-", marker="o", color=f"C{k}", label=fam)
+    for a in (ax, at):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("coordinates d")
+    ax.set_ylabel("relative error of the normalised response")
+    ax.set_title("response error against dimension")
+    at.set_ylabel("score='auto' fit (s, incl. the GFDT)")
+    at.set_title("fit time (2 CPU cores)")
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0.0, -0.18))
+    at.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
 
 
 def figure(results: dict, path: Path) -> None:
@@ -242,6 +346,12 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], "results/generalization")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    p.add_argument("--families", default=",".join(FAMILIES),
+                   help=f"chain families of the dimension sweep ({','.join(FAMILIES)}; "
+                        "empty: no sweep)")
+    p.add_argument("--dims", default=None,
+                   help="comma-separated dimensions of the sweep (default: 4,8,16,32,64; "
+                        "--quick 4,16)")
     p.add_argument("--estimators", default="", help="comma-separated subset of estimators")
     p.add_argument("--dsm-options", default="{}", help="JSON options of score='dsm'")
     p.add_argument("--kgmm-options", default="{}", help="JSON options of score='kgmm'")
@@ -256,24 +366,38 @@ def main(argv: list[str] | None = None) -> dict:
     kgmm_options = {"progress": False if args.no_progress else None,
                     **json.loads(args.kgmm_options)}
     only = [s for s in args.estimators.split(",") if s]
-    results = {}
-    for name in args.systems.split(","):
+    t_start = time.perf_counter()
+    results, sweep = {}, {}
+    dims = (SIZES[args.size]["dims"] if args.dims is None
+            else tuple(int(v) for v in args.dims.split(",") if v))
+    jobs = [(name, lambda n=name: make_case(n, args.size, args.seed), results)
+            for name in args.systems.split(",") if name]
+    jobs += [(f"{fam}_{d}", lambda f=fam, d=d: make_chain_case(f, d, args.size, args.seed),
+              sweep) for fam in args.families.split(",") if fam for d in dims]
+    for name, make, into in jobs:
         t0 = time.perf_counter()
-        case = make_case(name, args.size, args.seed)
+        case = make()
         setup_s = time.perf_counter() - t0
         logger.info("%s: data and truth in %.1f s", name, setup_s)
-        results[name] = {**run_case(case, dsm_options, kgmm_options, only),
-                         "setup_s": round(setup_s, 1),
-                         "total_s": round(time.perf_counter() - t0, 1)}
-    md = table(results)
+        into[name] = {**run_case(case, dsm_options, kgmm_options, only),
+                      "setup_s": round(setup_s, 1),
+                      "total_s": round(time.perf_counter() - t0, 1)}
+    md = "\n\n".join(([table(results)] if results else [])
+                      + ([sweep_table(sweep)] if sweep else []))
     print(md)
+    total = time.perf_counter() - t_start
+    print(f"\ntotal wall time {total:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {"size": args.size, "seed": args.seed, "dsm_options": dsm_options,
-           "kgmm_options": kgmm_options, "error": "relative Frobenius, raw response, "
-           "all lags 0..max_lag", "results": results, "gfdt": gfdt.__version__}
+           "kgmm_options": kgmm_options, "error": "relative Frobenius, normalised and raw "
+           "response, all lags 0..max_lag", "results": results, "sweep": sweep,
+           "total_s": round(total, 1), "gfdt": gfdt.__version__}
     (args.out / "results.json").write_text(json.dumps(doc, indent=2, default=str))
     (args.out / "table.md").write_text(md + "\n")
-    figure(results, args.out / "errors.png")
+    if results:
+        figure(results, args.out / "errors.png")
+    if sweep:
+        sweep_figure(sweep, args.out / "dimensions.png")
     return doc
 
 
