@@ -50,7 +50,7 @@ class CoordinateMLP(nn.Module):
         Width, hidden layers and noise-embedding size of the MLP.
     """
 
-    def __init__(self, dim: int, features: int = 8, feature_hidden: int = 16,
+    def __init__(self, dim: int, features: int = 16, feature_hidden: int = 32,
                  hidden: int = 128, depth: int = 3, emb: int = 32) -> None:
         super().__init__()
         self.dim, self.features = int(dim), int(features)

@@ -17,8 +17,8 @@ from torch import nn
 
 from gfdt.scores._defaults import dsm_defaults
 from gfdt.scores._dsm_task import DSMTask, strided
+from gfdt.scores._dsm_vector import choose_clean_score
 from gfdt.scores._kde import BANDWIDTHS, fit_kde, kde_score
-from gfdt.scores._projection import affine_part
 from gfdt.scores._torch import (
     TorchScoreEstimator,
     gaussian_statistics,
@@ -58,13 +58,15 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     small-noise DSM smooths most, are carried exactly by the Gaussian part. Without it,
     the network output is the score itself, :math:`s_\\theta = F_\\theta` (not
     :math:`F_\\theta/\\sigma`, which amplifies the network's errors a hundredfold at
-    ``sigma_min``). The GFDT uses the score at ``sigma_min``.
+    ``sigma_min``). The GFDT uses the score at ``sigma_min`` (vectors: see Notes).
 
     **Defaults by the data's shape** (:func:`~gfdt.scores._defaults.dsm_defaults`, one
     rule for every system): fields (2-D states, convolutional network) train at
-    ``sigma`` in ``[0.01, 0.2]`` with batch 64; vectors (the MLP) at ``[0.05, 1]`` with
-    batch 512. Training length: at most ``max_steps``, early stopping on the held-out
-    loss, and ``max_time`` if given.
+    ``sigma`` in ``[0.01, 0.2]`` with batch 64 for at most 4000 steps; vectors
+    (:class:`~gfdt.scores._vector_net.CoordinateMLP`) at ``[0.05, 1]`` with batch 512, a
+    cosine learning-rate decay and a number of steps set by the data and the dimension
+    (:func:`~gfdt.scores._defaults.vector_steps`). Training length: at most
+    ``max_steps``, early stopping on the held-out loss, and ``max_time`` if given.
 
     **One coordinate** (``network="auto"`` and at most ``closed_form_dim`` coordinates):
     no network is trained. The minimiser of the DSM loss over all functions, for the
@@ -212,11 +214,25 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         the noise range or the capacity by held-out validation).
     quality_ : ScoreQuality
         Held-out quality report (see :meth:`summary`).
+    sigma_eval_ : float
+        Noise level of the network in the clean score (vectors with ``residual``;
+        else ``sigma_min_``).
+    projection_ : tuple or None
+        ``(centre, mean, linear)`` of the Stein projection (standardised units), or None.
+    correction_scale_ : float
+        Scale of the learned correction in the clean score (1 unless chosen).
+    eval_objective_ : dict
+        ``{sigma: (scale, objective)}``: the best scale and the held-out implicit
+        score-matching objective of each candidate ``sigma_eval_``.
 
     Notes
     -----
-    For vectors with ``residual=True``, :meth:`score` without ``sigma`` adds the network
-    at ``sigma_min_`` to the Gaussian part evaluated exactly at :math:`\\sigma = 0`
+    For vectors with ``residual=True``, :meth:`score` without ``sigma`` (the clean
+    score, :mod:`gfdt.scores._dsm_vector`) adds the network at ``sigma_eval_`` (the
+    level among ``sigma_min * (1, 2, 4, 8)`` with the least held-out implicit
+    score-matching objective), less its affine part over the training samples (the
+    Stein projection), times the scale ``correction_scale_`` with the least held-out
+    objective, to the Gaussian part evaluated exactly at :math:`\\sigma = 0`
     (:math:`-C^{-1}x` rather than :math:`-(C + \\sigma_{\\min}^2)^{-1}x`): the Gaussian
     part's dependence on the noise is known in closed form, so only the learned
     correction carries the smoothing bias of the noise floor. On strongly correlated
@@ -420,26 +436,15 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.world_size_ = res.world
         self.validation_by_level_ = res.val_by_level
         self.device_ = device
-        self.projection_ = None
-        if self.residual and self.stein_projection and not homogeneous:
-            self.projection_ = self._affine_part(data, n_train, mean, std)
+        self.sigma_eval_, self.projection_, self.eval_objective_ = self.sigma_min_, None, {}
+        self.correction_scale_, self.prior_stat_ = 1.0, stat
         if not homogeneous:  # vectors: samples strided over the whole held-out span
             xv = data.read(strided(n_train, n, _VECTOR_QUALITY_SAMPLES))
+            if self.residual:  # odd samples choose the clean score's noise level and scale
+                self.eval_objective_ = choose_clean_score(
+                    self, data, n_train, mean, std, ((xv - mean) / std)[1::2])
         self._assess(xv, stat, self.sigma_min_, homogeneous)
         return self
-
-    def _affine_part(self, data: SnapshotDataset, n_train: int, mean, std) -> tuple:
-        """The affine part of the learned correction at ``sigma_min`` over the training
-        samples (standardised units), to be removed from the clean score."""
-
-        def read(a: int, b: int) -> np.ndarray:
-            return ((data.read_range(a, b) - mean) / std).reshape(b - a, -1)
-
-        def correction(x: np.ndarray) -> np.ndarray:
-            xs = x.reshape(len(x), *self.state_shape_)
-            return self._network_std(xs, self.sigma_min_, 4096).reshape(x.shape)
-
-        return affine_part(correction, read, n_train, max(self.chunk_size, 4096))
 
     def _network_std(self, xs: np.ndarray, sig: float, batch_size: int) -> np.ndarray:
         """The network alone at noise ``sig``, standardised units."""
@@ -561,22 +566,21 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     def _score_std(self, xs: np.ndarray, sigma: float | None = None,
                    batch_size: int = 512) -> np.ndarray:
         """The score in standardised units at standardised points ``xs``."""
-        sig = self.sigma_min_ if sigma is None else check_number(sigma, "sigma", low=0,
-                                                                 low_open=True)
+        sig = getattr(self, "sigma_eval_", self.sigma_min_) if sigma is None else \
+            check_number(sigma, "sigma", low=0, low_open=True)
         if getattr(self, "kde_centres_", None) is not None:
             flat = xs.reshape(len(xs), -1)
             return kde_score(self.kde_centres_, sig, flat).reshape(xs.shape)
 
         clean = sigma is None and self.residual and not self.homogeneous_
         if clean:  # vectors: the Gaussian part exactly at sigma = 0 (see Notes)
-            out = (self._batched(lambda xt: self.prior_(xt, None), xs, batch_size)
-                   + self._network_std(xs, sig, batch_size))
+            corr = self._network_std(xs, sig, batch_size)
             proj = getattr(self, "projection_", None)
             if proj is not None:  # the Stein projection of the correction
                 centre, mu, lin = proj
-                flat = xs.reshape(len(xs), -1)
-                out -= (mu + (flat - centre) @ lin).reshape(xs.shape)
-            return out
+                corr -= (mu + (xs.reshape(len(xs), -1) - centre) @ lin).reshape(xs.shape)
+            return (self._batched(lambda xt: self.prior_(xt, None), xs, batch_size)
+                    + getattr(self, "correction_scale_", 1.0) * corr)
 
         def fn(xt: torch.Tensor) -> torch.Tensor:
             st = torch.full((len(xt),), sig, dtype=torch.float32, device=self.device_)

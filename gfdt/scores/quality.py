@@ -12,14 +12,15 @@ Four figures, on samples the estimator did not train on:
   the cross term :math:`2\\sigma z\\cdot s`, whose noise would hide the
   :math:`O(\\sigma^2)` signal, cancels to :math:`O(\\sigma^2)` (as in implicit score
   matching).
-* **Gain per coordinate** (vectors): the same difference coordinate by coordinate,
-  :math:`(L_G - L)_j / \\sigma^2` with :math:`L_j = E(\\sigma s_j + z_j)^2`, and its
-  standard error. The GFDT response to a kick of coordinate :math:`j` is
-  :math:`-E[x(t)\\, s_j(x(0))]`: where the learned :math:`s_j` is no better than the
-  Gaussian's, that response is the Gaussian's, whatever the average gain says (a
-  network that has learned the non-Gaussian score of some coordinates and not of
-  others: 16-coordinate double-well ring, average gain 0.38 +- 0.04 Fisher units, the
-  kicked coordinate's 0.00, its response the Gaussian's to three digits).
+* **Fisher gain per coordinate** (vectors): :math:`E(s_{G,j} - s^*_j)^2 -
+  E(s_j - s^*_j)^2` at zero noise, the score the GFDT uses, from the implicit
+  score-matching identity (:mod:`gfdt.scores._ism`), and its standard error. The GFDT
+  response to a kick of coordinate :math:`j` is :math:`-E[x(t)\\, s_j(x(0))]`: where
+  the learned :math:`s_j` is no better than the Gaussian's, that response is the
+  Gaussian's, whatever the average gain says (a network that has learned the
+  non-Gaussian score of some coordinates and not of others: 16-coordinate double-well
+  ring, average denoising gain 0.38 +- 0.04 Fisher units, the kicked coordinate's
+  0.00, its response the Gaussian's to three digits).
 * **Stein error** of :math:`R(0)`: :math:`\\|-E[(x - \\bar x) s^T] - I\\|_F / \\sqrt d`
   (for homogeneous fields the translation-averaged analogue), the GFDT response at lag 0
   against its exact value, next to the Gaussian score's on the same samples (both
@@ -29,8 +30,9 @@ Four figures, on samples the estimator did not train on:
   :math:`s^*` is given.
 
 When the learned score is not better than the Gaussian's (gain not above twice its
-standard error, or below 1 % of the Gaussian score's own size), on average or in any
-coordinate (vectors), :class:`ScoreQualityWarning` is raised at fit time and
+standard error, or below 1 % of the Gaussian score's own size; vectors: the Fisher
+gain, on average and in every coordinate), :class:`ScoreQualityWarning` is raised at
+fit time and
 :meth:`QualityMixin.summary` says so: the responses to kicks of those coordinates are
 not distinguishable from the Gaussian's.
 """
@@ -45,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gfdt.scores._ism import gaussian_ism_terms, ism_terms
 from gfdt.scores.base import as_samples
 
 __all__ = ["QualityMixin", "ScoreQuality", "ScoreQualityWarning", "gaussian_noised_score",
@@ -54,6 +57,9 @@ __all__ = ["QualityMixin", "ScoreQuality", "ScoreQualityWarning", "gaussian_nois
 _EVALUATIONS = 4096
 #: Elements (states x coordinates) of the largest batch of noised states evaluated at once.
 _ELEMENTS = 2**22
+#: Vectors: score evaluations x coordinates of the Fisher gain (2 d shifted copies of
+#: each held-out sample for the derivatives).
+_ISM_EVALUATIONS = 2**26
 #: Fields: at most this many elements in all the noise draws (one pair per sample at least;
 #: a field's per-sample loss already averages over its coordinates).
 _PAIR_ELEMENTS = 2**20
@@ -97,16 +103,20 @@ class ScoreQuality:
     relative_fisher_error : float or None
         Against the exact score, when one was given.
     better_than_gaussian : bool
-        ``gain > 2 gain_stderr`` and ``gain > 0.01 gaussian_size``, and (vectors) the
-        same in every coordinate: ``coordinates_not_better`` is empty.
+        Fields: ``gain > 2 gain_stderr`` and ``gain > 0.01 gaussian_size``. Vectors:
+        the same of the Fisher gain, on average and in every coordinate
+        (``coordinates_not_better`` empty).
     gaussian_stein_error : float or None
         Stein error of :math:`R(0)` of the Gaussian score on the same samples.
     coordinate_gain, coordinate_gain_stderr : numpy.ndarray or None
-        Gain per coordinate (vectors; shape ``(d,)``, flattened state order) and its
-        standard error; None for homogeneous fields.
+        Fisher gain per coordinate at zero noise (vectors; shape ``(d,)``, flattened
+        state order; standardised units) and its standard error; None for homogeneous
+        fields.
     coordinates_not_better : tuple of int
-        Coordinates (flat indices) whose gain is not above twice its standard error or
-        below 1 % of the Gaussian score's size in that coordinate.
+        Coordinates (flat indices) whose Fisher gain is not above twice its standard
+        error or below 1 % of the Gaussian score's size :math:`E s_{G,j}^2` there.
+    fisher_gain, fisher_gain_stderr : float or None
+        The mean of ``coordinate_gain`` and its standard error (vectors).
     """
 
     sigma: float
@@ -123,6 +133,8 @@ class ScoreQuality:
     coordinate_gain: np.ndarray | None = None
     coordinate_gain_stderr: np.ndarray | None = None
     coordinates_not_better: tuple[int, ...] = ()
+    fisher_gain: float | None = None
+    fisher_gain_stderr: float | None = None
 
     def summary(self) -> str:
         """A few lines for a human."""
@@ -137,8 +149,10 @@ class ScoreQuality:
         if self.coordinate_gain is not None:
             g, se = self.coordinate_gain, self.coordinate_gain_stderr
             k = int(np.argmin(g / np.maximum(se, 1e-300)))
-            lines.append(f"gain per coordinate: {g.min():.4g} to {g.max():.4g}; least "
-                         f"significant: coordinate {k}, {g[k]:.4g} +- {se[k]:.2g}")
+            lines.append(f"Fisher gain over the Gaussian at zero noise: "
+                         f"{self.fisher_gain:.4g} +- {self.fisher_gain_stderr:.2g}; per "
+                         f"coordinate {g.min():.4g} to {g.max():.4g}, least significant: "
+                         f"coordinate {k}, {g[k]:.4g} +- {se[k]:.2g}")
             if self.coordinates_not_better:
                 lines.append(f"no better than the Gaussian in "
                              f"{len(self.coordinates_not_better)} of {len(g)} coordinates: "
@@ -276,31 +290,48 @@ class QualityMixin:
         gain = float(diff.mean())
         se = float(diff.mean(1).std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
         better = bool(gain > 2 * se and gain > 0.01 * size.mean())
-        coord, coord_se, not_better = None, None, ()
-        if not self.homogeneous_:
-            coord = diff.mean(0)
-            coord_se = diff.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.full(d, np.inf)
-            not_better = tuple(int(j) for j in np.flatnonzero(
-                ~((coord > 2 * coord_se) & (coord > 0.01 * size))))
-            better = better and not not_better
+        fisher = None
+        if not self.homogeneous_:  # vectors: the Fisher gain at zero noise decides
+            fisher = self._fisher_gain(xs)
+            better = fisher[2] > 2 * fisher[3] and not fisher[4]
         S = np.asarray(self.score(X), dtype=float)
         G = gaussian_noised_score(xs, self.gaussian_stat_, self.homogeneous_, 0.0) / self.std_
-        fisher = None
+        rel_fisher = None
         if exact_score is not None:
             ref = np.asarray(exact_score(X), dtype=float)
             if ref.shape != X.shape:
                 raise ValueError(f"exact_score returned shape {ref.shape}, expected "
                                  f"{X.shape}")
-            fisher = float(((S - ref) ** 2).sum() / (ref**2).sum())
+            rel_fisher = float(((S - ref) ** 2).sum() / (ref**2).sum())
         return ScoreQuality(
             sigma=sigma, n_heldout=n, denoising_loss=float(per.mean()),
             gaussian_denoising_loss=float(per_g.mean()), gain=gain, gain_stderr=se,
             gaussian_size=float(size.mean()),
-            stein_error=stein_error(X, S, self.homogeneous_), relative_fisher_error=fisher,
-            better_than_gaussian=better,
+            stein_error=stein_error(X, S, self.homogeneous_),
+            relative_fisher_error=rel_fisher, better_than_gaussian=bool(better),
             gaussian_stein_error=stein_error(X, G, self.homogeneous_),
-            coordinate_gain=coord, coordinate_gain_stderr=coord_se,
-            coordinates_not_better=not_better)
+            **({} if fisher is None else dict(
+                coordinate_gain=fisher[0], coordinate_gain_stderr=fisher[1],
+                fisher_gain=fisher[2], fisher_gain_stderr=fisher[3],
+                coordinates_not_better=fisher[4])))
+
+    def _fisher_gain(self, xs: np.ndarray) -> tuple:
+        """Fisher gain over the Gaussian at zero noise per coordinate (implicit score
+        matching on at most ``_ISM_EVALUATIONS / (2 d)`` of the standardised held-out
+        samples ``xs``): gain, its standard error, their means, coordinates not better."""
+        d = int(np.prod(xs.shape[1:]))
+        m = max(2, min(len(xs), _ISM_EVALUATIONS // (2 * d * d)))
+        sub = xs[np.unique(np.linspace(0, len(xs) - 1, m).astype(int))]
+        cov = np.atleast_2d(self.gaussian_stat_)
+        diff = 2 * (gaussian_ism_terms(sub, cov) - ism_terms(self._score_std, sub))
+        n = len(sub)
+        g = diff.mean(0)
+        se = diff.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.full(d, np.inf)
+        size = (sub.reshape(n, d) @ np.linalg.inv(cov)) ** 2
+        not_better = tuple(int(j) for j in np.flatnonzero(
+            ~((g > 2 * se) & (g > 0.01 * size.mean(0)))))
+        total_se = float(diff.mean(1).std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+        return g, se, float(g.mean()), total_se, not_better
 
     def summary(self) -> str:
         """The estimator, its training and its held-out quality report, as text."""
