@@ -145,37 +145,43 @@ class _KnownScore(QualityMixin):
     def score(self, x):
         return self._noised_score_std(np.asarray(x, dtype=float), 0.0)
 
+    def _score_std(self, xs):
+        return self._noised_score_std(np.array(xs, dtype=float), 0.0)
+
     @classmethod
     def mixture_score(cls, x, var):
         w = 1 / (1 + np.exp(-2 * cls.M * x / var))  # posterior weight of +M
         return -(x - cls.M * (2 * w - 1)) / var
 
 
-def test_gain_per_coordinate_equals_its_closed_form():
-    """The gain of coordinate j is E(s_G,j - s*_j)^2 under the noised density (the
-    denoising loss is sigma^2 E|s - s*_sigma|^2 up to a constant): for the mixture
-    coordinate a 1-D integral, done here by quadrature; for the Gaussian coordinates,
-    whose score is the Gaussian fit's, exactly 0, so they are the ones flagged as no
-    better, and the warning's condition (better_than_gaussian) is False although the
-    average gain is many standard errors above 0."""
-    d, sigma, n = 4, 0.3, 40_000
-    est = _KnownScore(d, sigma)
+def test_fisher_gain_per_coordinate_equals_its_closed_form():
+    """The Fisher gain of coordinate j at zero noise is E(s_G,j - s*_j)^2 - E(s_j -
+    s*_j)^2; for a score exact in every coordinate it is E(s_G,j - s*_j)^2: for the
+    mixture coordinate a 1-D integral, done here by quadrature; for the Gaussian
+    coordinates, whose score is the Gaussian fit's, 0 (to the rounding of the central
+    differences), so they are the ones flagged as no better, and the warning's
+    condition (better_than_gaussian) is False although the average gain is many
+    standard errors above 0."""
+    d, n = 4, 40_000
+    est = _KnownScore(d, 0.3)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, d))
     X[:, 0] = rng.choice([-1, 1], n) * est.M + np.sqrt(est.V) * rng.standard_normal(n)
     q = est.quality_report(X, seed=1)
-    # quadrature of E(s_G - s*)^2 under p_sigma (mixture of N(+-M, V + sigma^2))
-    var = est.V + sigma**2
+    # quadrature of E(s_G - s*)^2 under p (mixture of N(+-M, V))
     grid = np.linspace(-8, 8, 160_001)
-    p = 0.5 * (np.exp(-(grid - est.M) ** 2 / (2 * var))
-               + np.exp(-(grid + est.M) ** 2 / (2 * var))) / np.sqrt(2 * np.pi * var)
-    gauss = -grid / (est.M**2 + est.V + sigma**2)
-    expect = float(np.sum(p * (gauss - est.mixture_score(grid, var)) ** 2) * (grid[1] - grid[0]))
+    p = 0.5 * (np.exp(-(grid - est.M) ** 2 / (2 * est.V))
+               + np.exp(-(grid + est.M) ** 2 / (2 * est.V))) / np.sqrt(2 * np.pi * est.V)
+    gauss = -grid / (est.M**2 + est.V)
+    expect = float(np.sum(p * (gauss - est.mixture_score(grid, est.V)) ** 2)
+                   * (grid[1] - grid[0]))
     g, se = q.coordinate_gain, q.coordinate_gain_stderr
+    assert q.n_heldout == n and len(g) == d
     assert abs(g[0] - expect) < 4 * se[0] and expect > 20 * se[0]
-    np.testing.assert_array_equal(g[1:], 0.0)
+    np.testing.assert_allclose(g[1:], 0.0, atol=1e-8)
     assert q.coordinates_not_better == (1, 2, 3)
-    assert q.gain == pytest.approx(g.mean()) and q.gain > 5 * q.gain_stderr
+    assert q.fisher_gain == pytest.approx(g.mean())
+    assert q.fisher_gain > 5 * q.fisher_gain_stderr
     assert not q.better_than_gaussian
     assert "no better than the Gaussian in 3 of 4 coordinates: 1, 2, 3" in q.summary()
 

@@ -237,12 +237,15 @@ class QualityMixin:
                          f"{len(q.coordinate_gain)} coordinates "
                          f"({_short(q.coordinates_not_better)}): the responses to kicks of "
                          "these are the Gaussian's")
+            figure = (f"denoising loss {q.denoising_loss:.6f} vs "
+                      f"{q.gaussian_denoising_loss:.6f}, gain {q.gain:.3g} +- "
+                      f"{q.gain_stderr:.2g}" if q.fisher_gain is None else
+                      f"Fisher gain at zero noise {q.fisher_gain:.3g} +- "
+                      f"{q.fisher_gain_stderr:.2g}")
             warnings.warn(
                 f"{type(self).__name__}: the learned score is no better than the Gaussian "
-                f"score on held-out data (denoising loss {q.denoising_loss:.6f} "
-                f"vs {q.gaussian_denoising_loss:.6f}, gain "
-                f"{q.gain:.3g} +- {q.gain_stderr:.2g}{where}); use "
-                "score='gaussian', more data or a longer training", ScoreQualityWarning,
+                f"score on held-out data ({figure}{where}); use score='gaussian', more "
+                "data or a longer training", ScoreQualityWarning,
                 stacklevel=_user_stacklevel())
 
     def quality_report(self, X, exact_score: Callable | None = None, *,
