@@ -78,17 +78,23 @@ logger = logging.getLogger("gfdt.benchmarks")
 TRUTH_AC = Path(__file__).resolve().parents[1] / "data" / "allen_cahn_truth.nc"
 
 # members x samples of the training data; truth states; max_lag (saved samples)
+SYSTEMS = ("double_well", "tanh_field", "cam", "triad", "ou", "allen_cahn")
 SIZES = {
     "quick": dict(members=8, samples=1000, field_samples=500, truth=2000, field_truth=300,
                   ac_members=8, ac_duration=200.0, ou_duration=400.0,
-                  chain_members=8, chain_samples=3000, chain_truth=3000, dims=(4, 16)),
+                  chain_members=8, chain_samples=3000, chain_truth=3000, dims=(4, 16),
+                  estimators="gaussian,exact,auto", field_steps=600, max_time=60.0,
+                  systems="double_well,tanh_field,cam,triad"),
     "default": dict(members=16, samples=4000, field_samples=2000, truth=20000,
                     field_truth=2000, ac_members=16, ac_duration=500.0, ou_duration=1000.0,
                     chain_members=32, chain_samples=6000, chain_truth=20000,
-                    dims=(4, 8, 16, 32, 64)),
+                    dims=(4, 8, 16, 32, 64), estimators="", field_steps=None,
+                    max_time=240.0, systems=",".join(SYSTEMS)),
 }
-SYSTEMS = ("double_well", "tanh_field", "cam", "triad", "ou", "allen_cahn")
 FAMILIES = ("ring", "tilted")
+#: The case built to fail: the ring at 32 coordinates from 2 x 500 samples (the
+#: quality report must warn).
+LITTLE_DATA = dict(family="ring", d=32, members=2, samples=500, label="little_data")
 CHAIN_MAX_LAG = 39  # saved samples (0.05 time units each)
 
 
@@ -162,19 +168,23 @@ def make_case(name: str, size: str, seed: int) -> Case:
     raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
 
 
-def make_chain_case(family: str, d: int, size: str, seed: int) -> Case:
-    """A chain of the dimension sweep: data, and the truth of kicks of coordinate 0."""
+def make_chain_case(family: str, d: int, size: str, seed: int, members: int | None = None,
+                    samples: int | None = None, label: str | None = None) -> Case:
+    """A chain of the dimension sweep: data (``members`` x ``samples``, default the
+    size's), and the truth of kicks of coordinate 0."""
     cfg = SIZES[size]
     ss = np.random.SeedSequence([seed, 100 + FAMILIES.index(family), d])
     rng_data, rng_truth = (np.random.default_rng(s) for s in ss.spawn(2))
     system = make_chain(family, d)
-    x = chain_simulate(system, cfg["chain_members"], cfg["chain_samples"], rng_data)
+    members = cfg["chain_members"] if members is None else members
+    samples = cfg["chain_samples"] if samples is None else samples
+    x = chain_simulate(system, members, samples, rng_data)
     starts = stationary_states(system, cfg["chain_truth"], rng_truth)
     r, se = chain_response(system, starts, CHAIN_MAX_LAG, 0.05, rng_truth, source=0)
-    return Case(f"{family}_{d}", list(x), r, se, CHAIN_MAX_LAG, system.exact_score, d,
-                extra={"system": repr(system), "family": family,
-                       "truth_states": cfg["chain_truth"], "delta": 0.05,
-                       "samples": cfg["chain_members"] * cfg["chain_samples"]},
+    return Case(label or f"{family}_{d}", list(x), r, se, CHAIN_MAX_LAG, system.exact_score,
+                d, extra={"system": repr(system), "family": family,
+                          "truth_states": cfg["chain_truth"], "delta": 0.05,
+                          "samples": members * samples, "label": label or ""},
                 source=0)
 
 
@@ -198,27 +208,32 @@ def estimate(case: Case, score, options: dict | None = None
     return r, raw, time.perf_counter() - t0, est
 
 
-def scores_for(case: Case, dsm_options: dict, kgmm_options: dict) -> dict[str, tuple]:
-    """(score, score_options) of every estimator that applies to ``case``."""
+def scores_for(case: Case, dsm_options: dict, kgmm_options: dict,
+               field_steps: int | None = None) -> dict[str, tuple]:
+    """(score, score_options) of every estimator that applies to ``case``;
+    ``field_steps``: the training steps of ``auto`` on fields (None: its default)."""
     out: dict[str, tuple] = {"gaussian": ("gaussian", None)}
     if case.exact is not None:
         out["exact"] = (case.exact, None)
+    auto = {"n_threads": 1, "max_time": dsm_options.get("max_time"),
+            "progress": dsm_options.get("progress")}
+    if field_steps is not None and case.homogeneous:
+        auto["dsm_options"] = {"max_steps": field_steps}
     if case.source is not None:  # the sweep: auto only (it is DSM on these vectors)
-        return {**out, "auto": ("auto", {"n_threads": 1, "max_time": dsm_options.get(
-            "max_time"), "progress": dsm_options.get("progress")})}
+        return {**out, "auto": ("auto", auto)}
     out["dsm"] = ("dsm", {"n_threads": 1, **dsm_options})
     if case.dim <= 16:
         out["kgmm"] = ("kgmm", {"n_threads": 1, **kgmm_options})
-    if "auto" in gfdt.scores.score_names():
-        out["auto"] = ("auto", {"n_threads": 1, "max_time": dsm_options.get("max_time"),
-                                "progress": dsm_options.get("progress")})
+    out["auto"] = ("auto", auto)
     return out
 
 
-def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None) -> dict:
+def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None,
+             field_steps: int | None = None) -> dict:
     rows = {}
     truth_rel_se = float(np.linalg.norm(case.truth_se) / np.linalg.norm(case.truth))
-    for label, (score, opts) in scores_for(case, dsm_options, kgmm_options).items():
+    for label, (score, opts) in scores_for(case, dsm_options, kgmm_options,
+                                           field_steps).items():
         if only and label not in only:
             continue
         try:
@@ -276,8 +291,9 @@ def sweep_table(results: dict) -> str:
         def f(v):
             return "-" if v is None else f"{v:.3f}"
 
+        fam = res["family"] + (" (2 x 500 samples)" if res.get("label") else "")
         lines.append(
-            f"| {res['family']} | {res['dim']} | {f(g)} | {f(x)} | {f(a)} | "
+            f"| {fam} | {res['dim']} | {f(g)} | {f(x)} | {f(a)} | "
             f"{f(a / g if a is not None and g else None)} | "
             f"{f(a / x if a is not None and x else None)} | {auto.get('seconds', '-')} | "
             f"{auto.get('train_s', '-')}, {auto.get('steps', '-')} | "
@@ -296,8 +312,8 @@ def sweep_figure(results: dict, path: Path) -> None:
     fig, (ax, at) = plt.subplots(1, 2, figsize=(10, 4))
     styles = {"gaussian": ":", "exact": "--", "auto": "-"}
     for k, fam in enumerate(sorted({r["family"] for r in results.values()})):
-        rows = sorted((r for r in results.values() if r["family"] == fam),
-                      key=lambda r: r["dim"])
+        rows = sorted((r for r in results.values() if r["family"] == fam
+                       and not r.get("label")), key=lambda r: r["dim"])
         dims = [r["dim"] for r in rows]
         for lab, ls in styles.items():
             vals = [r["estimators"].get(lab, {}).get("error") for r in rows]
@@ -344,15 +360,18 @@ def figure(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], "results/generalization")
-    p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    p.add_argument("--systems", default=None,
+                   help=f"comma-separated subset of {','.join(SYSTEMS)} (default: all; "
+                        "--quick: the four foreign ones)")
     p.add_argument("--families", default=",".join(FAMILIES),
                    help=f"chain families of the dimension sweep ({','.join(FAMILIES)}; "
                         "empty: no sweep)")
     p.add_argument("--dims", default=None,
                    help="comma-separated dimensions of the sweep (default: 4,8,16,32,64; "
                         "--quick 4,16)")
-    p.add_argument("--estimators", default="", help="comma-separated subset of estimators")
+    p.add_argument("--estimators", default="",
+                   help="comma-separated subset of estimators (default: all; --quick: "
+                        "gaussian,exact,auto)")
     p.add_argument("--dsm-options", default="{}", help="JSON options of score='dsm'")
     p.add_argument("--kgmm-options", default="{}", help="JSON options of score='kgmm'")
     args = p.parse_args(argv)
@@ -360,26 +379,33 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    # the 5-minute budget per system: training stops after 240 s whatever max_steps says
-    dsm_options = {"progress": False if args.no_progress else None, "max_time": 240.0,
-                   **json.loads(args.dsm_options)}
+    cfg = SIZES[args.size]
+    # the 5-minute budget per fit: training stops after 240 s whatever max_steps says
+    # (--quick: 60 s, and auto only: it is DSM or KGMM, whichever it chooses)
+    dsm_options = {"progress": False if args.no_progress else None,
+                   "max_time": cfg["max_time"], **json.loads(args.dsm_options)}
     kgmm_options = {"progress": False if args.no_progress else None,
                     **json.loads(args.kgmm_options)}
-    only = [s for s in args.estimators.split(",") if s]
+    only = [s for s in (args.estimators or cfg["estimators"]).split(",") if s]
     t_start = time.perf_counter()
     results, sweep = {}, {}
     dims = (SIZES[args.size]["dims"] if args.dims is None
             else tuple(int(v) for v in args.dims.split(",") if v))
     jobs = [(name, lambda n=name: make_case(n, args.size, args.seed), results)
-            for name in args.systems.split(",") if name]
+            for name in (cfg["systems"] if args.systems is None
+                         else args.systems).split(",") if name]
+    families = [f for f in args.families.split(",") if f]
     jobs += [(f"{fam}_{d}", lambda f=fam, d=d: make_chain_case(f, d, args.size, args.seed),
-              sweep) for fam in args.families.split(",") if fam for d in dims]
+              sweep) for fam in families for d in dims]
+    if LITTLE_DATA["family"] in families:
+        jobs.append(("little_data", lambda: make_chain_case(
+            size=args.size, seed=args.seed, **LITTLE_DATA), sweep))
     for name, make, into in jobs:
         t0 = time.perf_counter()
         case = make()
         setup_s = time.perf_counter() - t0
         logger.info("%s: data and truth in %.1f s", name, setup_s)
-        into[name] = {**run_case(case, dsm_options, kgmm_options, only),
+        into[name] = {**run_case(case, dsm_options, kgmm_options, only, cfg["field_steps"]),
                       "setup_s": round(setup_s, 1),
                       "total_s": round(time.perf_counter() - t0, 1)}
     md = "\n\n".join(([table(results)] if results else [])

@@ -42,7 +42,7 @@ logger = logging.getLogger("gfdt")
 #: Candidate noise levels of the clean score, in units of ``sigma_min``.
 EVAL_LEVELS = (1.0, 2.0, 4.0, 8.0)
 #: Largest scale of the learned correction.
-MAX_SCALE = 1.5
+MAX_SCALE = 2.0
 #: Score evaluations x coordinates spent per candidate on the held-out objective.
 _ISM_EVALUATIONS = 2**24
 
