@@ -13,7 +13,7 @@ over the training samples (:mod:`gfdt.scores._projection`), times a scale
 the least biased but the noisiest (the sigma^2-weighted loss gives it the least
 weight); at a larger noise it is smoother and shrunk towards the Gaussian. Which is
 better depends on the data, so :math:`\\sigma_e` is chosen among ``sigma_min * 2**k``
-(``k = 0..3``, at most ``sigma_max``), and :math:`\\lambda` in ``[0, MAX_SCALE]``, by
+(``k = 0..2``, at most ``sigma_max``), and :math:`\\lambda` in ``[0, MAX_SCALE]``, by
 the held-out implicit score-matching objective :math:`J(s) = E[\\tfrac12\\|s\\|^2 +
 \\nabla\\cdot s]` (:mod:`gfdt.scores._ism`), the Fisher divergence of the clean score up
 to a constant. :math:`J` is quadratic in :math:`\\lambda`,
@@ -32,6 +32,7 @@ import logging
 
 import numpy as np
 
+from gfdt.scores._dsm_task import strided
 from gfdt.scores._ism import value_and_divergence
 from gfdt.scores._projection import affine_part
 
@@ -40,25 +41,30 @@ __all__ = ["EVAL_LEVELS", "MAX_SCALE", "affine_part_of", "choose_clean_score"]
 logger = logging.getLogger("gfdt")
 
 #: Candidate noise levels of the clean score, in units of ``sigma_min``.
-EVAL_LEVELS = (1.0, 2.0, 4.0, 8.0)
+EVAL_LEVELS = (1.0, 2.0, 4.0)
 #: Largest scale of the learned correction.
 MAX_SCALE = 2.0
 #: Score evaluations x coordinates spent per candidate on the held-out objective.
-_ISM_EVALUATIONS = 2**24
+_ISM_EVALUATIONS = 2**22
+#: Training samples (strided) of the affine fit of the Stein projection.
+_PROJECTION_SAMPLES = 32768
 
 
 def affine_part_of(est, data, n_train: int, mean, std, sigma: float) -> tuple:
-    """The affine part of ``est``'s network output at ``sigma`` over the training
-    samples ``0 .. n_train - 1`` of ``data`` (standardised units)."""
+    """The affine part of ``est``'s network output at ``sigma`` over (at most
+    ``_PROJECTION_SAMPLES``, strided) training samples ``0 .. n_train - 1`` of ``data``
+    (standardised units)."""
+
+    idx = strided(0, n_train, _PROJECTION_SAMPLES)
 
     def read(a: int, b: int) -> np.ndarray:
-        return ((data.read_range(a, b) - mean) / std).reshape(b - a, -1)
+        return ((data.read(idx[a:b]) - mean) / std).reshape(b - a, -1)
 
     def correction(x: np.ndarray) -> np.ndarray:
         xs = x.reshape(len(x), *est.state_shape_)
         return est._network_std(xs, sigma, 4096).reshape(x.shape)
 
-    return affine_part(correction, read, n_train, max(est.chunk_size, 4096))
+    return affine_part(correction, read, len(idx), 4096)
 
 
 def choose_clean_score(est, data, n_train: int, mean, std, xs_heldout: np.ndarray

@@ -133,11 +133,11 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     residual : bool
         Learn the residual over the Gaussian score (see above).
     stein_projection : bool
-        Vectors with ``residual=True``: remove from the learned correction at
-        ``sigma_min`` its least-squares affine part over the training samples
-        (:mod:`gfdt.scores._projection`; the exact correction has none, so this never
-        increases its L2 error, and :math:`-E[(x - \\bar x) s^T]` is the identity on
-        the training samples). Used by :meth:`score` without ``sigma``.
+        Vectors with ``residual=True``: remove from the learned correction its
+        least-squares affine part over the training samples (at most 32768 of them,
+        strided; :mod:`gfdt.scores._projection`: the exact correction has none, so
+        this never increases its L2 error there, and :math:`-E[(x - \\bar x) s^T]` is
+        the identity on those samples). Used by :meth:`score` without ``sigma``.
     homogeneous : bool, optional
         Periodic translation-invariant fields (scalar standardisation, spectral
         Gaussian part). Default: True for 2-D states.
@@ -229,7 +229,7 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     -----
     For vectors with ``residual=True``, :meth:`score` without ``sigma`` (the clean
     score, :mod:`gfdt.scores._dsm_vector`) adds the network at ``sigma_eval_`` (the
-    level among ``sigma_min * (1, 2, 4, 8)`` with the least held-out implicit
+    level among ``sigma_min * (1, 2, 4)`` with the least held-out implicit
     score-matching objective), less its affine part over the training samples (the
     Stein projection), times the scale ``correction_scale_`` with the least held-out
     objective, to the Gaussian part evaluated exactly at :math:`\\sigma = 0`

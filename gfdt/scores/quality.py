@@ -59,7 +59,7 @@ _EVALUATIONS = 4096
 _ELEMENTS = 2**22
 #: Vectors: score evaluations x coordinates of the Fisher gain (2 d shifted copies of
 #: each held-out sample for the derivatives).
-_ISM_EVALUATIONS = 2**26
+_ISM_EVALUATIONS = 2**24
 #: Fields: at most this many elements in all the noise draws (one pair per sample at least;
 #: a field's per-sample loss already averages over its coordinates).
 _PAIR_ELEMENTS = 2**20
