@@ -8,12 +8,18 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["DSMTask", "strided"]
+__all__ = ["DSMTask", "read_rows", "strided"]
 
 
 def strided(start: int, stop: int, n: int) -> np.ndarray:
     """At most ``n`` indices spread evenly over ``start <= i < stop``."""
     return np.unique(np.linspace(start, stop - 1, min(n, stop - start)).astype(np.int64))
+
+
+def read_rows(data, idx: np.ndarray, chunk: int) -> np.ndarray:
+    """Snapshots ``idx`` of a :class:`~gfdt.scores.data.SnapshotDataset`, read at most
+    ``chunk`` at a time (lazy data are never read whole)."""
+    return np.concatenate([data.read(idx[a:a + chunk]) for a in range(0, len(idx), chunk)])
 
 
 class DSMTask:

@@ -32,7 +32,7 @@ import logging
 
 import numpy as np
 
-from gfdt.scores._dsm_task import strided
+from gfdt.scores._dsm_task import read_rows, strided
 from gfdt.scores._ism import value_and_divergence
 from gfdt.scores._projection import affine_part
 
@@ -58,7 +58,7 @@ def affine_part_of(est, data, n_train: int, mean, std, sigma: float) -> tuple:
     idx = strided(0, n_train, _PROJECTION_SAMPLES)
 
     def read(a: int, b: int) -> np.ndarray:
-        return ((data.read(idx[a:b]) - mean) / std).reshape(b - a, -1)
+        return ((read_rows(data, idx[a:b], est.chunk_size) - mean) / std).reshape(b - a, -1)
 
     def correction(x: np.ndarray) -> np.ndarray:
         xs = x.reshape(len(x), *est.state_shape_)

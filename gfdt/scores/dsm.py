@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from gfdt.scores._defaults import dsm_defaults
-from gfdt.scores._dsm_task import DSMTask, strided
+from gfdt.scores._dsm_task import DSMTask, read_rows, strided
 from gfdt.scores._dsm_vector import choose_clean_score
 from gfdt.scores._kde import BANDWIDTHS, fit_kde, kde_score
 from gfdt.scores._torch import (
@@ -439,7 +439,8 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.sigma_eval_, self.projection_, self.eval_objective_ = self.sigma_min_, None, {}
         self.correction_scale_, self.prior_stat_ = 1.0, stat
         if not homogeneous:  # vectors: samples strided over the whole held-out span
-            xv = data.read(strided(n_train, n, _VECTOR_QUALITY_SAMPLES))
+            xv = read_rows(data, strided(n_train, n, _VECTOR_QUALITY_SAMPLES),
+                           self.chunk_size)
             if self.residual:  # odd samples choose the clean score's noise level and scale
                 self.eval_objective_ = choose_clean_score(
                     self, data, n_train, mean, std, ((xv - mean) / std)[1::2])
