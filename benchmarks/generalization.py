@@ -196,12 +196,15 @@ def relative_error(est: np.ndarray, truth: np.ndarray) -> float:
 
 def estimate(case: Case, score, options: dict | None = None
              ) -> tuple[np.ndarray, np.ndarray, float, Any]:
-    """Normalised and raw GFDT responses of ``case`` with ``score``, wall seconds, fit."""
-    t0 = time.perf_counter()
+    """Normalised and raw GFDT responses of ``case`` with ``score``, wall seconds, fit
+    (with ``cpu_s_``: the process's CPU seconds, to tell a slow fit from a shared
+    machine)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     est = gfdt.ResponseEstimator(score=score, max_lag=case.max_lag, normalize=True,
                                  homogeneous=case.homogeneous or None, bootstrap=False,
                                  progress=False, score_options=options or None)
     est.fit(case.data)
+    est.cpu_s_ = time.process_time() - c0
     r, raw = np.asarray(est.response_.values), np.asarray(est.response_raw_.values)
     if case.source is not None:  # (lag, d, d): the column of the kicked coordinate
         r, raw = r[..., case.source], raw[..., case.source]
@@ -243,13 +246,18 @@ def run_case(case: Case, dsm_options: dict, kgmm_options: dict, only=None,
             rows[label] = {"error": None, "seconds": None, "failed": repr(exc)}
             continue
         rows[label] = {"error": relative_error(r, case.truth),
-                       "error_raw": relative_error(raw, case.truth), "seconds": round(secs, 1)}
+                       "error_raw": relative_error(raw, case.truth), "seconds": round(secs, 1),
+                       "cpu_s": round(fit.cpu_s_, 1)}
         quality = getattr(fit.score_model_, "quality_", None)
         if quality is not None:  # False: the estimator warned (ScoreQualityWarning)
             rows[label]["better_than_gaussian"] = bool(quality.better_than_gaussian)
             inner = getattr(fit.score_model_, "chosen_", fit.score_model_)
             rows[label]["train_s"] = round(float(getattr(inner, "train_time_", 0.0)), 1)
             rows[label]["steps"] = int(getattr(inner, "n_steps_", 0))
+            if quality.fisher_gain is not None:  # the report's figures (vectors)
+                rows[label]["fisher_gain"] = round(quality.fisher_gain, 4)
+                rows[label]["fisher_gain_stderr"] = round(quality.fisher_gain_stderr, 4)
+                rows[label]["coordinates_not_better"] = len(quality.coordinates_not_better)
         logger.info("%-12s %-9s error %.3f  raw %.3f  (%.1f s)", case.name, label,
                     rows[label]["error"], rows[label]["error_raw"], secs)
     return {"estimators": rows, "truth_rel_se": truth_rel_se, "max_lag": case.max_lag,
@@ -281,8 +289,9 @@ def sweep_table(results: dict) -> str:
              "coordinate 0, lags 0..39 (auto: wall seconds of the fit incl. the GFDT, "
              "training seconds and steps; warned: ScoreQualityWarning)", "",
              "| family | d | gaussian | exact | auto | auto / gaussian | auto / exact | "
-             "auto fit (s) | train (s), steps | warned | truth s.e. |",
-             "|---" * 11 + "|"]
+             "auto fit wall (CPU) s | train s, steps | report: Fisher gain, coords not "
+             "better | warned | truth s.e. |",
+             "|---" * 12 + "|"]
     for res in results.values():
         e = res["estimators"]
         g, x, a = (e.get(k, {}).get("error") for k in ("gaussian", "exact", "auto"))
@@ -295,8 +304,11 @@ def sweep_table(results: dict) -> str:
         lines.append(
             f"| {fam} | {res['dim']} | {f(g)} | {f(x)} | {f(a)} | "
             f"{f(a / g if a is not None and g else None)} | "
-            f"{f(a / x if a is not None and x else None)} | {auto.get('seconds', '-')} | "
-            f"{auto.get('train_s', '-')}, {auto.get('steps', '-')} | "
+            f"{f(a / x if a is not None and x else None)} | {auto.get('seconds', '-')} "
+            f"({auto.get('cpu_s', '-')}) | {auto.get('train_s', '-')}, "
+            f"{auto.get('steps', '-')} | {auto.get('fisher_gain', '-')} +- "
+            f"{auto.get('fisher_gain_stderr', '-')}, "
+            f"{auto.get('coordinates_not_better', '-')} | "
             f"{'no' if auto.get('better_than_gaussian', True) else 'yes'} | "
             f"{res['truth_rel_se']:.3f} |")
     return "\n".join(lines)

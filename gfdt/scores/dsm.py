@@ -418,15 +418,18 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
             return torch.tensor((data.read(idx) - mean) / std, dtype=torch.float32,
                                 device=device)
 
-        # validation: the first (at most 512) held-out samples, the same noise every time
+        # validation: at most 512 held-out samples, the same noise every time; the first
+        # ones (fields), or strided over the held-out span for the clean-score criterion
         nv = min(n_val, 512)
-        xv = np.concatenate([data.read_range(a, min(a + self.chunk_size, n_train + nv))
-                             for a in range(n_train, n_train + nv, self.chunk_size)])
+        clean = self.residual and not homogeneous
+        xv = read_rows(data, strided(n_train, n, nv), self.chunk_size) if clean else \
+            np.concatenate([data.read_range(a, min(a + self.chunk_size, n_train + nv))
+                            for a in range(n_train, n_train + nv, self.chunk_size)])
         if not np.all(np.isfinite(xv)):
             raise ValueError("X contains NaN or inf")
         Xv = torch.tensor((xv - mean) / std, dtype=torch.float32, device=device)
         with torch_threads(self.n_threads):
-            res = trainer.fit(DSMTask(self, state_shape), net, batch, n_train, Xv,
+            res = trainer.fit(DSMTask(self, state_shape, clean), net, batch, n_train, Xv,
                               stats=(mean, std, stat), blob=blob)
         self.network_ = res.net
         self.history_ = res.history
