@@ -33,6 +33,11 @@ R(0) is I by construction). ``error_raw`` (``normalize=False``, ``ResponseEstima
 default) is reported next to it. The same definitions serve every estimator; the truth's
 own standard error in the norm is ``truth_rel_se``.
 
+``--quick`` (CI size): the four foreign systems at small size with the Gaussian, exact
+and ``auto`` scores only (``auto`` is DSM or KGMM, whichever it chooses; field fits at
+600 steps), and the sweep at d = 4, 16 from 8 x 3000 samples plus the case built to fail
+(the ring at d = 32 from 2 x 500 samples, on which the quality report must warn).
+
 Usage::
 
     python benchmarks/generalization.py --quick --out results/generalization
