@@ -57,8 +57,9 @@ def data_file(tmp_path_factory):
     return path
 
 
-# Each rank records the indices of every batch it reads (the training batches: the
-# statistics and validation use read_range), then saves its weights and history.
+# Each rank records the indices of every batch it reads (the training batches, then the
+# one read of the held-out samples of the quality report, strided over the held-out span;
+# the statistics and validation use read_range), then saves its weights and history.
 _WORKER = """
 import sys, torch
 torch.set_num_threads(1)
@@ -122,8 +123,11 @@ def _check_against_serial(out, ref, ref_reads):
     for k in r0["net"]:
         assert torch.equal(r0["net"][k], r1["net"][k]), k
     # sharding: each rank read half of every global batch, together exactly the serial one
-    assert len(r0["reads"]) == len(r1["reads"]) == len(ref_reads) == KW["max_steps"]
-    for a, b, s in zip(r0["reads"], r1["reads"], ref_reads, strict=True):
+    assert len(r0["reads"]) == len(r1["reads"]) == len(ref_reads) == KW["max_steps"] + 1
+    # the last read: every rank reads the quality report's held-out samples whole
+    np.testing.assert_array_equal(r0["reads"][-1], ref_reads[-1])
+    np.testing.assert_array_equal(r1["reads"][-1], ref_reads[-1])
+    for a, b, s in zip(r0["reads"][:-1], r1["reads"][:-1], ref_reads[:-1], strict=True):
         assert len(a) == len(b) == KW["batch_size"] // 2
         np.testing.assert_array_equal(np.concatenate([a, b]), s)
     # the same updates as the serial run, up to float32 round-off of the gradient sum;

@@ -24,6 +24,7 @@ from gfdt.scores import (
     NotFittedError,
     ScoreQualityWarning,
 )
+from gfdt.scores.quality import QualityMixin
 
 # a correlated 3-D Gaussian with a non-zero mean
 L = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.2, 0.5]])
@@ -119,3 +120,78 @@ def test_no_held_out_samples_no_report():
                        n_threads=1).fit(mixture_samples(200, 6))
     assert not hasattr(m, "quality_") and m.n_steps_ == 2
     assert "no held-out quality report" in m.summary()
+
+
+class _KnownScore(QualityMixin):
+    """A 'fitted' estimator whose noised score is known in closed form: coordinate 0 a
+    symmetric two-Gaussian mixture (means +-M, variance V), the others N(0, 1), all
+    independent; population standardisation (mean 0, scale 1) and covariance."""
+
+    M, V = 1.2, 0.3
+
+    def __init__(self, d: int, sigma: float) -> None:
+        self.state_shape_, self.mean_, self.std_ = (d,), np.zeros(d), np.ones(d)
+        self.gaussian_stat_ = np.diag([self.M**2 + self.V] + [1.0] * (d - 1))
+        self.quality_sigma_, self.homogeneous_ = sigma, False
+
+    def _check_fitted(self) -> None:
+        pass
+
+    def _noised_score_std(self, xs, sigma):
+        out = -xs / (1 + sigma**2)
+        out[:, 0] = self.mixture_score(xs[:, 0], self.V + sigma**2)
+        return out
+
+    def score(self, x):
+        return self._noised_score_std(np.asarray(x, dtype=float), 0.0)
+
+    def _score_std(self, xs):
+        return self._noised_score_std(np.array(xs, dtype=float), 0.0)
+
+    @classmethod
+    def mixture_score(cls, x, var):
+        w = 1 / (1 + np.exp(-2 * cls.M * x / var))  # posterior weight of +M
+        return -(x - cls.M * (2 * w - 1)) / var
+
+
+def test_fisher_gain_per_coordinate_equals_its_closed_form():
+    """The Fisher gain of coordinate j at zero noise is E(s_G,j - s*_j)^2 - E(s_j -
+    s*_j)^2; for a score exact in every coordinate it is E(s_G,j - s*_j)^2: for the
+    mixture coordinate a 1-D integral, done here by quadrature; for the Gaussian
+    coordinates, whose score is the Gaussian fit's, 0 (to the rounding of the central
+    differences), so they are the ones flagged as no better, and the warning's
+    condition (better_than_gaussian) is False although the average gain is many
+    standard errors above 0."""
+    d, n = 4, 40_000
+    est = _KnownScore(d, 0.3)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    X[:, 0] = rng.choice([-1, 1], n) * est.M + np.sqrt(est.V) * rng.standard_normal(n)
+    q = est.quality_report(X, seed=1)
+    # quadrature of E(s_G - s*)^2 under p (mixture of N(+-M, V))
+    grid = np.linspace(-8, 8, 160_001)
+    p = 0.5 * (np.exp(-(grid - est.M) ** 2 / (2 * est.V))
+               + np.exp(-(grid + est.M) ** 2 / (2 * est.V))) / np.sqrt(2 * np.pi * est.V)
+    gauss = -grid / (est.M**2 + est.V)
+    expect = float(np.sum(p * (gauss - est.mixture_score(grid, est.V)) ** 2)
+                   * (grid[1] - grid[0]))
+    g, se = q.coordinate_gain, q.coordinate_gain_stderr
+    assert q.n_heldout == n and len(g) == d
+    assert abs(g[0] - expect) < 4 * se[0] and expect > 20 * se[0]
+    np.testing.assert_allclose(g[1:], 0.0, atol=1e-8)
+    assert q.coordinates_not_better == (1, 2, 3)
+    assert q.fisher_gain == pytest.approx(g.mean())
+    assert q.fisher_gain > 5 * q.fisher_gain_stderr
+    assert not q.better_than_gaussian
+    assert "no better than the Gaussian in 3 of 4 coordinates: 1, 2, 3" in q.summary()
+
+
+def test_gaussian_stein_error_is_the_gaussian_scores():
+    """The report's Gaussian Stein error equals gfdt.metrics' Stein error of the
+    Gaussian score -C^-1 (x - mean) on the same samples."""
+    est = _KnownScore(3, 0.2)
+    X = np.random.default_rng(3).standard_normal((500, 3))
+    q = est.quality_report(X)
+    C = est.gaussian_stat_
+    ref = stein_error(lambda x: -np.linalg.solve(C, x.T).T, X)
+    assert q.gaussian_stein_error == pytest.approx(ref, rel=1e-10)

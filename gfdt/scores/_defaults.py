@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["dsm_defaults"]
+__all__ = ["dsm_defaults", "max_vector_steps", "vector_steps"]
 
 
 def dsm_defaults(state_shape: tuple[int, ...], n_train: int, network: str = "auto") -> dict:
-    """The noise range and batch size DSM uses when they are not given: a rule of the
-    data's shape and size, the same for every system.
+    """The noise range, batch size and training length DSM uses when they are not given:
+    a rule of the data's shape and size, the same for every system.
 
     - **Fields** (2-D states with a convolutional network, ``network`` ``"auto"``,
       ``"cnn"``, ``"local"`` or ``"unet"``): ``sigma`` in ``[0.01, 0.2]``, batch 64. Every
@@ -26,6 +26,9 @@ def dsm_defaults(state_shape: tuple[int, ...], n_train: int, network: str = "aut
     Noise levels are in units of the standardised data (per coordinate for vectors, one
     scalar for homogeneous fields).
 
+    **Training length** (``max_steps``). Fields: 4000 steps. Vectors: by the data and the
+    dimension, :func:`vector_steps`.
+
     Parameters
     ----------
     state_shape : tuple of int
@@ -38,11 +41,38 @@ def dsm_defaults(state_shape: tuple[int, ...], n_train: int, network: str = "aut
     Returns
     -------
     dict
-        ``kind`` ("field" or "vector"), ``sigma_min``, ``sigma_max``, ``batch_size``.
+        ``kind`` ("field" or "vector"), ``sigma_min``, ``sigma_max``, ``batch_size``,
+        ``max_steps``.
     """
     field = len(state_shape) == 2 and network in ("auto", "cnn", "local", "unet", "module")
     if field:
         return {"kind": "field", "sigma_min": 0.01, "sigma_max": 0.2,
-                "batch_size": int(min(64, max(1, n_train // 4)))}
-    return {"kind": "vector", "sigma_min": 0.05, "sigma_max": 1.0,
-            "batch_size": int(min(512, max(16, n_train // 4)))}
+                "batch_size": int(min(64, max(1, n_train // 4))), "max_steps": 4000}
+    batch = int(min(512, max(16, n_train // 4)))
+    d = 1
+    for n in state_shape:
+        d *= int(n)
+    return {"kind": "vector", "sigma_min": 0.05, "sigma_max": 1.0, "batch_size": batch,
+            "max_steps": vector_steps(n_train, batch, d)}
+
+
+def vector_steps(n_train: int, batch_size: int, dim: int) -> int:
+    """Optimisation steps of a vector score: ``EPOCHS`` passes over the training samples,
+    at least ``MIN_STEPS`` and at most ``max_vector_steps(dim)``.
+
+    Early stopping on the held-out loss ends the training sooner when it stops
+    improving; the cap keeps a fit within minutes on two CPU cores.
+    """
+    by_data = round(EPOCHS * n_train / max(1, batch_size))
+    return int(min(max(by_data, MIN_STEPS), max_vector_steps(dim)))
+
+
+#: Passes over the training samples of a vector score (before the caps).
+EPOCHS = 20
+#: Fewest steps of a vector score (small data sets: many passes, early stopping decides).
+MIN_STEPS = 1000
+
+
+def max_vector_steps(dim: int) -> int:
+    """Most steps of a vector score of ``dim`` coordinates."""
+    return 4000

@@ -36,8 +36,11 @@ def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3,
       Tweedie targets interpolated by a small MLP (1-D cubic CAM model: 0.072, exact
       score 0.085).
     - **every other state** (vectors, flattened): ``"dsm"`` with the vector defaults
-      (MLP, noise up to the data's scale, batch 512; 4-D double-well chain: 0.10, exact
-      0.10, KGMM 0.16).
+      (:class:`~gfdt.scores._vector_net.CoordinateMLP`, noise up to the data's scale,
+      batch 512, training length by the data and the dimension, the clean score's noise
+      level by held-out implicit score matching, Stein projection; 4-D double-well
+      chain: 0.10, exact 0.10, KGMM 0.16; the dimension sweep of
+      ``benchmarks/generalization.py`` holds from 4 to 64 coordinates).
 
     Parameters
     ----------
@@ -62,7 +65,8 @@ def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3,
     d = int(np.prod(shape)) if shape else 1
     if len(shape) <= 1 and d <= max_kgmm_dim:
         return "kgmm", f"vector of {d} <= {max_kgmm_dim} coordinates: KGMM"
-    return "dsm", f"{d} coordinates (state shape {shape}): DSM with the MLP"
+    return "dsm", (f"{d} coordinates (state shape {shape}): DSM with the coordinate-"
+                   "feature MLP")
 
 
 @register_score("auto")

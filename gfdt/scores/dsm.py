@@ -7,9 +7,7 @@ hook and the closed-form 1-D path.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,8 @@ import torch
 from torch import nn
 
 from gfdt.scores._defaults import dsm_defaults
+from gfdt.scores._dsm_task import DSMTask, read_rows, strided
+from gfdt.scores._dsm_vector import choose_clean_score
 from gfdt.scores._kde import BANDWIDTHS, fit_kde, kde_score
 from gfdt.scores._torch import (
     TorchScoreEstimator,
@@ -38,33 +38,9 @@ __all__ = ["DenoisingScoreModel", "dsm_defaults", "resolve_device"]
 
 logger = logging.getLogger("gfdt")
 _KDE_QUALITY_SAMPLES = 2000  # held-out samples of the quality report, closed-form path
-
-
-class _DSMTask:
-    """DSM for the trainer: noise levels log-uniform in ``[sigma_min, sigma_max]``, the
-    sigma^2-weighted denoising loss (through the estimator's ``_loss``)."""
-
-    def __init__(self, est: DenoisingScoreModel, state_shape: tuple[int, ...]) -> None:
-        self.est, self.state_shape = est, tuple(state_shape)
-        self.lo, self.hi = math.log(est.sigma_min_), math.log(est.sigma_max_)
-
-    def noise(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sigma = torch.exp(self.lo + (self.hi - self.lo) * torch.rand(n, generator=gen))
-        return sigma, torch.randn((n, *self.state_shape), generator=gen)
-
-    def loss(self, net, x, sigma, z) -> torch.Tensor:
-        return self.est._loss(net, x, sigma, z)
-
-    def validation_by_level(self, net, x, sigma, z, n_bins: int = 4) -> dict:
-        """Validation loss in ``n_bins`` log-spaced bins of the noise level."""
-        edges = np.geomspace(self.est.sigma_min_, self.est.sigma_max_, n_bins + 1)
-        out = {}
-        for lo, hi in itertools.pairwise(edges):
-            sel = (sigma >= lo) & (sigma <= hi)
-            if int(sel.sum()) == 0:
-                continue
-            out[f"{lo:.3g}-{hi:.3g}"] = float(self.est._loss(net, x[sel], sigma[sel], z[sel]))
-        return out
+#: Held-out samples of the quality report of vectors (strided over the held-out span:
+#: consecutive samples of a time series are correlated, the standard errors assume not).
+_VECTOR_QUALITY_SAMPLES = 4096
 
 
 @register_score("dsm")
@@ -82,13 +58,15 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     small-noise DSM smooths most, are carried exactly by the Gaussian part. Without it,
     the network output is the score itself, :math:`s_\\theta = F_\\theta` (not
     :math:`F_\\theta/\\sigma`, which amplifies the network's errors a hundredfold at
-    ``sigma_min``). The GFDT uses the score at ``sigma_min``.
+    ``sigma_min``). The GFDT uses the score at ``sigma_min`` (vectors: see Notes).
 
     **Defaults by the data's shape** (:func:`~gfdt.scores._defaults.dsm_defaults`, one
     rule for every system): fields (2-D states, convolutional network) train at
-    ``sigma`` in ``[0.01, 0.2]`` with batch 64; vectors (the MLP) at ``[0.05, 1]`` with
-    batch 512. Training length: at most ``max_steps``, early stopping on the held-out
-    loss, and ``max_time`` if given.
+    ``sigma`` in ``[0.01, 0.2]`` with batch 64 for at most 4000 steps; vectors
+    (:class:`~gfdt.scores._vector_net.CoordinateMLP`) at ``[0.05, 1]`` with batch 512, a
+    cosine learning-rate decay and a number of steps set by the data and the dimension
+    (:func:`~gfdt.scores._defaults.vector_steps`). Training length: at most
+    ``max_steps``, early stopping on the held-out loss, and ``max_time`` if given.
 
     **One coordinate** (``network="auto"`` and at most ``closed_form_dim`` coordinates):
     no network is trained. The minimiser of the DSM loss over all functions, for the
@@ -137,11 +115,13 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
 
     Parameters
     ----------
-    network : {"auto", "cnn", "local", "unet", "mlp"} or torch.nn.Module
+    network : {"auto", "cnn", "local", "unet", "mlp", "coordinate"} or torch.nn.Module
         ``"auto"``: :class:`~gfdt.scores.networks.PeriodicCNN` for 2-D fields,
-        :class:`~gfdt.scores.networks.MLP` for vectors. ``"local"``: the periodic CNN
-        with a generic pointwise MLP instead of the ``[x, x^2, x^3]`` features. A module must map
-        ``(x, log_sigma)`` to the shape of ``x``.
+        :class:`~gfdt.scores._vector_net.CoordinateMLP` (``"coordinate"``: learned
+        features of every coordinate, mixed, plus an MLP) for vectors; ``"mlp"`` the
+        plain :class:`~gfdt.scores.networks.MLP`. ``"local"``: the periodic CNN with a
+        generic pointwise MLP instead of the ``[x, x^2, x^3]`` features. A module must
+        map ``(x, log_sigma)`` to the shape of ``x``.
     sigma_min, sigma_max : float, optional
         Noise range in units of the data's standard deviation (default: the rule
         above; the values used are ``sigma_min_``, ``sigma_max_``). On fields the GFDT
@@ -152,6 +132,12 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         ``[0.01, 0.2]``, batch 64; 0.10 with the default).
     residual : bool
         Learn the residual over the Gaussian score (see above).
+    stein_projection : bool
+        Vectors with ``residual=True``: remove from the learned correction its
+        least-squares affine part over the training samples (at most 32768 of them,
+        strided; :mod:`gfdt.scores._projection`: the exact correction has none, so
+        this never increases its L2 error there, and :math:`-E[(x - \\bar x) s^T]` is
+        the identity on those samples). Used by :meth:`score` without ``sigma``.
     homogeneous : bool, optional
         Periodic translation-invariant fields (scalar standardisation, spectral
         Gaussian part). Default: True for 2-D states.
@@ -161,8 +147,14 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         Peak learning rate of Adam.
     warmup : int
         Linear warm-up steps.
-    max_steps : int
-        Optimisation steps at most.
+    max_steps : int, optional
+        Optimisation steps at most. Default: the rule of
+        :func:`~gfdt.scores._defaults.dsm_defaults` (fields 4000; vectors by the data and
+        the dimension, :func:`~gfdt.scores._defaults.vector_steps`); used value
+        ``max_steps_``.
+    schedule : {"constant", "cosine"}, optional
+        Learning rate after the warm-up: constant, or a cosine decay to a tenth at
+        ``max_steps``. Default: cosine for vectors, constant for fields.
     max_time : float, optional
         Wall-clock budget of the training in seconds (makes the result depend on speed).
     closed_form_dim : int
@@ -222,11 +214,25 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         the noise range or the capacity by held-out validation).
     quality_ : ScoreQuality
         Held-out quality report (see :meth:`summary`).
+    sigma_eval_ : float
+        Noise level of the network in the clean score (vectors with ``residual``;
+        else ``sigma_min_``).
+    projection_ : tuple or None
+        ``(centre, mean, linear)`` of the Stein projection (standardised units), or None.
+    correction_scale_ : float
+        Scale of the learned correction in the clean score (1 unless chosen).
+    eval_objective_ : dict
+        ``{sigma: (scale, objective)}``: the best scale and the held-out implicit
+        score-matching objective of each candidate ``sigma_eval_``.
 
     Notes
     -----
-    For vectors with ``residual=True``, :meth:`score` without ``sigma`` adds the network
-    at ``sigma_min_`` to the Gaussian part evaluated exactly at :math:`\\sigma = 0`
+    For vectors with ``residual=True``, :meth:`score` without ``sigma`` (the clean
+    score, :mod:`gfdt.scores._dsm_vector`) adds the network at ``sigma_eval_`` (the
+    level among ``sigma_min * (1, 2, 4)`` with the least held-out implicit
+    score-matching objective), less its affine part over the training samples (the
+    Stein projection), times the scale ``correction_scale_`` with the least held-out
+    objective, to the Gaussian part evaluated exactly at :math:`\\sigma = 0`
     (:math:`-C^{-1}x` rather than :math:`-(C + \\sigma_{\\min}^2)^{-1}x`): the Gaussian
     part's dependence on the noise is known in closed form, so only the learned
     correction carries the smoothing bias of the noise floor. On strongly correlated
@@ -236,7 +242,7 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     """
 
     _modules = ("network_", "prior_")
-    _optional_params = ("batch_size",)
+    _optional_params = ("batch_size", "max_steps")
     _eval_modules = ("network_",)
 
     #: ResponseEstimator hands it its Trajectories: Dask-backed data stream batch by batch.
@@ -248,11 +254,13 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         sigma_min: float | None = None,
         sigma_max: float | None = None,
         residual: bool = True,
+        stein_projection: bool = True,
         homogeneous: bool | None = None,
         batch_size: int | None = None,
         lr: float = 2e-3,
         warmup: int = 200,
-        max_steps: int = 4000,
+        max_steps: int | None = None,
+        schedule: str | None = None,
         max_time: float | None = None,
         closed_form_dim: int = 1,
         ema: float = 0.995,
@@ -272,11 +280,13 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.sigma_min = sigma_min
         self.sigma_max = sigma_max
         self.residual = residual
+        self.stein_projection = stein_projection
         self.homogeneous = homogeneous
         self.batch_size = batch_size
         self.lr = lr
         self.warmup = warmup
         self.max_steps = max_steps
+        self.schedule = schedule
         self.max_time = max_time
         self.closed_form_dim = closed_form_dim
         self.ema = ema
@@ -295,9 +305,10 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     # ----------------------------------------------------------------- checks
     def _check_params(self) -> None:
         if isinstance(self.network, str):
-            if self.network not in ("auto", "cnn", "local", "unet", "mlp"):
+            if self.network not in ("auto", "cnn", "local", "unet", "mlp", "coordinate"):
                 raise ValueError(f"unknown network {self.network!r}; choose 'auto', 'cnn', "
-                                 "'local', 'unet', 'mlp' or pass a torch.nn.Module")
+                                 "'local', 'unet', 'mlp', 'coordinate' or pass a "
+                                 "torch.nn.Module")
         elif not isinstance(self.network, nn.Module):
             raise TypeError(f"network must be a name or a torch.nn.Module, got "
                             f"{type(self.network).__name__}")
@@ -308,7 +319,11 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
                 and not self.sigma_min < self.sigma_max:
             raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min="
                              f"{self.sigma_min}, sigma_max={self.sigma_max}")
+        if self.schedule not in (None, "constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant', 'cosine' or None, got "
+                             f"{self.schedule!r}")
         check_flag(self.residual, "residual")
+        check_flag(self.stein_projection, "stein_projection")
         check_number(self.closed_form_dim, "closed_form_dim", low=0, integer=True)
         self._check_common()
         check_number(self.validation, "validation", low=0, high=0.9, low_open=True,
@@ -375,8 +390,8 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         group = setup_distributed(self.distributed, self.device)
         device = group.device
         trainer = Trainer(
-            max_steps=self.max_steps, batch_size=self.batch_size_, lr=self.lr, seed=self.seed,
-            warmup=self.warmup, ema=self.ema, grad_clip=self.grad_clip,
+            max_steps=self.max_steps_, batch_size=self.batch_size_, lr=self.lr, seed=self.seed,
+            warmup=self.warmup, schedule=self.schedule_, ema=self.ema, grad_clip=self.grad_clip,
             eval_every=self.eval_every, patience=self.patience, max_time=self.max_time,
             checkpoint=self.checkpoint, config=self._config(state_shape, n),
             progress=False if group.rank else self.progress, name="DSM", group=group)
@@ -391,8 +406,8 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.mean_, self.std_ = mean, std
         self.prior_ = GaussianModes(stat, homogeneous).to(device)
         with seeded(stream_seed(self.seed, 0)):  # the caller's global RNG is left alone
-            net = (default_network(state_shape, self.network) if isinstance(self.network, str)
-                   else copy.deepcopy(self.network))
+            net = (default_network(state_shape, self._network_kind(state_shape))
+                   if isinstance(self.network, str) else copy.deepcopy(self.network))
         net = net.to(device)
         Xt = None if data.lazy else torch.tensor(
             (data.read_range(0, n_train) - mean) / std, dtype=torch.float32, device=device)
@@ -403,15 +418,18 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
             return torch.tensor((data.read(idx) - mean) / std, dtype=torch.float32,
                                 device=device)
 
-        # validation: the first (at most 512) held-out samples, the same noise every time
+        # validation: at most 512 held-out samples, the same noise every time; the first
+        # ones (fields), or strided over the held-out span for the clean-score criterion
         nv = min(n_val, 512)
-        xv = np.concatenate([data.read_range(a, min(a + self.chunk_size, n_train + nv))
-                             for a in range(n_train, n_train + nv, self.chunk_size)])
+        clean = self.residual and not homogeneous
+        xv = read_rows(data, strided(n_train, n, nv), self.chunk_size) if clean else \
+            np.concatenate([data.read_range(a, min(a + self.chunk_size, n_train + nv))
+                            for a in range(n_train, n_train + nv, self.chunk_size)])
         if not np.all(np.isfinite(xv)):
             raise ValueError("X contains NaN or inf")
         Xv = torch.tensor((xv - mean) / std, dtype=torch.float32, device=device)
         with torch_threads(self.n_threads):
-            res = trainer.fit(_DSMTask(self, state_shape), net, batch, n_train, Xv,
+            res = trainer.fit(DSMTask(self, state_shape, clean), net, batch, n_train, Xv,
                               stats=(mean, std, stat), blob=blob)
         self.network_ = res.net
         self.history_ = res.history
@@ -421,8 +439,25 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.world_size_ = res.world
         self.validation_by_level_ = res.val_by_level
         self.device_ = device
+        self.sigma_eval_, self.projection_, self.eval_objective_ = self.sigma_min_, None, {}
+        self.correction_scale_, self.prior_stat_ = 1.0, stat
+        if not homogeneous:  # vectors: samples strided over the whole held-out span
+            xv = read_rows(data, strided(n_train, n, _VECTOR_QUALITY_SAMPLES),
+                           self.chunk_size)
+            if self.residual:  # odd samples choose the clean score's noise level and scale
+                self.eval_objective_ = choose_clean_score(
+                    self, data, n_train, mean, std, ((xv - mean) / std)[1::2])
         self._assess(xv, stat, self.sigma_min_, homogeneous)
         return self
+
+    def _network_std(self, xs: np.ndarray, sig: float, batch_size: int) -> np.ndarray:
+        """The network alone at noise ``sig``, standardised units."""
+
+        def fn(xt: torch.Tensor) -> torch.Tensor:
+            st = torch.full((len(xt),), sig, dtype=torch.float32, device=self.device_)
+            return self.network_(xt, torch.log(st))
+
+        return self._batched(fn, xs, batch_size)
 
     def _fit_closed_form(self, data: SnapshotDataset, n_train: int,
                          n_val: int) -> DenoisingScoreModel:
@@ -486,8 +521,19 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
                              f"sigma_max={self.sigma_max_} (one of them from the defaults "
                              f"{rule})")
         self.batch_size_ = rule["batch_size"] if self.batch_size is None else self.batch_size
-        logger.info("DSM: %s data, sigma %.3g-%.3g, batch %d", rule["kind"], self.sigma_min_,
-                    self.sigma_max_, self.batch_size_)
+        self.max_steps_ = rule["max_steps"] if self.max_steps is None else self.max_steps
+        self.schedule_ = self.schedule or ("cosine" if rule["kind"] == "vector"
+                                           else "constant")
+        logger.info("DSM: %s data, sigma %.3g-%.3g, batch %d, at most %d steps (%s)",
+                    rule["kind"], self.sigma_min_, self.sigma_max_, self.batch_size_,
+                    self.max_steps_, self.schedule_)
+
+    def _network_kind(self, state_shape: tuple[int, ...]) -> str:
+        """The named network resolved: ``"auto"`` is the CNN for 2-D fields, the
+        coordinate-feature MLP for everything else."""
+        if self.network != "auto":
+            return self.network
+        return "cnn" if len(state_shape) == 2 else "coordinate"
 
     def _config(self, state_shape, n_samples: int) -> dict[str, Any]:
         p = {k: v for k, v in self.get_params().items()
@@ -524,18 +570,24 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     def _score_std(self, xs: np.ndarray, sigma: float | None = None,
                    batch_size: int = 512) -> np.ndarray:
         """The score in standardised units at standardised points ``xs``."""
-        sig = self.sigma_min_ if sigma is None else check_number(sigma, "sigma", low=0,
-                                                                 low_open=True)
+        sig = getattr(self, "sigma_eval_", self.sigma_min_) if sigma is None else \
+            check_number(sigma, "sigma", low=0, low_open=True)
         if getattr(self, "kde_centres_", None) is not None:
             flat = xs.reshape(len(xs), -1)
             return kde_score(self.kde_centres_, sig, flat).reshape(xs.shape)
 
         clean = sigma is None and self.residual and not self.homogeneous_
+        if clean:  # vectors: the Gaussian part exactly at sigma = 0 (see Notes)
+            corr = self._network_std(xs, sig, batch_size)
+            proj = getattr(self, "projection_", None)
+            if proj is not None:  # the Stein projection of the correction
+                centre, mu, lin = proj
+                corr -= (mu + (xs.reshape(len(xs), -1) - centre) @ lin).reshape(xs.shape)
+            return (self._batched(lambda xt: self.prior_(xt, None), xs, batch_size)
+                    + getattr(self, "correction_scale_", 1.0) * corr)
 
         def fn(xt: torch.Tensor) -> torch.Tensor:
             st = torch.full((len(xt),), sig, dtype=torch.float32, device=self.device_)
-            if clean:  # vectors: the Gaussian part exactly at sigma = 0 (see Notes)
-                return self.prior_(xt, None) + self.network_(xt, torch.log(st))
             return self._model_score(self.network_, xt, st)
 
         return self._batched(fn, xs, batch_size)

@@ -270,7 +270,9 @@ def default_network(state_shape: tuple[int, ...], kind: str = "auto") -> nn.Modu
 
     ``kind="auto"``: :class:`PeriodicCNN` for 2-D fields, :class:`MLP` otherwise;
     ``"cnn"``, ``"local"`` (:class:`PeriodicCNN` with the generic pointwise MLP),
-    ``"unet"`` or ``"mlp"`` choose explicitly.
+    ``"unet"``, ``"mlp"`` or ``"coordinate"``
+    (:class:`~gfdt.scores._vector_net.CoordinateMLP`, DSM's default for vectors) choose
+    explicitly.
     """
     if kind == "auto":
         kind = "cnn" if len(state_shape) == 2 else "mlp"
@@ -285,8 +287,12 @@ def default_network(state_shape: tuple[int, ...], kind: str = "auto") -> nn.Modu
         return PeriodicUNet()
     if kind == "mlp":
         return MLP(int(math.prod(state_shape)))
-    raise ValueError(f"unknown network {kind!r}; choose 'auto', 'cnn', 'local', 'unet' or "
-                     "'mlp'")
+    if kind == "coordinate":
+        from gfdt.scores._vector_net import CoordinateMLP
+
+        return CoordinateMLP(int(math.prod(state_shape)))
+    raise ValueError(f"unknown network {kind!r}; choose 'auto', 'cnn', 'local', 'unet', "
+                     "'mlp' or 'coordinate'")
 
 
 # ------------------------------------------------------------------ building blocks

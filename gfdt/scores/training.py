@@ -47,7 +47,9 @@ class TrainingTask(Protocol):
     Optional methods: ``extra_state() -> dict`` and ``load_extra_state(dict)`` (state
     outside the network to checkpoint, e.g. HSM's velocity predictor and its optimiser),
     ``validation_by_level(net, x, *noise) -> dict`` (validation losses per noise level,
-    computed once at the end).
+    computed once at the end), ``validation_loss(net, x, *noise) -> float`` (the
+    held-out criterion of early stopping and of the best weights, instead of the mean
+    of ``loss``).
     """
 
     def noise(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, ...]:
@@ -313,6 +315,8 @@ class Trainer:
         return lr
 
     def _validate(self, task, net, xv, vnoise) -> float:
+        if hasattr(task, "validation_loss"):  # the task's own held-out criterion
+            return float(task.validation_loss(net, xv, *vnoise))
         nv, vb = len(xv), self.val_batch
         with torch.no_grad():
             return float(sum(task.loss(net, xv[a:a + vb], *[t[a:a + vb] for t in vnoise])
