@@ -50,6 +50,9 @@ logger = logging.getLogger("gfdt.benchmarks")
 #: ~10 months), and a coupled 2x2 VAR(1) with unit innovations.
 SYSTEMS = {
     "ar1": np.array([[0.9]]),
+    # 100 years of monthly data of an index with a decorrelation time of ~5 months (the
+    # case of the issue on short real records), at its own length (CASE_LENGTHS)
+    "ar1_phi0.8": np.array([[0.8]]),
     "var1_2x2": np.array([[0.7, 0.2], [0.0, 0.8]]),
     # shorter memory: enough bootstrap blocks at these lengths (the reliable regime,
     # as in tests/test_coverage.py)
@@ -62,6 +65,10 @@ SIZES = {
     "default": dict(n_sim=300, lengths=(732, 4000)),
     "paper": dict(n_sim=1000, lengths=(732, 4000)),
 }
+#: Systems measured at their own lengths (samples) instead of the size's lengths.
+CASE_LENGTHS = {"ar1_phi0.8": (1200,)}
+#: Simulations of the CASE_LENGTHS systems per configuration (default and paper sizes).
+CASE_SIMS = {"quick": 200, "default": 1000, "paper": 1000}
 MAX_LAG = 12
 REPORT_LAGS = (1, 3, 6, 12)
 Z95 = 1.959964
@@ -125,7 +132,9 @@ def run_config(name: str, A: np.ndarray, n: int, normalize: bool, n_sim: int,
         if A.shape == (1, 1):
             row["bartlett_se"] = bartlett_se(float(A[0, 0]), lag, n)
         rows.append(row)
-    info = {"seconds": round(time.perf_counter() - t0, 2), "warnings": warned,
+    info = {"seconds": round(time.perf_counter() - t0, 2), "warnings": warned, "n_sim": n_sim,
+            "no_bootstrap_warning": 1 - warned.get("BootstrapWarning", 0) / n_sim,
+            "median_block_length": float(np.median([n / b for b in blocks])),
             "coverage_lags_1_12": float(covered[:, 1:].mean())}
     return rows, info
 
@@ -161,9 +170,11 @@ def main(argv: list[str] | None = None) -> dict:
         if name not in SYSTEMS:
             raise SystemExit(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
         A = SYSTEMS[name]
-        for n in cfg["lengths"]:
+        n_sim = cfg["n_sim"] if name not in CASE_LENGTHS or args.n_sim is not None \
+            else CASE_SIMS[args.size]
+        for n in CASE_LENGTHS.get(name, cfg["lengths"]):
             for normalize in (False, True):
-                r, info = run_config(name, A, n, normalize, cfg["n_sim"], args.seed)
+                r, info = run_config(name, A, n, normalize, n_sim, args.seed)
                 rows += r
                 infos[f"{name}/T={n}/normalize={normalize}"] = info
                 logger.info("%s T=%d normalize=%s: coverage (lags 1-12) %.3f in %.1f s",
@@ -173,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
     for key, info in infos.items():
         print(f"{key}: coverage over lags 1-12 {info['coverage_lags_1_12']:.3f}, "
               f"{info['seconds']} s, warnings {info['warnings'] or 'none'} (of "
-              f"{cfg['n_sim']} fits)")
+              f"{info['n_sim']} fits; {info['no_bootstrap_warning']:.1%} without a "
+              "BootstrapWarning)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cols = list(rows[0]) + (["bartlett_se"] if "bartlett_se" not in rows[0] else [])

@@ -49,9 +49,9 @@ def test_members_pool_autocovariances():
 
 def test_rule_floor_and_cap():
     x = _ar1(0.0, 2000, seed=2)  # white noise: a block of about 1
-    blen, found = block_length_rule([[x]], floor=13, longest=2000)
+    blen, found, _ = block_length_rule([[x]], floor=13, longest=2000)
     assert blen == 13 and found[0] < 5
-    blen, _ = block_length_rule([[_ar1(0.99, 2000, seed=3)]], floor=2, longest=40)
+    blen, _, _ = block_length_rule([[_ar1(0.99, 2000, seed=3)]], floor=2, longest=40)
     assert blen == 40  # at most the longest member
 
 

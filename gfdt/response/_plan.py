@@ -345,31 +345,46 @@ def state_shape_of(homogeneous: bool, state_shape: tuple[int, ...]
     return lambda L, d: (L + 1, d, d)
 
 
-def product_series(read: Callable, lengths: list[int], L: int, max_samples: int,
-                   autocov: bool) -> Callable[[], list]:
+def product_series(read: Callable, lengths: list[int], L: int, block: int,
+                   autocov: bool, max_samples: int = 4096) -> Callable[[], list]:
     """The candidate series of the block-length rule for an estimator's ``read``.
 
-    Reads the first ``max_samples`` source times of up to 8 members (one extra read
-    and score evaluation each) and returns their lagged products
-    (:func:`gfdt.response._blocklength.lagged_product_series`).
+    The lagged products of the first ``max_samples`` source times of up to 8 members
+    (:func:`gfdt.response._blocklength.lagged_product_series`), read in blocks of at
+    most ``block`` source times (the series do not depend on it): one extra read and
+    score evaluation of those samples. ``autocov``: the sources are the targets over
+    their power per column (a Gaussian score diagonal in the columns).
     """
     import numpy as np
 
     from gfdt.response._blocklength import lagged_product_series
 
+    def pieces(k: int, T: int):
+        stop = min(T, max_samples)
+        for a in range(0, stop, block):
+            b = min(a + block, stop)
+            u, s = read(k, a, min(b + L, T), b)
+            yield u, (u[: b - a] if s is None else s)
+
     def series() -> list:
-        pairs = []
-        for k, T in enumerate(lengths[:8]):
-            b = min(T, max_samples)
-            u, s = read(k, 0, min(b + L, T), b)
-            pairs.append((u, s))
-        weights = None
-        if autocov:  # sources: targets over their power per mode (the Gaussian score)
-            power = sum(np.sum(np.abs(u) ** 2, axis=0) for u, _ in pairs)
-            count = sum(u.shape[0] for u, _ in pairs)
-            with np.errstate(divide="ignore"):
-                weights = np.where(power > 0, count / np.where(power > 0, power, 1), 0.0)
-        return lagged_product_series(pairs, L, weights)
+        members = list(enumerate(lengths[:8]))
+        weights = 1.0
+        if autocov:
+            power, count = 0.0, 0
+            for k, T in members:
+                for _u, s in pieces(k, T):
+                    power = power + np.sum(np.abs(s) ** 2, axis=0)
+                    count += s.shape[0]
+            weights = np.where(power > 0, count / np.where(power > 0, power, 1.0), 0.0)
+        out: list[list[np.ndarray]] = []
+        for k, T in members:
+            parts = [lagged_product_series([(u, s * weights)], L)
+                     for u, s in pieces(k, T)]
+            for i in range(len(parts[0])):
+                if len(out) <= i:
+                    out.append([])
+                out[i].append(np.concatenate([p[i][0] for p in parts if p[i]]))
+        return out
 
     return series
 
@@ -448,8 +463,8 @@ def start_bootstrap(est, data, L: int, shape: tuple[int, ...], dtype,
         plan, fft = replan(0)
         est.memory_plan_ = plan
         return None, 0, plan, fft
-    blen = opts.choose_block_length(data.members, L if floor_lag is None else floor_lag,
-                                    int(est.source_stride), series=series)
+    blen, factor = opts.choose(data.members, L if floor_lag is None else floor_lag,
+                               int(est.source_stride), series=series)
     est.block_length_ = blen
     plan, fft = replan(blen)
     est.memory_plan_ = plan
@@ -461,4 +476,5 @@ def start_bootstrap(est, data, L: int, shape: tuple[int, ...], dtype,
         rng = est._seed_streams(opts)[0]
     boot = BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, dtype, rng,
                           chunk=plan.replicates_per_pass or None, flush=plan.flush)
+    boot.variance_factor = factor
     return boot, blen, plan, fft

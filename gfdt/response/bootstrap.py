@@ -86,6 +86,7 @@ class BlockBootstrap:
         self.flush = max(1, int(flush or _FLUSH))
         self.r0 = 0
         self.first_pass = True
+        self.variance_factor = 1.0  # set by the fit (Bootstrap.choose)
         if self.n_bootstrap:
             self.weights = rng.multinomial(self.n_blocks, np.full(self.n_blocks,
                                                                   1.0 / self.n_blocks),
@@ -335,19 +336,29 @@ class Bootstrap:
 
     def choose_block_length(self, members: Sequence, L: int, stride: int,
                             series: Callable[[], list] | None = None) -> int:
-        """Block length for data ``members`` (a multiple of ``stride``), logged.
+        """Block length for data ``members`` (a multiple of ``stride``), logged
+        (:meth:`choose` without the variance correction)."""
+        return self.choose(members, L, stride, series)[0]
 
-        Default: the Politis-White length (:mod:`gfdt.response._blocklength`) of the
-        candidate series ``series()`` returns (lists of 1-D members, e.g. the lagged
-        products the bootstrap resamples; default: the data's coordinates summed after
-        standardising), the longest of them, at least ``L + 1``.
+    def choose(self, members: Sequence, L: int, stride: int,
+               series: Callable[[], list] | None = None) -> tuple[int, float]:
+        """Block length (a multiple of ``stride``) and the variance correction factor.
+
+        Default length: the Politis-White length (:mod:`gfdt.response._blocklength`)
+        of the candidate series ``series()`` returns (lists of 1-D members, e.g. the
+        lagged products the bootstrap resamples; default: the data's coordinates summed
+        after standardising), the longest of them, at least ``L + 1``. The factor
+        multiplies the replicates' variance: :math:`(1 + \\hat G/(b\\,\\hat\\sigma^2_\\infty))
+        \\,K/(K - 1)`, the first-order bias of a block-bootstrap variance with blocks
+        of :math:`b` samples (largest over the candidates) and of resampling :math:`K`
+        blocks with replacement.
         """
         from gfdt.response._blocklength import block_length_rule
 
         lengths = [m.shape[0] for m in members]
+        cands = series() if series is not None else [_standard_sum(members)]
+        blen, found, bias = block_length_rule(cands, L + 1, max(lengths))
         if self.block_length is None:
-            cands = series() if series is not None else [_standard_sum(members)]
-            blen, found = block_length_rule(cands, L + 1, max(lengths))
             logger.info("bootstrap: Politis-White block lengths %s samples (floor max_lag "
                         "+ 1 = %d): %d", ", ".join(f"{b:.3g}" for b in found), L + 1, blen)
         else:
@@ -362,8 +373,11 @@ class Bootstrap:
                    + ": use more or longer members, a smaller max_lag (blocks hold at "
                    "least max_lag + 1 samples), or a shorter block_length")
             logger.warning(msg)
-            warnings.warn(msg, BootstrapWarning, stacklevel=5)
-        return int(blen)
+            warnings.warn(msg, BootstrapWarning, stacklevel=6)
+        factor = (1 + bias / blen) * (K / (K - 1) if K > 1 else 1.0)
+        logger.info("bootstrap: %d blocks of %d samples; variance correction %.3g", K, blen,
+                    factor)
+        return int(blen), float(factor)
 
 
 def _standard_sum(members: Sequence, max_samples: int = 4096) -> list[np.ndarray]:
@@ -448,6 +462,10 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
             raise RuntimeError("bootstrap: several passes planned but no repass given")
         repass()
     ses = [None if boot.n_blocks < 2 else acc.std(i) for i in range(len(centres))]
+    scale = float(np.sqrt(getattr(boot, "variance_factor", 1.0)))
+    for se in ses:
+        if se is not None:
+            se *= scale
     reps = (np.stack(acc.kept).reshape(-1, *like.shape)
             if small and len(acc.kept) > 1 and boot.n_blocks >= 2 else None)
 
@@ -458,7 +476,8 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
         out.attrs.update({**cf_attrs("stderr", what=ref.attrs.get("long_name", "response")),
                           "n_bootstrap": int(boot.n_bootstrap),
                           "block_length": int(block_length),
-                          "n_blocks": int(boot.n_blocks)})
+                          "n_blocks": int(boot.n_blocks),
+                          "variance_correction": float(scale**2)})
         return out
 
     raw_se = wrap(ses[0], like_raw)

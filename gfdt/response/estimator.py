@@ -494,7 +494,7 @@ class ResponseEstimator:
         boot, blen, plan, fft_bytes = _plan.start_bootstrap(
             self, data, L, shape, complex if homogeneous else float,
             lambda bl: self._plan_state(data, L, homogeneous, bl, held),
-            _plan.product_series(read, data.lengths, L, min(4096, block0), autocov))
+            _plan.product_series(read, data.lengths, L, block0, autocov))
         block, given = plan.block, parse_bytes(self.memory_budget)
 
         def lag_sums() -> LagSums:
