@@ -72,6 +72,8 @@ class MemoryPlan:
     keep_replicates : bool
         The replicates are kept for ``predict(return_stderr=True)`` (when all take at
         most :data:`KEEP_BYTES` and fit the budget).
+    output_bytes : int
+        Bytes of the reported response (e.g. for the buffers of ``null_bands``).
     """
 
     what: str
@@ -85,6 +87,7 @@ class MemoryPlan:
     passes: int = 1
     flush: int = 1
     keep_replicates: bool = False
+    output_bytes: int = 0
 
     def describe(self) -> str:
         """One paragraph for the log and ``summary()``."""
@@ -417,7 +420,7 @@ def plan_fit(est, data, L: int, *, d: int, shape_of, homogeneous: bool, score_fi
     from gfdt._memory import parse_bytes
 
     opts = est._bootstrap_options()
-    given = parse_bytes(est.memory_budget)
+    given = parse_bytes(getattr(est, "memory_budget", None))
     block, fft_bytes = _budget_block(est, d, L, shape_of, homogeneous, model_bytes, given)
     boot = None if opts is None else (opts.n, blen or L + 1)
     level = logger.level
@@ -425,7 +428,7 @@ def plan_fit(est, data, L: int, *, d: int, shape_of, homogeneous: bool, score_fi
         logger.setLevel(max(level, logging.WARNING))
     try:
         plan = plan_correlation(
-            what, memory_budget=est.memory_budget, d=d, shape_of=shape_of,
+            what, memory_budget=getattr(est, "memory_budget", None), d=d, shape_of=shape_of,
             homogeneous=homogeneous, lengths=data.lengths, L=L, score_fit=score_fit,
             model_bytes=model_bytes, batch_size=int(est.batch_size),
             stride=int(est.source_stride), normalize=bool(getattr(est, "normalize", False)),
@@ -478,3 +481,34 @@ def start_bootstrap(est, data, L: int, shape: tuple[int, ...], dtype,
                           chunk=plan.replicates_per_pass or None, flush=plan.flush)
     boot.variance_factor = factor
     return boot, blen, plan, fft
+
+
+def prepare(est, data, L: int, homogeneous: bool, what: str = "ResponseEstimator.fit"
+            ) -> MemoryPlan | None:
+    """The upfront plan of a :class:`~gfdt.ResponseEstimator` fit (before the score is
+    fitted; raises :class:`MemoryPlanError` when even its smallest configuration does
+    not fit). Sets the estimator's ``_gaussian_here`` and ``_score_fit``. None for the
+    observable/perturbation path (planned once its series are known)."""
+    from gfdt.scores.gaussian import GaussianScore
+
+    est._gaussian_here = (
+        (isinstance(est.score, str) and est.score.lower() == "gaussian")
+        or (isinstance(est.score, GaussianScore) and not est.score.is_fitted))
+    est._score_fit = score_fit_bytes(est.score, data, homogeneous, est.memory_budget)
+    if est.observable is not None or est.perturbation is not None:
+        return None
+    plan = est._plan_state(data, L, homogeneous, 0, est._score_fit[1], log=False, what=what)[0]
+    d = 1
+    for k in data.state_shape:
+        d *= int(k)
+    plan.output_bytes = 8 * (L + 1) * (d if homogeneous else d * d)
+    return plan
+
+
+def fit_plan(est, X, what: str = "ResponseEstimator.fit") -> MemoryPlan | None:
+    """The upfront memory plan of ``est.fit(X)``, without fitting (see :func:`prepare`)."""
+    from gfdt.data import as_trajectories
+
+    data = as_trajectories(X, "X")
+    L = est._check_params(data)
+    return prepare(est, data, L, est._is_homogeneous(data), what)

@@ -423,51 +423,75 @@ def own_statistics(m: np.ndarray, modes: bool) -> Callable[[np.ndarray], np.ndar
     return rescale_matrix
 
 
-def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
-                  norm_of: Callable[[np.ndarray], np.ndarray] | None,
-                  like_raw: xr.DataArray, like: xr.DataArray, block_length: int,
-                  keep_bytes: int, repass: Callable[[], None] | None = None
-                  ) -> tuple[xr.DataArray, xr.DataArray, np.ndarray | None]:
-    """Standard errors of the raw and the reported response, from the replicates.
+def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
+                   centres: Sequence[np.ndarray], repass: Callable[[], object] | None = None,
+                   keep: int | None = None) -> tuple[list[np.ndarray | None], list]:
+    """Standard deviations over the replicates of each transform of them, in passes.
 
-    ``raw_of`` maps a replicate's lag means to the raw response, ``norm_of`` (None:
-    not normalised) the raw response to the reported one. The replicates of each
-    pass's chunk are turned into running moments (:class:`ReplicateMoments`) and
-    dropped; ``repass()`` streams the data again for the next chunk. A replicate in
-    which a transform fails (e.g. a singular matrix) is skipped. With fewer than 2
-    blocks, or fewer than 2 good replicates, the standard error is NaN: no error can
-    be estimated. Returns the two standard errors (like ``like_raw`` and ``like``)
-    and the replicates of the reported response when they take at most
-    ``keep_bytes`` (else None).
+    ``transforms[i]`` maps the previous transform's value (the replicate's lag means
+    for ``i = 0``) to statistic ``i``, whose point estimate is ``centres[i]``. The
+    replicates of each pass's chunk are turned into running moments
+    (:class:`ReplicateMoments`) and dropped; ``repass()`` streams the data again for the
+    next chunk. A replicate in which a transform fails (e.g. a singular matrix) is
+    skipped. The deviations are scaled by the bootstrap's ``variance_factor``; with
+    fewer than 2 blocks (or 2 good replicates) a statistic's deviation is None. Also
+    returns the kept values of statistic ``keep``.
     """
-    from gfdt.conventions import attrs as cf_attrs
-
-    small = 8 * like.size * boot.n_bootstrap <= keep_bytes
-    centres = [like_raw.values] + ([like.values] if norm_of is not None else [])
-    acc = ReplicateMoments(centres, keep=len(centres) - 1 if small else None)
+    acc = ReplicateMoments(centres, keep=keep)
     while True:
         for rep in boot.replicates():
+            vals, v = [], rep
             try:
-                raw = np.asarray(raw_of(rep))
-                norm = None if norm_of is None else np.asarray(norm_of(raw))
+                for f in transforms:
+                    v = np.asarray(f(v))
+                    vals.append(v)
             except (ValueError, np.linalg.LinAlgError):
                 continue
-            if norm is not None:
-                acc.update(1, norm.copy() if np.shares_memory(norm, raw) else norm)
-            acc.update(0, raw if raw.flags.owndata or raw.base is rep else raw.copy())
-            del rep, raw, norm
+            for i in range(len(vals) - 1, -1, -1):  # updated in place, later ones first
+                v = vals[i]
+                shared = any(np.shares_memory(v, w) for w in vals[:i])
+                own = v.flags.owndata or np.shares_memory(v, rep)
+                acc.update(i, v.copy() if shared or not own else v)
+            del rep, vals, v
         if not boot.next_pass():
             break
         if repass is None:
             raise RuntimeError("bootstrap: several passes planned but no repass given")
         repass()
-    ses = [None if boot.n_blocks < 2 else acc.std(i) for i in range(len(centres))]
     scale = float(np.sqrt(getattr(boot, "variance_factor", 1.0)))
-    for se in ses:
+    out = []
+    for i in range(len(centres)):
+        se = None if boot.n_blocks < 2 else acc.std(i)
         if se is not None:
             se *= scale
-    reps = (np.stack(acc.kept).reshape(-1, *like.shape)
-            if small and len(acc.kept) > 1 and boot.n_blocks >= 2 else None)
+        out.append(se)
+    return out, (acc.kept if boot.n_blocks >= 2 else [])
+
+
+def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
+                  norm_of: Callable[[np.ndarray], np.ndarray] | None,
+                  like_raw: xr.DataArray, like: xr.DataArray, block_length: int,
+                  keep_bytes: int, repass: Callable[[], None] | None = None
+                  ) -> tuple[xr.DataArray, xr.DataArray, np.ndarray | None]:
+    """Standard errors of the raw and the reported response, from the replicates
+    (:func:`replicate_stds`).
+
+    ``raw_of`` maps a replicate's lag means to the raw response, ``norm_of`` (None:
+    not normalised) the raw response to the reported one. With fewer than 2 blocks,
+    or fewer than 2 good replicates, the standard error is NaN: no error can be
+    estimated. Returns the two standard errors (like ``like_raw`` and ``like``) and
+    the replicates of the reported response when they take at most ``keep_bytes``
+    (else None).
+    """
+    from gfdt.conventions import attrs as cf_attrs
+
+    small = 8 * like.size * boot.n_bootstrap <= keep_bytes
+    transforms = [raw_of] + ([norm_of] if norm_of is not None else [])
+    centres = [like_raw.values] + ([like.values] if norm_of is not None else [])
+    ses, kept = replicate_stds(boot, transforms, centres, repass,
+                               keep=len(centres) - 1 if small else None)
+    reps = np.stack(kept).reshape(-1, *like.shape) if small and len(kept) > 1 else None
+    scale2 = float(getattr(boot, "variance_factor", 1.0))
 
     def wrap(se, ref: xr.DataArray) -> xr.DataArray:
         out = ref.copy(data=np.full(ref.shape, np.nan) if se is None
@@ -477,7 +501,7 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
                           "n_bootstrap": int(boot.n_bootstrap),
                           "block_length": int(block_length),
                           "n_blocks": int(boot.n_blocks),
-                          "variance_correction": float(scale**2)})
+                          "variance_correction": scale2})
         return out
 
     raw_se = wrap(ses[0], like_raw)

@@ -426,14 +426,7 @@ class ResponseEstimator:
                              "field (no observable, no perturbation)")
         check_not_constant(data, homogeneous, "X")
         check_record(data, L, "X")
-        # a Gaussian score fitted here: the bootstrap resamples its covariance too
-        self._gaussian_here = (
-            (isinstance(self.score, str) and self.score.lower() == "gaussian")
-            or (isinstance(self.score, GaussianScore) and not self.score.is_fitted))
-        self._score_fit = _plan.score_fit_bytes(self.score, data, homogeneous,
-                                                 self.memory_budget)
-        if self.observable is None and self.perturbation is None:  # fail before any work
-            self._plan_state(data, L, homogeneous, 0, self._score_fit[1], log=False)
+        _plan.prepare(self, data, L, homogeneous)  # the memory plan: fail before any work
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
             model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
@@ -539,13 +532,14 @@ class ResponseEstimator:
                     self.stein_error_)
 
     def _plan_state(self, data: Trajectories, L: int, homogeneous: bool, blen: int,
-                    model_bytes: int, log: bool = True) -> tuple[_plan.MemoryPlan, int]:
+                    model_bytes: int, log: bool = True, what: str = "ResponseEstimator.fit"
+                    ) -> tuple[_plan.MemoryPlan, int]:
         """Memory plan of the plain GFDT (:mod:`gfdt.response._plan`) and FFT work space."""
         d = int(np.prod(data.state_shape))
         return _plan.plan_fit(
             self, data, L, d=d, shape_of=_plan.state_shape_of(homogeneous, data.state_shape),
             homogeneous=homogeneous, score_fit=self._score_fit[0], model_bytes=model_bytes,
-            blen=blen, own_stats=self._gaussian_here and not homogeneous, log=log)
+            blen=blen, own_stats=self._gaussian_here and not homogeneous, log=log, what=what)
 
     def _state_reader(self, data: Trajectories, model: ScoreEstimator, homogeneous: bool,
                       autocov: bool) -> Callable:
