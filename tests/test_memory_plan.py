@@ -67,16 +67,45 @@ def test_fit_allocates_no_more_than_its_plan(name):
 
 
 def test_replicates_in_passes_equal_one_pass():
-    """The same seed gives the same replicates whatever the chunk: equal errors."""
+    """The same seed gives the same replicates whatever the chunk: equal errors (more
+    blocks than replicates: the replicates are accumulated, in passes if need be)."""
     x = _ar(400, 30, seed=3)
-    kw = dict(max_lag=6, normalize=True, seed=5, progress=False, block_length=20)
+    kw = dict(max_lag=6, normalize=True, seed=5, progress=False, block_length=8,
+              n_bootstrap=40)
     one = gfdt.ResponseEstimator(**kw).fit(x)
-    many = gfdt.ResponseEstimator(**kw, memory_budget="3MB").fit(x)
-    assert one.memory_plan_.passes == 1 and many.memory_plan_.passes > 3
+    many = gfdt.ResponseEstimator(**kw, memory_budget="1.8MB").fit(x)
+    assert one.memory_plan_.passes == 1 and many.memory_plan_.passes > 2
+    assert one.memory_plan_.store_blocks == many.memory_plan_.store_blocks == 0
     for attr in ("response_stderr_", "response_raw_stderr_"):
         np.testing.assert_allclose(getattr(many, attr).values, getattr(one, attr).values,
                                    rtol=1e-9, atol=1e-14)
     np.testing.assert_array_equal(many.response_.values, one.response_.values)
+
+
+def test_kept_block_parts_equal_accumulated_replicates():
+    """Fewer blocks than replicates: keeping the blocks' parts and forming each
+    replicate from them gives the replicates accumulated block by block."""
+    from gfdt.response.bootstrap import BlockBootstrap
+
+    rng = np.random.default_rng(0)
+    parts = rng.standard_normal((7, 4, 3, 3)) + 1j * rng.standard_normal((7, 4, 3, 3))
+    counts = rng.integers(5, 9, size=(7, 4)).astype(float)
+    out = []
+    for store in (False, True):
+        b = BlockBootstrap(7, 12, (4, 3, 3), complex, np.random.default_rng(3), store=store,
+                           flush=2)
+        b.add(parts[:3], counts[:3])
+        b.add(parts[3:], counts[3:])
+        out.append(np.stack(list(b.replicates())))
+        np.testing.assert_allclose(b.mean(), parts.sum(0) / counts.sum(0)[:, None, None])
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-12)
+    x = _ar(300, 8, seed=4)  # and an estimator that keeps them
+    est = gfdt.ResponseEstimator(max_lag=5, seed=1, progress=False).fit(x)
+    assert est.memory_plan_.store_blocks == n_blocks_of(est) < 100
+
+
+def n_blocks_of(est) -> int:
+    return int(est.response_stderr_.attrs["n_blocks"])
 
 
 def test_too_large_fails_before_allocating():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,8 @@ from gfdt.conventions import lag_coord
 from gfdt.data import Trajectories
 from gfdt.response.conjugate import Observable, Perturbation
 
-__all__ = ["conjugate_response", "lag_of", "state_response"]
+__all__ = ["conjugate_response", "lag_of", "normalize_response", "spectral_score",
+           "state_response"]
 
 
 def lag_of(data: Trajectories, n_lags: int) -> tuple:
@@ -100,3 +102,38 @@ def conjugate_response(r: np.ndarray, data: Trajectories, obs: Observable,
             attrs["probe"] = pert.probe
     attrs.update(_gfdt_attrs(data))
     return xr.DataArray(r, dims=dims, coords=coords, name="response", attrs=attrs)
+
+
+def spectral_score(model) -> Callable | None:
+    """A score that acts per spatial Fourier mode (homogeneous Gaussian), else None.
+
+    Returns ``f(uh, mean)``: the Fourier modes of the score at states whose deviations
+    from ``mean`` have modes ``uh`` (batch, M).
+    """
+    fn = getattr(model, "spectral_score", None)
+    if fn is None or not getattr(model, "homogeneous", False):
+        return None
+    return fn
+
+
+def normalize_response(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
+               resolved: np.ndarray | None = None) -> np.ndarray:
+    """:math:`R(t) R(0)^{-1}`; for fields a division in Fourier space.
+
+    With ``resolved`` (a mask of the modes the kick excites) the inverse is taken on
+    the resolved modes only: :math:`R(0)` restricted to them, zero elsewhere.
+    """
+    if homogeneous:
+        rh = np.fft.rfftn(raw, axes=axes)
+        r0 = rh[0] if resolved is None else np.where(resolved, rh[0], 1.0)
+        if np.any(np.abs(r0) < 1e-12 * np.abs(r0).max()):
+            raise ValueError("normalize=True: R(0) is singular in some Fourier modes")
+        out = rh / r0
+        if resolved is not None:
+            out = out * resolved
+        return np.fft.irfftn(out, s=raw.shape[1:], axes=axes)
+    try:
+        inv = np.linalg.inv(raw[0])
+    except np.linalg.LinAlgError:
+        raise ValueError("normalize=True: the raw R(0) is singular") from None
+    return raw @ inv

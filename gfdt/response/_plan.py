@@ -74,6 +74,9 @@ class MemoryPlan:
         most :data:`KEEP_BYTES` and fit the budget).
     output_bytes : int
         Bytes of the reported response (e.g. for the buffers of ``null_bands``).
+    store_blocks : int
+        Blocks whose parts are kept, the replicates formed from them one at a time
+        (0: replicates accumulated in passes).
     """
 
     what: str
@@ -88,6 +91,7 @@ class MemoryPlan:
     flush: int = 1
     keep_replicates: bool = False
     output_bytes: int = 0
+    store_blocks: int = 0
 
     def describe(self) -> str:
         """One paragraph for the log and ``summary()``."""
@@ -95,6 +99,9 @@ class MemoryPlan:
         boot = (f"; bootstrap: {self.replicates_per_pass} replicates per pass, "
                 f"{self.passes} pass{'es' if self.passes > 1 else ''} over the data"
                 if self.replicates_per_pass else "")
+        if self.store_blocks:
+            boot = (f"; bootstrap: the parts of its {self.store_blocks} blocks kept, the "
+                    "replicates formed one at a time (one pass)")
         return (f"memory plan of {self.what}: peak {format_bytes(self.peak)} beyond the data "
                 f"({parts}; one result array {format_bytes(self.result_bytes)}), budget "
                 f"{format_bytes(self.budget)} ({self.budget_source}; a quarter kept for "
@@ -112,7 +119,7 @@ def resolve_budget(memory_budget) -> tuple[int, str]:
 def _phases(*, R: int, L: int, d: int, homogeneous: bool, N: int, longest: int,
             score_fit: int, model_bytes: int, batch_size: int, normalize: bool,
             own_stats: bool, boot: tuple[int, int] | None, chunk: int, flush: int,
-            block: int, fft_work: int, keep: bool = True) -> dict[str, int]:
+            block: int, fft_work: int, keep: bool = True, store: int = 0) -> dict[str, int]:
     """Bytes of each phase for one configuration (see the module notes)."""
     D = 8 * d
     per_sample = (8 if homogeneous else 6) * D
@@ -131,12 +138,17 @@ def _phases(*, R: int, L: int, d: int, homogeneous: bool, N: int, longest: int,
     per_block = n_sub * (2 * blen + L) * D + n_sub * R // (L + 1)
     if homogeneous:  # FFT groups of sub-blocks (gfdt.response.correlate.lagged_blocks_modes)
         per_block = min(6 * n_sub * (blen + L) * D, max(FFT_WORK // 2, 6 * (blen + L) * D))
-    first = R + chunk * R + buffered + R + per_block + reads
     acc = 2 * n_tr * R
+    transients = R * (2 + int(own_stats) + int(normalize)) + small
     keep = 8 * (R // (16 if homogeneous else 8)) * boot[0] * int(keep)
     keep = keep if keep <= KEEP_BYTES and keep else 0  # all replicates kept, or none
+    if store:  # every block's part kept, replicates formed one at a time (one pass)
+        first = R + store * R + n_sub * R + per_block + reads
+        stderr = R + store * R + out + acc + keep + transients + R
+        return {"score fit": score_fit, "lagged sums": first,
+                "outputs and standard errors": stderr}
+    first = R + chunk * R + buffered + R + per_block + reads
     later = chunk * R + buffered + per_block + reads + out + acc + keep
-    transients = R * (2 + int(own_stats) + int(normalize)) + small
     stderr = R + chunk * R + out + acc + keep + transients
     return {"score fit": score_fit, "lagged sums": first,
             "outputs and standard errors": max(stderr, later)}
@@ -176,8 +188,9 @@ def plan_correlation(what: str, *, memory_budget, d: int,
         Of the estimator.
     normalize, own_stats : bool
         Transforms of each replicate (normalisation; a Gaussian fitted here).
-    bootstrap : (n_bootstrap, block_length), optional
-        The bootstrap (None: off).
+    bootstrap : (n_bootstrap, block_length[, n_blocks]), optional
+        The bootstrap (None: off); with the number of blocks, the plan may keep every
+        block's part instead of the replicates (fewer blocks than replicates).
     default_block : int, optional
         Read block when memory allows (default ``max(4 L, 2048)``).
     hints : tuple of str
@@ -200,7 +213,7 @@ def plan_correlation(what: str, *, memory_budget, d: int,
     longest = max(lengths)
 
     def phases(L_: int, d_: int, boot, chunk: int, flush: int, blk: int,
-               keep_: bool = False) -> dict:
+               keep_: bool = False, store_: int = 0) -> dict:
         R = 16 if homogeneous else 8
         for k in shape_of(L_, d_):
             R *= int(k)
@@ -209,7 +222,7 @@ def plan_correlation(what: str, *, memory_budget, d: int,
                        longest=longest, score_fit=fit, model_bytes=model_bytes,
                        batch_size=batch_size, normalize=normalize, own_stats=own_stats,
                        boot=boot, chunk=chunk, flush=flush, block=blk, fft_work=fft_work,
-                       keep=keep_)
+                       keep=keep_, store=store_)
 
     def least(L_: int, d_: int, boot) -> int:
         quantum_ = stride if boot is None else boot[1]
@@ -237,11 +250,18 @@ def plan_correlation(what: str, *, memory_budget, d: int,
     while peak(chunk, flush, blk) > avail and (flush > 1 or blk > quantum):
         flush = max(1, flush // 2)
         blk = max(quantum, quantum * ((blk // quantum) // 2))
-    if keep and peak(chunk, flush, blk) > avail:
+    K = bootstrap[2] if bootstrap is not None and len(bootstrap) > 2 else 0
+    store = 0
+    if 0 < K < n_boot:  # fewer blocks than replicates: keep the blocks' parts (one pass)
+        for keep_ in (keep, False):
+            if max(phases(L, d, bootstrap, n_boot, 1, blk, keep_, K).values()) <= avail:
+                keep, store = keep_, K
+                break
+    if not store and keep and peak(chunk, flush, blk) > avail:
         keep = False
-    if bootstrap is not None and peak(chunk, flush, blk) > avail:
+    if bootstrap is not None and not store and peak(chunk, flush, blk) > avail:
         chunk = max(1, search_largest(lambda c: peak(max(c, 1), flush, blk) <= avail, n_boot))
-    ph = phases(L, d, bootstrap, chunk, flush, blk, keep)
+    ph = phases(L, d, bootstrap, chunk, flush, blk, keep, store)
     need = max(ph.values())
     if need > avail:
         total = int(need / (1 - RESERVE_FRACTION)) + 1
@@ -263,9 +283,10 @@ def plan_correlation(what: str, *, memory_budget, d: int,
             "Options that would fit: " + "; ".join(
                 fixes + list(hints) + [f"memory_budget of at least {format_bytes(total)} if "
                                        "the machine has it"]))
-    passes = -(-n_boot // chunk) if bootstrap is not None else 1
+    passes = (1 if store else -(-n_boot // chunk)) if bootstrap is not None else 1
     plan = MemoryPlan(what, budget, source, need, ph, R, min(blk, longest),
-                      chunk if bootstrap else 0, passes, flush, keep)
+                      (n_boot if store else chunk) if bootstrap else 0, passes, flush, keep,
+                      store_blocks=store)
     logger.info("%s", plan.describe())
     return plan
 
@@ -422,7 +443,14 @@ def plan_fit(est, data, L: int, *, d: int, shape_of, homogeneous: bool, score_fi
     opts = est._bootstrap_options()
     given = parse_bytes(getattr(est, "memory_budget", None))
     block, fft_bytes = _budget_block(est, d, L, shape_of, homogeneous, model_bytes, given)
-    boot = None if opts is None else (opts.n, blen or L + 1)
+    if opts is None:
+        boot = None
+    elif blen:
+        from gfdt.response.bootstrap import n_blocks
+
+        boot = (opts.n, blen, n_blocks(data.lengths, blen))
+    else:
+        boot = (opts.n, L + 1)
     level = logger.level
     if not log:
         logger.setLevel(max(level, logging.WARNING))
@@ -478,7 +506,8 @@ def start_bootstrap(est, data, L: int, shape: tuple[int, ...], dtype,
     else:
         rng = est._seed_streams(opts)[0]
     boot = BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, dtype, rng,
-                          chunk=plan.replicates_per_pass or None, flush=plan.flush)
+                          chunk=plan.replicates_per_pass or None, flush=plan.flush,
+                          store=bool(plan.store_blocks))
     boot.variance_factor = factor
     return boot, blen, plan, fft
 

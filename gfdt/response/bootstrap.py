@@ -70,11 +70,15 @@ class BlockBootstrap:
         Replicates held per pass (default: all, one pass).
     flush : int, optional
         Blocks buffered before they are folded into the replicates (default 64).
+    store : bool
+        Keep every block's part instead (``n_blocks`` arrays of the result's size, for
+        records of fewer blocks than replicates) and form the replicates one at a time
+        from them: one pass, whatever ``n_bootstrap``.
     """
 
     def __init__(self, n_blocks: int, n_bootstrap: int, shape: tuple[int, ...], dtype,
                  rng: np.random.Generator, chunk: int | None = None,
-                 flush: int | None = None) -> None:
+                 flush: int | None = None, store: bool = False) -> None:
         self.n_blocks = int(n_blocks)
         self.n_bootstrap = int(n_bootstrap)
         self.shape = tuple(shape)
@@ -87,11 +91,18 @@ class BlockBootstrap:
         self.r0 = 0
         self.first_pass = True
         self.variance_factor = 1.0  # set by the fit (Bootstrap.choose)
+        self.store = bool(store) and self.n_bootstrap > 0
+        if self.store:
+            self.chunk = self.n_bootstrap
         if self.n_bootstrap:
             self.weights = rng.multinomial(self.n_blocks, np.full(self.n_blocks,
                                                                   1.0 / self.n_blocks),
                                            size=self.n_bootstrap).astype(float)
-            self._new_chunk()
+            if self.store:
+                self.parts = np.zeros((self.n_blocks, self.size), dtype=dtype)
+                self.part_counts = np.zeros((self.n_blocks, self.shape[0]))
+            else:
+                self._new_chunk()
         self._parts: list[np.ndarray] = []
         self._cnts: list[np.ndarray] = []
         self._done = 0
@@ -126,6 +137,14 @@ class BlockBootstrap:
             self._done += parts.shape[0]
             return
         k = parts.shape[0]
+        if self.store:  # every block's part kept
+            if self._done + k > self.n_blocks:
+                raise RuntimeError(f"bootstrap: {self._done + k} blocks added, "
+                                   f"{self.n_blocks} expected")
+            self.parts[self._done:self._done + k] = parts.reshape(k, -1)
+            self.part_counts[self._done:self._done + k] = counts
+            self._done += k
+            return
         if self._parts and sum(p.shape[0] for p in self._parts) + k > self.flush:
             self._flush()  # at most flush - 1 buffered blocks are copied together
         self._parts.append(parts.reshape(k, -1))
@@ -167,6 +186,16 @@ class BlockBootstrap:
         if self._done != self.n_blocks:
             raise RuntimeError(f"bootstrap: {self._done} blocks added, {self.n_blocks} "
                                "expected")
+        lag_shape = (-1, *([1] * (len(self.shape) - 1)))
+        if self.store:  # one replicate at a time from the kept parts
+            for b in range(self.n_bootstrap):
+                w = self.weights[b]
+                num = w.astype(self.parts.dtype) @ self.parts
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    num = num.reshape(self.shape)
+                    num /= (w @ self.part_counts).reshape(lag_shape)
+                yield num
+            return
         for b in range(self.boot.shape[0]):
             c = self.boot_counts[b]
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -186,23 +215,32 @@ class ReplicateMoments:
     centres : sequence of numpy.ndarray
         The point estimate of each statistic.
     keep : int, optional
-        Index of a statistic whose replicates are also kept (copies).
+        Index of a statistic whose replicates are also kept (copies, in one array of
+        ``keep_count`` rows).
+    keep_count : int
+        Most replicates kept.
     """
 
-    def __init__(self, centres: Sequence[np.ndarray], keep: int | None = None) -> None:
+    def __init__(self, centres: Sequence[np.ndarray], keep: int | None = None,
+                 keep_count: int = 0) -> None:
         self.centres = [np.asarray(c) for c in centres]
         self.n = [0] * len(self.centres)
         self.s1: list[np.ndarray | None] = [None] * len(self.centres)
         self.s2: list[np.ndarray | None] = [None] * len(self.centres)
         self.keep = keep
-        self.kept: list[np.ndarray] = []
+        self.keep_count = int(keep_count)
+        self._kept: np.ndarray | None = None
+        self.n_kept = 0
 
     def update(self, i: int, v: np.ndarray) -> None:
         """Add replicate ``v`` of statistic ``i`` (``v`` is overwritten)."""
         if not np.all(np.isfinite(v)):
             return
-        if i == self.keep:
-            self.kept.append(v.copy())
+        if i == self.keep and self.n_kept < self.keep_count:
+            if self._kept is None:
+                self._kept = np.empty((self.keep_count, *v.shape), dtype=v.dtype)
+            self._kept[self.n_kept] = v
+            self.n_kept += 1
         if self.s1[i] is None:
             self.s1[i] = np.zeros(v.shape, dtype=v.dtype)
             self.s2[i] = np.zeros(v.shape, dtype=float)
@@ -215,6 +253,11 @@ class ReplicateMoments:
             np.multiply(v, v, out=v)
             self.s2[i] += v
         self.n[i] += 1
+
+    @property
+    def kept(self) -> np.ndarray:
+        """The kept replicates, ``(n_kept, *shape)``."""
+        return np.empty(0) if self._kept is None else self._kept[: self.n_kept]
 
     def std(self, i: int) -> np.ndarray | None:
         """Standard deviation (ddof 1) of statistic ``i``; None with < 2 replicates.
@@ -425,7 +468,7 @@ def own_statistics(m: np.ndarray, modes: bool) -> Callable[[np.ndarray], np.ndar
 
 def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
                    centres: Sequence[np.ndarray], repass: Callable[[], object] | None = None,
-                   keep: int | None = None) -> tuple[list[np.ndarray | None], list]:
+                   keep: int | None = None) -> tuple[list[np.ndarray | None], np.ndarray]:
     """Standard deviations over the replicates of each transform of them, in passes.
 
     ``transforms[i]`` maps the previous transform's value (the replicate's lag means
@@ -437,7 +480,7 @@ def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
     fewer than 2 blocks (or 2 good replicates) a statistic's deviation is None. Also
     returns the kept values of statistic ``keep``.
     """
-    acc = ReplicateMoments(centres, keep=keep)
+    acc = ReplicateMoments(centres, keep=keep, keep_count=boot.n_bootstrap)
     while True:
         for rep in boot.replicates():
             vals, v = [], rep
@@ -465,7 +508,7 @@ def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
         if se is not None:
             se *= scale
         out.append(se)
-    return out, (acc.kept if boot.n_blocks >= 2 else [])
+    return out, (acc.kept if boot.n_blocks >= 2 else np.empty(0))
 
 
 def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
@@ -490,7 +533,7 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
     centres = [like_raw.values] + ([like.values] if norm_of is not None else [])
     ses, kept = replicate_stds(boot, transforms, centres, repass,
                                keep=len(centres) - 1 if small else None)
-    reps = np.stack(kept).reshape(-1, *like.shape) if small and len(kept) > 1 else None
+    reps = kept.reshape(-1, *like.shape) if small and len(kept) > 1 else None
     scale2 = float(getattr(boot, "variance_factor", 1.0))
 
     def wrap(se, ref: xr.DataArray) -> xr.DataArray:

@@ -32,6 +32,8 @@ from gfdt.response._checks import (
     check_record,
     check_samples,
 )
+from gfdt.response._output import normalize_response as _normalize
+from gfdt.response._output import spectral_score as _spectral_score
 from gfdt.response._score import data_mean, evaluate, resolve_score
 from gfdt.response.bootstrap import (
     BlockBootstrap,
@@ -764,38 +766,3 @@ class ResponseEstimator:
         if scalar:
             return pred.squeeze("observable"), se.squeeze("observable")
         return pred, se
-
-
-def _spectral_score(model: ScoreEstimator) -> Callable | None:
-    """A score that acts per spatial Fourier mode (homogeneous Gaussian), else None.
-
-    Returns ``f(uh, mean)``: the Fourier modes of the score at states whose deviations
-    from ``mean`` have modes ``uh`` (batch, M).
-    """
-    fn = getattr(model, "spectral_score", None)
-    if fn is None or not getattr(model, "homogeneous", False):
-        return None
-    return fn
-
-
-def _normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
-               resolved: np.ndarray | None = None) -> np.ndarray:
-    """:math:`R(t) R(0)^{-1}`; for fields a division in Fourier space.
-
-    With ``resolved`` (a mask of the modes the kick excites) the inverse is taken on
-    the resolved modes only: :math:`R(0)` restricted to them, zero elsewhere.
-    """
-    if homogeneous:
-        rh = np.fft.rfftn(raw, axes=axes)
-        r0 = rh[0] if resolved is None else np.where(resolved, rh[0], 1.0)
-        if np.any(np.abs(r0) < 1e-12 * np.abs(r0).max()):
-            raise ValueError("normalize=True: R(0) is singular in some Fourier modes")
-        out = rh / r0
-        if resolved is not None:
-            out = out * resolved
-        return np.fft.irfftn(out, s=raw.shape[1:], axes=axes)
-    try:
-        inv = np.linalg.inv(raw[0])
-    except np.linalg.LinAlgError:
-        raise ValueError("normalize=True: the raw R(0) is singular") from None
-    return raw @ inv
