@@ -136,4 +136,4 @@ def normalize_response(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...]
         inv = np.linalg.inv(raw[0])
     except np.linalg.LinAlgError:
         raise ValueError("normalize=True: the raw R(0) is singular") from None
-    return raw @ inv
+    return (np.ascontiguousarray(raw).reshape(-1, inv.shape[0]) @ inv).reshape(raw.shape)
