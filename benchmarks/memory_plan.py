@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], "results/memory_plan")
     p.add_argument("--limit-kb", type=int, default=4_000_000,
                    help="address-space limit of each case in kB (ulimit -v)")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds per case")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     args = p.parse_args(argv)
     setup_logging()
     runs = [(c, "fit", "default") for c, _ in CASES]

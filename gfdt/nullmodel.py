@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ import xarray as xr
 
 from gfdt._quantiles import StreamQuantiles
 from gfdt.conventions import attrs as cf_attrs
+from gfdt.response._checks import MaxLagWarning, NonStationarityWarning
 from gfdt.stats import _real_array as _finite
 
 __all__ = ["ar1_surrogates", "fit_ar1", "fit_var1", "surrogate_bands"]
@@ -351,7 +353,10 @@ def surrogate_bands(estimator, X, *, n_surrogates: int = 100, level: float = 0.9
         for param, value in (("bootstrap", False), ("progress", False)):
             if param in inspect.signature(type(est).__init__).parameters:
                 setattr(est, param, value)
-        est.fit(surrogate)
+        with warnings.catch_warnings():  # said once for the data, not per surrogate
+            warnings.simplefilter("ignore", MaxLagWarning)
+            warnings.simplefilter("ignore", NonStationarityWarning)
+            est.fit(surrogate)
         r = getattr(est, attribute, None)
         if not isinstance(r, xr.DataArray):
             raise TypeError(f"attribute: the fitted estimator's {attribute!r} is not an "

@@ -66,6 +66,42 @@ def test_fit_allocates_no_more_than_its_plan(name):
     assert "memory plan" in est.summary()
 
 
+def test_sensitivity_and_null_bands_allocate_no_more_than_their_plans():
+    ou = gfdt.OrnsteinUhlenbeck(n=8, dt=0.05, lam=0.5, kappa=0.05, A=0.2, eps2=0.04)
+    ds = gfdt.simulate(ou, n_members=2, burn_in=20.0, duration=60.0, save_interval=0.5,
+                       seed=3, progress=False, n_workers=1)
+    obs = {"var": lambda u: (u**2).mean(axis=(1, 2))}
+    kw = dict(max_lag=8.0, seed=0, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gfdt.SensitivityEstimator("exact", obs, ["lam"], **kw).fit(ds.isel(time=slice(0, 40)))
+        peak, est = _peak(lambda: gfdt.SensitivityEstimator("exact", obs, ["lam", "eps2"],
+                                                            **kw).fit(ds))
+    assert 0 < peak <= est.memory_plan_.peak, (peak, est.memory_plan_.describe())
+    assert np.all(np.isfinite(est.sensitivity_stderr_.values))
+    # null bands: one surrogate fit at a time, bounded quantile buffers
+    import gfdt.nullmodel as nm
+
+    x = _ar(300, 20, seed=2)
+    est = gfdt.ResponseEstimator(max_lag=6, progress=False)
+    plans = []
+    real = nm._BandPlan._decide
+
+    def spy(self):
+        real(self)
+        plans.append(self)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.null_bands(x[:50], n_surrogates=4)
+        nm._BandPlan._decide = spy
+        try:
+            peak, _ = _peak(lambda: est.null_bands(x, n_surrogates=40))
+        finally:
+            nm._BandPlan._decide = real
+    assert 0 < peak <= plans[-1].peak + x.nbytes, (peak, plans[-1].describe())
+
+
 def test_replicates_in_passes_equal_one_pass():
     """The same seed gives the same replicates whatever the chunk: equal errors (more
     blocks than replicates: the replicates are accumulated, in passes if need be)."""

@@ -24,7 +24,14 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from gfdt._memory import RESERVE_FRACTION, default_budget, format_bytes, parse_bytes, reserve
+from gfdt._memory import (
+    RESERVE_FRACTION,
+    MemoryPlanError,
+    default_budget,
+    format_bytes,
+    parse_bytes,
+    reserve,
+)
 
 __all__ = ["MemoryPlan", "MemoryPlanError", "plan_correlation", "resolve_budget"]
 
@@ -36,10 +43,6 @@ FLUSH = 64
 KEEP_BYTES = 64 * 2**20
 #: Homogeneous FFT work space (bytes) counted per pass (see gfdt.response.correlate).
 FFT_WORK = 2 * 64 * 2**20
-
-
-class MemoryPlanError(ValueError):
-    """A fit would need more memory than its budget (raised before allocating)."""
 
 
 @dataclasses.dataclass
@@ -535,9 +538,12 @@ def prepare(est, data, L: int, homogeneous: bool, what: str = "ResponseEstimator
 
 
 def fit_plan(est, X, what: str = "ResponseEstimator.fit") -> MemoryPlan | None:
-    """The upfront memory plan of ``est.fit(X)``, without fitting (see :func:`prepare`)."""
+    """The upfront memory plan of ``est.fit(X)``, without fitting (see :func:`prepare`);
+    the record's warnings (stationarity, max_lag) are given here, once."""
     from gfdt.data import as_trajectories
+    from gfdt.response._checks import check_record
 
     data = as_trajectories(X, "X")
     L = est._check_params(data)
+    check_record(data, L, "X")
     return prepare(est, data, L, est._is_homogeneous(data), what)

@@ -234,12 +234,15 @@ class ResponseEstimator:
         Seconds spent fitting the score and computing correlations.
     response_stderr_ : xarray.DataArray or None
         Bootstrap standard error of ``response_`` (same layout; None with
-        ``bootstrap=False``). For ``normalize=True`` every replicate is normalised by
-        its own :math:`R(0)`, so the error of the normalisation is included.
+        ``bootstrap=False``; NaN with fewer than 2 blocks). For ``normalize=True`` every
+        replicate is normalised by its own :math:`R(0)`, so the error of the
+        normalisation is included.
     response_raw_stderr_ : xarray.DataArray or None
         Bootstrap standard error of ``response_raw_``.
     block_length_ : int
         Bootstrap block length used (samples).
+    memory_plan_ : gfdt.response.MemoryPlan
+        The fit's memory plan (also in the log and :meth:`summary`).
     response_kind_ : str
         ``"matrix"``, ``"homogeneous"``, ``"observable"`` (dims ``("lag",
         "observable", "source")`` for observables under kicks of every coordinate) or
