@@ -134,7 +134,7 @@ def variance_bias(x) -> float:
 
 
 def block_length_rule(series: Sequence[Sequence[np.ndarray]], floor: int,
-                      longest: int) -> tuple[int, list[float], float]:
+                      longest: int, spacing: int = 1) -> tuple[int, list[float], float]:
     """gfdt's block length: the longest Politis-White length of several series.
 
     Parameters
@@ -146,6 +146,9 @@ def block_length_rule(series: Sequence[Sequence[np.ndarray]], floor: int,
         Smallest block (``max_lag + 1``: a block holds every lag of its source times).
     longest : int
         Longest member (the largest block).
+    spacing : int
+        Samples between consecutive values of the series (the source stride): lengths
+        and the bias ratio are returned in samples.
 
     Returns
     -------
@@ -159,8 +162,8 @@ def block_length_rule(series: Sequence[Sequence[np.ndarray]], floor: int,
         members = [m for m in members if len(m) >= 3]
         if not members or sum(len(m) for m in members) < 8:
             continue
-        found.append(optimal_block_length(list(members))[0])
-        bias = max(bias, variance_bias(list(members)))
+        found.append(spacing * optimal_block_length(list(members))[0])
+        bias = max(bias, spacing * variance_bias(list(members)))
     best = max(found) if found else float(floor)
     return int(min(max(floor, math.ceil(best)), longest)), found, bias
 

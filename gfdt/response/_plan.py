@@ -373,14 +373,16 @@ def state_shape_of(homogeneous: bool, state_shape: tuple[int, ...]
 
 
 def product_series(read: Callable, lengths: list[int], L: int, block: int,
-                   autocov: bool, max_samples: int = 4096) -> Callable[[], list]:
+                   autocov: bool, max_samples: int = 4096, stride: int = 1
+                   ) -> Callable[[], list]:
     """The candidate series of the block-length rule for an estimator's ``read``.
 
     The lagged products of the first ``max_samples`` source times of up to 8 members
     (:func:`gfdt.response._blocklength.lagged_product_series`), read in blocks of at
     most ``block`` source times (the series do not depend on it): one extra read and
     score evaluation of those samples. ``autocov``: the sources are the targets over
-    their power per column (a Gaussian score diagonal in the columns).
+    their power per column (a Gaussian score diagonal in the columns). With a source
+    ``stride`` the series hold the source times only (``block`` a multiple of it).
     """
     import numpy as np
 
@@ -410,7 +412,7 @@ def product_series(read: Callable, lengths: list[int], L: int, block: int,
             for i in range(len(parts[0])):
                 if len(out) <= i:
                     out.append([])
-                out[i].append(np.concatenate([p[i][0] for p in parts if p[i]]))
+                out[i].append(np.concatenate([p[i][0] for p in parts if p[i]])[::stride])
         return out
 
     return series

@@ -400,7 +400,8 @@ class Bootstrap:
 
         lengths = [m.shape[0] for m in members]
         cands = series() if series is not None else [_standard_sum(members)]
-        blen, found, bias = block_length_rule(cands, L + 1, max(lengths))
+        blen, found, bias = block_length_rule(cands, L + 1, max(lengths),
+                                              stride if series is not None else 1)
         if self.block_length is None:
             logger.info("bootstrap: Politis-White block lengths %s samples (floor max_lag "
                         "+ 1 = %d): %d", ", ".join(f"{b:.3g}" for b in found), L + 1, blen)

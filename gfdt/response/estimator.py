@@ -489,10 +489,11 @@ class ResponseEstimator:
         read = self._state_reader(data, model, homogeneous, autocov)
         held = estimator_bytes(model)
         block0 = self._plan_state(data, L, homogeneous, 0, held, False)[0].block
+        block0 = max(stride, block0 - block0 % stride)  # pieces start on source times
         boot, blen, plan, fft_bytes = _plan.start_bootstrap(
             self, data, L, shape, complex if homogeneous else float,
             lambda bl: self._plan_state(data, L, homogeneous, bl, held),
-            _plan.product_series(read, data.lengths, L, block0, autocov))
+            _plan.product_series(read, data.lengths, L, block0, autocov, stride=stride))
         block, given = plan.block, parse_bytes(self.memory_budget)
 
         def lag_sums() -> LagSums:
@@ -644,7 +645,7 @@ class ResponseEstimator:
 
         boot, blen, plan, _ = _plan.start_bootstrap(
             self, data, L, shape, float, replan,
-            _plan.product_series(read, data.lengths, L, 4096, False))
+            _plan.product_series(read, data.lengths, L, 4096, False, stride=stride))
 
         def lag_sums() -> LagSums:
             return correlate(data.lengths, read, LagSums(

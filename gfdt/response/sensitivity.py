@@ -396,7 +396,8 @@ class SensitivityEstimator:
 
         boot, blen, plan, _ = _plan.start_bootstrap(
             self, data, L, shape, float, lambda bl: self._plan(data, L, *shape[1:], bl),
-            _plan.product_series(read, data.lengths, L, 4096, False),
+            _plan.product_series(read, data.lengths, L, 4096, False,
+                                 stride=int(self.source_stride)),
             floor_lag=3 * (L + 1) - 1, seed=boot_seq)
         self.block_length_ = blen or None
 
