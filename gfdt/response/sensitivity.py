@@ -407,6 +407,7 @@ class SensitivityEstimator:
                 block_length=blen), plan.block, progress=False)
 
         kick = lag_sums().mean()
+        self._n_blocks = 0 if boot is None else boot.n_blocks
         if boot is None:
             return kick, None
         ses, _ = replicate_stds(boot, [lambda m: m, lambda m: step_response(m, dt)],
@@ -469,7 +470,7 @@ class SensitivityEstimator:
             se.name = "stderr"
             se.attrs = {**cf_attrs("stderr", what=like.attrs["long_name"]),
                         "block_length": int(self.block_length_ or 0),
-                        "n_bootstrap": int(n_boot)}
+                        "n_bootstrap": int(n_boot), "n_blocks": int(self._n_blocks)}
             setattr(self, attr, se)
 
     def _auto_window(self, k: np.ndarray, se: np.ndarray, obs: str, param: str) -> int:
@@ -491,6 +492,12 @@ class SensitivityEstimator:
         if isinstance(self.score, str):
             return self.score.lower()
         return getattr(self.score, "name", type(self.score).__name__)
+
+    def summary(self) -> str:
+        """A plain-text account of the fit: data, score, bootstrap, memory plan."""
+        from gfdt.response._summary import summary
+
+        return summary(self)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "sensitivity_"):
