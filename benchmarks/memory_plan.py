@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__.splitlines()[0], "results/memory_plan")
     p.add_argument("--limit-kb", type=int, default=4_000_000,
                    help="address-space limit of each case in kB (ulimit -v)")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per case")
+    p.add_argument("--only", default=None,
+                   help="comma-separated subset of data:call:max_lag, e.g. 'A1B box:fit:default'")
     args = p.parse_args(argv)
     setup_logging()
     runs = [(c, "fit", "default") for c, _ in CASES]
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         runs += [(c, "fit", "12") for c, _ in CASES]
         runs += [(c, "null_bands", "default") for c, _ in CASES]
         runs += [(c, "null_bands", "12") for c, _ in CASES]
+    if args.only:
+        runs = [tuple(item.split(":")) for item in args.only.split(",")]
     rows = []
     for case, kind, lag in runs:
         r = run_case(case, kind, lag, args.limit_kb, args.timeout)
