@@ -257,7 +257,7 @@ def plot_response(
         if se is not None:  # NaN: no error could be estimated (e.g. one bootstrap block)
             vals = se.values
             if np.any(~np.isnan(vals) & ~(np.isfinite(vals) & (vals >= 0))):
-                raise ValueError(f"stderr[{label!r}] must be >= 0 and finite (or NaN where "
+                raise ValueError(f"stderr[{label!r}] must be finite and >= 0 (or NaN where "
                                  "no error was estimated)")
             if np.all(np.isnan(vals)):
                 se = None  # no band, not a band of zero width
