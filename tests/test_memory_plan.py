@@ -134,7 +134,13 @@ def test_kept_block_parts_equal_accumulated_replicates():
         b.add(parts[3:], counts[3:])
         out.append(np.stack(list(b.replicates())))
         np.testing.assert_allclose(b.mean(), parts.sum(0) / counts.sum(0)[:, None, None])
-    np.testing.assert_allclose(out[1], out[0], rtol=1e-12)
+    order = np.lexsort(b.weights.T[::-1])  # kept parts: distinct resamples in row order
+    np.testing.assert_allclose(out[1], out[0][order], rtol=1e-12)
+    # three blocks: 10 distinct resamples of 100, each formed once
+    b = BlockBootstrap(3, 100, (4, 3, 3), complex, np.random.default_rng(3), store=True)
+    b.add(parts[:3], counts[:3])
+    distinct = list(b.distinct_replicates())
+    assert len(distinct) <= 10 and sum(c for _, c in distinct) == 100
     x = _ar(300, 8, seed=4)  # and an estimator that keeps them
     est = gfdt.ResponseEstimator(max_lag=5, seed=1, progress=False).fit(x)
     assert est.memory_plan_.store_blocks == n_blocks_of(est) < 100

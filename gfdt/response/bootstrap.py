@@ -182,25 +182,32 @@ class BlockBootstrap:
     def replicates(self) -> Iterator[np.ndarray]:
         """Lag averages of the resampled data of this pass's chunk, one fresh array of
         shape ``shape`` each (the caller may modify it)."""
+        for rep, count in self.distinct_replicates():
+            for _ in range(count):
+                yield rep.copy() if count > 1 else rep
+
+    def distinct_replicates(self) -> Iterator[tuple[np.ndarray, int]]:
+        """Like :meth:`replicates`, each distinct replicate once with its multiplicity
+        (with kept block parts: few blocks give few distinct resamples, e.g. 10 of 3
+        blocks, whatever ``n_bootstrap``)."""
         self._flush()
         if self._done != self.n_blocks:
             raise RuntimeError(f"bootstrap: {self._done} blocks added, {self.n_blocks} "
                                "expected")
         lag_shape = (-1, *([1] * (len(self.shape) - 1)))
         if self.store:  # one replicate at a time from the kept parts
-            for b in range(self.n_bootstrap):
-                w = self.weights[b]
+            rows, counts = np.unique(self.weights, axis=0, return_counts=True)
+            for w, count in zip(rows, counts, strict=True):
                 num = w.astype(self.parts.dtype) @ self.parts
                 with np.errstate(invalid="ignore", divide="ignore"):
                     num = num.reshape(self.shape)
                     num /= (w @ self.part_counts).reshape(lag_shape)
-                yield num
+                yield num, int(count)
             return
         for b in range(self.boot.shape[0]):
             c = self.boot_counts[b]
             with np.errstate(invalid="ignore", divide="ignore"):
-                yield (self.boot[b].reshape(self.shape)
-                       / c.reshape(-1, *([1] * (len(self.shape) - 1))))
+                yield (self.boot[b].reshape(self.shape) / c.reshape(lag_shape)), 1
 
 
 class ReplicateMoments:
@@ -232,27 +239,33 @@ class ReplicateMoments:
         self._kept: np.ndarray | None = None
         self.n_kept = 0
 
-    def update(self, i: int, v: np.ndarray) -> None:
-        """Add replicate ``v`` of statistic ``i`` (``v`` is overwritten)."""
+    def update(self, i: int, v: np.ndarray, count: int = 1) -> None:
+        """Add replicate ``v`` of statistic ``i``, ``count`` times (``v`` is
+        overwritten)."""
         if not np.all(np.isfinite(v)):
             return
-        if i == self.keep and self.n_kept < self.keep_count:
-            if self._kept is None:
-                self._kept = np.empty((self.keep_count, *v.shape), dtype=v.dtype)
-            self._kept[self.n_kept] = v
-            self.n_kept += 1
+        if i == self.keep:
+            for _ in range(min(count, self.keep_count - self.n_kept)):
+                if self._kept is None:
+                    self._kept = np.empty((self.keep_count, *v.shape), dtype=v.dtype)
+                self._kept[self.n_kept] = v
+                self.n_kept += 1
         if self.s1[i] is None:
             self.s1[i] = np.zeros(v.shape, dtype=v.dtype)
             self.s2[i] = np.zeros(v.shape, dtype=float)
         v -= self.centres[i].reshape(v.shape)
-        self.s1[i] += v
+        if count != 1:
+            v *= np.sqrt(count)  # count v and count v^2 from one scaled v
+            self.s1[i] += np.sqrt(count) * v
+        else:
+            self.s1[i] += v
         if np.iscomplexobj(v):
             np.multiply(v, v.conj(), out=v)
             self.s2[i] += v.real
         else:
             np.multiply(v, v, out=v)
             self.s2[i] += v
-        self.n[i] += 1
+        self.n[i] += count
 
     @property
     def kept(self) -> np.ndarray:
@@ -485,7 +498,7 @@ def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
     """
     acc = ReplicateMoments(centres, keep=keep, keep_count=boot.n_bootstrap)
     while True:
-        for rep in boot.replicates():
+        for rep, count in boot.distinct_replicates():
             vals, v = [], rep
             try:
                 for f in transforms:
@@ -497,7 +510,7 @@ def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
                 v = vals[i]
                 shared = any(np.shares_memory(v, w) for w in vals[:i])
                 own = v.flags.owndata or np.shares_memory(v, rep)
-                acc.update(i, v.copy() if shared or not own else v)
+                acc.update(i, v.copy() if shared or not own else v, count)
             del rep, vals, v
         if not boot.next_pass():
             break
