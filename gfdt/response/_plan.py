@@ -43,6 +43,8 @@ FLUSH = 64
 KEEP_BYTES = 64 * 2**20
 #: Homogeneous FFT work space (bytes) counted per pass (see gfdt.response.correlate).
 FFT_WORK = 2 * 64 * 2**20
+#: Small objects counted in every phase: coordinates, xarray wrappers, bookkeeping.
+SMALL_BYTES = 2**16
 
 
 @dataclasses.dataclass
@@ -124,6 +126,17 @@ def _phases(*, R: int, L: int, d: int, homogeneous: bool, N: int, longest: int,
             own_stats: bool, boot: tuple[int, int] | None, chunk: int, flush: int,
             block: int, fft_work: int, keep: bool = True, store: int = 0) -> dict[str, int]:
     """Bytes of each phase for one configuration (see the module notes)."""
+    ph = _phase_arrays(R=R, L=L, d=d, homogeneous=homogeneous, longest=longest,
+                       score_fit=score_fit, model_bytes=model_bytes, batch_size=batch_size,
+                       normalize=normalize, own_stats=own_stats, boot=boot, chunk=chunk,
+                       flush=flush, block=block, fft_work=fft_work, keep=keep, store=store)
+    return {k: v + (SMALL_BYTES if k != "score fit" else 0) for k, v in ph.items()}
+
+
+def _phase_arrays(*, R: int, L: int, d: int, homogeneous: bool, longest: int,
+                  score_fit: int, model_bytes: int, batch_size: int, normalize: bool,
+                  own_stats: bool, boot: tuple[int, int] | None, chunk: int, flush: int,
+                  block: int, fft_work: int, keep: bool, store: int) -> dict[str, int]:
     D = 8 * d
     per_sample = (8 if homogeneous else 6) * D
     rows = min(block, longest)
@@ -142,17 +155,20 @@ def _phases(*, R: int, L: int, d: int, homogeneous: bool, N: int, longest: int,
     if homogeneous:  # FFT groups of sub-blocks (gfdt.response.correlate.lagged_blocks_modes)
         per_block = min(6 * n_sub * (blen + L) * D, max(FFT_WORK // 2, 6 * (blen + L) * D))
     acc = 2 * n_tr * R
-    transients = R * (2 + int(own_stats) + int(normalize)) + small
+    # the bootstrap's total is counted apart: the lag means and the normalised response
+    out = R * (1 + int(normalize)) + small
+    # one replicate, its transforms, the finiteness mask
+    transients = R * (2 + int(own_stats) + int(normalize)) + R // 8 + small
     keep = 8 * (R // (16 if homogeneous else 8)) * boot[0] * int(keep)
     keep = keep if keep <= KEEP_BYTES and keep else 0  # all replicates kept, or none
     if store:  # every block's part kept, replicates formed one at a time (one pass)
         first = R + store * R + n_sub * R + per_block + reads
-        stderr = R + store * R + out + acc + keep + transients + R
+        stderr = store * R + out + acc + keep + transients  # the total is released
         return {"score fit": score_fit, "lagged sums": first,
                 "outputs and standard errors": stderr}
     first = R + chunk * R + buffered + R + per_block + reads
     later = chunk * R + buffered + per_block + reads + out + acc + keep
-    stderr = R + chunk * R + out + acc + keep + transients
+    stderr = chunk * R + out + acc + keep + transients  # the total is released
     return {"score fit": score_fit, "lagged sums": first,
             "outputs and standard errors": max(stderr, later)}
 

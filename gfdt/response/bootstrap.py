@@ -254,17 +254,18 @@ class ReplicateMoments:
             self.s1[i] = np.zeros(v.shape, dtype=v.dtype)
             self.s2[i] = np.zeros(v.shape, dtype=float)
         v -= self.centres[i].reshape(v.shape)
-        if count != 1:
-            v *= np.sqrt(count)  # count v and count v^2 from one scaled v
-            self.s1[i] += np.sqrt(count) * v
-        else:
-            self.s1[i] += v
+        if count != 1:  # count v, then count v^2 = (count v)^2 / count, in place
+            v *= count
+        self.s1[i] += v
         if np.iscomplexobj(v):
             np.multiply(v, v.conj(), out=v)
-            self.s2[i] += v.real
+            w = v.real
         else:
             np.multiply(v, v, out=v)
-            self.s2[i] += v
+            w = v
+        if count != 1:
+            w /= count
+        self.s2[i] += w
         self.n[i] += count
 
     @property

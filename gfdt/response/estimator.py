@@ -522,7 +522,7 @@ class ResponseEstimator:
                 return np.fft.irfftn(m, s=state_shape, axes=axes) / d
             return m
 
-        m = sums.mean()
+        m = sums.mean(release=True)
         raw = raw_of(m)
         self._state_outputs(raw, data, homogeneous, axes, resolved)
         rep_raw = raw_of
@@ -661,7 +661,7 @@ class ResponseEstimator:
         def raw_of(m: np.ndarray) -> np.ndarray:
             return (m[..., 0] if pert is not None else m).reshape(r_shape)
 
-        raw = raw_of(sums.mean())
+        raw = raw_of(sums.mean(release=True))
         self.homogeneous_ = False
         self.mean_ = mean_A.reshape(data.state_shape) if identity else mean_A
         self.response_kind_ = kind

@@ -406,7 +406,7 @@ class SensitivityEstimator:
                 L, modes=False, shape=shape, stride=int(self.source_stride), bootstrap=boot,
                 block_length=blen), plan.block, progress=False)
 
-        kick = lag_sums().mean()
+        kick = lag_sums().mean(release=True)
         self._n_blocks = 0 if boot is None else boot.n_blocks
         if boot is None:
             return kick, None
