@@ -245,12 +245,15 @@ def _gaps(d: np.ndarray, ref: float, label, name: str, fmt) -> None:
     pieces = ", ".join([f"X.isel(time=slice({a}, {b}))" for a, b in zip(
         [0, *(int(g) + 1 for g in gaps[:2])], [*(int(g) + 1 for g in gaps[:2]), None],
         strict=True)])
+    hint = ("" if "forcing" in name else
+            " The pieces on either side of a gap are separate records: pass them as a list "
+            f"of members, e.g. [{pieces}{', ...' if gaps.size > 2 else ''}] (or fill the gap "
+            "first)")
     raise ValueError(
-        f"{name} has a gap: {missing} sample{'s' if missing > 1 else ''} missing between "
-        f"stamp {i} ({label(i)}) and stamp {i + 1} ({label(i + 1)}), a step of {fmt(d[i])} "
-        f"where the others are {fmt(ref)}{more}. The pieces on either side of a gap are "
-        "separate records: pass them as a list of members, e.g. "
-        f"[{pieces}{', ...' if gaps.size > 2 else ''}] (or fill the gap first)")
+        f"{name} is not evenly spaced: steps found {_describe(d, fmt)}; it has a gap of "
+        f"{missing} missing sample{'s' if missing > 1 else ''}: the step from stamp {i} "
+        f"({label(i)}) to {i + 1} ({label(i + 1)}) is {fmt(d[i])} where the others are "
+        f"{fmt(ref)}{more}.{hint}")
 
 
 def _check_even(d: np.ndarray, fmt, label, name: str, hint: str = "") -> float:

@@ -151,8 +151,8 @@ def test_gap_names_its_stamps_and_members_fit():
     x = _ar1(360, 0.6, 6)
     da = _monthly(x, "1950-01-01")
     gap = xr.concat([da.isel(time=slice(0, 200)), da.isel(time=slice(212, None))], "time")
-    with pytest.raises(ValueError, match=r"12 samples missing between stamp 199 "
-                                         r"\(1966-08-01.*\) and stamp 200 \(1967-09-01.*"
+    with pytest.raises(ValueError, match=r"gap of 12 missing samples: the step from stamp "
+                                         r"199 \(1966-08-01.*\) to 200 \(1967-09-01.*"
                                          r"list of members.*time=slice\(0, 200\)"):
         gfdt.ResponseEstimator(max_lag=12, progress=False).fit(gap)
     pieces = [gap.isel(time=slice(0, 200)), gap.isel(time=slice(200, None))]
