@@ -18,6 +18,7 @@ from typing import Any
 # _progress first: tqdm.auto without its import-time TqdmWarning in notebooks
 from gfdt import _progress as _progress
 from gfdt import conventions, data, reduce, scores, stats, systems
+from gfdt.anomalies import anomalies
 from gfdt.reduce import EOF
 from gfdt.response import (
     Bootstrap,
@@ -61,6 +62,7 @@ __all__ = [
     "SensitivityEstimator",
     "SimulationDiverged",
     "__version__",
+    "anomalies",
     "calibrate",
     "conventions",
     "data",

@@ -7,12 +7,30 @@ import re
 
 import numpy as np
 
-__all__ = ["available_memory", "correlation_block", "default_budget", "estimator_bytes",
-           "format_bytes", "parse_bytes", "reserve", "stats_block"]
+__all__ = ["MemoryPlanError", "available_memory", "check_fit_memory", "correlation_block",
+           "default_budget", "estimator_bytes", "format_bytes", "parse_bytes", "reserve",
+           "stats_block"]
 
 #: Fraction of the available memory (:func:`available_memory`) a fit plans for when no
 #: ``memory_budget`` is given.
 DEFAULT_FRACTION = 0.5
+
+
+class MemoryPlanError(ValueError):
+    """A fit would need more memory than its budget (raised before allocating)."""
+
+
+def check_fit_memory(what: str, need: int, fix: str, memory_budget=None) -> None:
+    """Raise :class:`MemoryPlanError` when ``need`` bytes exceed the budget less its
+    reserve (``memory_budget``, or :func:`default_budget`)."""
+    given = parse_bytes(memory_budget)
+    budget, source = (given, f"memory_budget={memory_budget!r}") if given is not None \
+        else default_budget()
+    if need > budget - reserve(budget):
+        raise MemoryPlanError(
+            f"{what} needs about {format_bytes(need)}, more than its memory budget of "
+            f"{format_bytes(budget)} ({source}) allows after a reserve of "
+            f"{format_bytes(reserve(budget))}; {fix}")
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
           "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,

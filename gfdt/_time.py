@@ -229,8 +229,34 @@ def _describe(d: np.ndarray, fmt) -> str:
     return ", ".join(parts) + more
 
 
+def _gaps(d: np.ndarray, ref: float, label, name: str, fmt) -> None:
+    """Raise the gap error when every uneven step is a whole multiple of ``ref``."""
+    ratio = d / ref
+    whole = np.abs(ratio - np.round(ratio)) <= 1e-3 * np.maximum(ratio, 1)
+    gaps = np.flatnonzero(np.round(ratio) >= 2)
+    if not gaps.size or not np.all(whole[gaps]):
+        return
+    i = int(gaps[0])
+    missing = int(np.round(ratio[i])) - 1
+    more = (f"; {gaps.size} gaps in all ({int(np.sum(np.round(ratio[gaps]) - 1))} samples "
+            "missing)" if gaps.size > 1 else "")
+    pieces = ", ".join([f"X.isel(time=slice({a}, {b}))" for a, b in zip(
+        [0, *(int(g) + 1 for g in gaps[:2])], [*(int(g) + 1 for g in gaps[:2]), None],
+        strict=True)])
+    hint = ("" if "forcing" in name else
+            " The pieces on either side of a gap are separate records: pass them as a list "
+            f"of members, e.g. [{pieces}{', ...' if gaps.size > 2 else ''}] (or fill the gap "
+            "first)")
+    raise ValueError(
+        f"{name} is not evenly spaced: steps found {_describe(d, fmt)}; it has a gap of "
+        f"{missing} missing sample{'s' if missing > 1 else ''}: the step from stamp {i} "
+        f"({label(i)}) to {i + 1} ({label(i + 1)}) is {fmt(d[i])} where the others are "
+        f"{fmt(ref)}{more}.{hint}")
+
+
 def _check_even(d: np.ndarray, fmt, label, name: str, hint: str = "") -> float:
-    """The common step of differences ``d``; errors say which steps were found."""
+    """The common step of differences ``d``; errors say which steps were found (and
+    where a gap is, when the uneven steps are whole multiples of the common one)."""
     bad = np.flatnonzero(d <= 0)
     if bad.size:
         i = int(bad[0]) + 1
@@ -241,6 +267,7 @@ def _check_even(d: np.ndarray, fmt, label, name: str, hint: str = "") -> float:
     ref = vals[np.argmax(counts)]
     off = np.abs(d - ref) > _RTOL * abs(ref)
     if off.any():
+        _gaps(d.astype(float), float(ref), label, name, fmt)
         i = int(np.flatnonzero(off)[0])
         raise ValueError(f"{name} is not evenly spaced: steps found {_describe(d, fmt)}; the "
                          f"first step that differs from {fmt(ref)} is from stamp {i} "
@@ -318,6 +345,13 @@ def time_step(coord, name: str = "time") -> TimeStep:
         calendar = attrs.get("calendar", "standard") if since else attrs.get("calendar")
         return TimeStep(step, units, calendar)
     months = _monthly(s)
+    if months is None and s.month is not None and len(s.month) > 2 \
+            and float(np.ptp(s.frac)) <= _MONTH_SPREAD:  # calendar months with gaps?
+        dm = np.diff(s.month)
+        step_m = int(np.bincount(dm[dm > 0]).argmax()) if np.any(dm > 0) else 0
+        if step_m >= 1 and np.all(dm > 0):
+            _gaps(dm.astype(float), float(step_m), s.labels, name,
+                  lambda v: f"{round(v)} month{'s' if round(v) != 1 else ''}")
     if months is not None:
         if months % 12 == 0:
             return TimeStep(float(months // 12), "years", s.calendar)

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from gfdt._quantiles import StreamQuantiles
 from gfdt.conventions import attrs as cf_attrs
+from gfdt.response._checks import MaxLagWarning, NonStationarityWarning
 from gfdt.stats import _real_array as _finite
 
 __all__ = ["ar1_surrogates", "fit_ar1", "fit_var1", "surrogate_bands"]
@@ -290,6 +293,16 @@ def surrogate_bands(estimator, X, *, n_surrogates: int = 100, level: float = 0.9
     bars switched off when it has them); the band is the central ``level`` range of
     the surrogates' ``attribute`` at every lag and position.
 
+    Memory is planned before the first surrogate (for a
+    :class:`~gfdt.ResponseEstimator`: its fit's plan, within its ``memory_budget`` or
+    the default budget): surrogates are drawn and fitted one at a time, and the band's
+    quantiles are kept exactly in bounded buffers of order statistics
+    (:class:`gfdt._quantiles.StreamQuantiles`: the tails of a 95% band of 100
+    surrogates keep 4 + 4 responses, the median about half of them). When the
+    median's buffer does not fit, ``median`` holds the surrogates' mean (attribute
+    ``center`` says so); when the tails do not fit, a ValueError
+    (:class:`~gfdt.response.MemoryPlanError`) says so before any buffer is allocated.
+
     Parameters
     ----------
     estimator : ResponseEstimator or any estimator with ``fit(X)``
@@ -326,27 +339,53 @@ def surrogate_bands(estimator, X, *, n_surrogates: int = 100, level: float = 0.9
         raise ValueError(f"level must be a number in (0, 1), got {level!r}")
     if not hasattr(estimator, "fit"):
         raise TypeError(f"estimator must have a fit method, got {type(estimator).__name__}")
-    samples = []
-    for k, surrogate in enumerate(ar1_surrogates(X, n_surrogates, seed, kind=kind)):
+    x, back = _members(X)
+    params = _fit(X, kind)
+    q = (1 - float(level)) / 2
+    probs = [q, 0.5, 1 - q]
+    plan = _plan_bands(estimator, X, n_surrogates, probs, return_samples, x.nbytes)
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    samples, stats, like, total = [], None, None, None
+    for k, child in enumerate(ss.spawn(n_surrogates)):
+        # one surrogate at a time (same draws as ar1_surrogates)
+        surrogate = back(_simulate(params, kind, x.shape, np.random.default_rng(child)))
         est = _clone(estimator)
         for param, value in (("bootstrap", False), ("progress", False)):
             if param in inspect.signature(type(est).__init__).parameters:
                 setattr(est, param, value)
-        est.fit(surrogate)
+        with warnings.catch_warnings():  # said once for the data, not per surrogate
+            warnings.simplefilter("ignore", MaxLagWarning)
+            warnings.simplefilter("ignore", NonStationarityWarning)
+            est.fit(surrogate)
         r = getattr(est, attribute, None)
         if not isinstance(r, xr.DataArray):
             raise TypeError(f"attribute: the fitted estimator's {attribute!r} is not an "
                             f"xarray.DataArray ({type(r).__name__})")
-        samples.append(r)
+        del est, surrogate
+        if like is None:
+            like = r
+            plan = plan.with_item(r.nbytes) if plan is not None else _plan_after(
+                estimator, n_surrogates, probs, return_samples, r.nbytes)
+            logger.info("surrogate_bands: memory plan %s", plan.describe())
+            stats = StreamQuantiles(n_surrogates, probs if plan.exact_median else [q, 1 - q],
+                                    r.shape)
+            if not plan.exact_median:
+                total = np.zeros(r.shape)
+        stats.add(r.values)
+        if total is not None:
+            total += r.values
+        if return_samples:
+            samples.append(r)
         logger.info("surrogate_bands: surrogate %d of %d fitted", k + 1, n_surrogates)
-    like = samples[0]
-    stack = np.stack([s.values for s in samples])
-    q = (1 - float(level)) / 2
-    lo, med, hi = np.quantile(stack, [q, 0.5, 1 - q], axis=0)
+    found = stats.quantiles()
+    lo, hi = found[0], found[-1]
+    med = found[1] if plan.exact_median else total / n_surrogates
     out = xr.Dataset({"lower": like.copy(data=lo), "median": like.copy(data=med),
                       "upper": like.copy(data=hi)},
                      attrs={"level": float(level), "n_surrogates": n_surrogates,
                             "null_model": kind})
+    if not plan.exact_median:
+        out.attrs["center"] = "mean (the median's buffer did not fit the memory plan)"
     for v in ("lower", "median", "upper"):
         out[v].attrs = {**like.attrs,
                         **(cf_attrs("null_band_edge", edge=v, level=f"{level:.0%}", kind=kind)
@@ -354,3 +393,80 @@ def surrogate_bands(estimator, X, *, n_surrogates: int = 100, level: float = 0.9
     if return_samples:
         out["samples"] = xr.concat(samples, dim="surrogate")
     return out
+
+
+# ----------------------------------------------------------------- memory
+class _BandPlan:
+    """Memory of a band: a surrogate fit, the quantile buffers, the surrogate data."""
+
+    def __init__(self, n: int, probs: list, fit_bytes: int, data_bytes: int, samples: bool,
+                 budget: int, source: str, item: int | None = None) -> None:
+        self.n, self.probs, self.fit_bytes, self.data_bytes = n, probs, fit_bytes, data_bytes
+        self.samples, self.budget, self.source = samples, budget, source
+        self.item, self.exact_median, self.peak = item, True, 0
+        if item is not None:
+            self._decide()
+
+    def with_item(self, item: int) -> _BandPlan:
+        """The plan for the attribute's real size (known after the first fit)."""
+        return _BandPlan(self.n, self.probs, self.fit_bytes, self.data_bytes, self.samples,
+                         self.budget, self.source, item)
+
+    def need(self, exact_median: bool) -> int:
+        probs = self.probs if exact_median else [self.probs[0], self.probs[-1]]
+        buffers = StreamQuantiles.bytes(self.n, probs, self.item) + (
+            0 if exact_median else self.item)
+        kept = self.n * self.item if self.samples else 0
+        return self.fit_bytes + 2 * self.data_bytes + self.item + buffers + kept
+
+    def _decide(self) -> None:
+        from gfdt._memory import format_bytes, reserve
+        from gfdt.response._plan import MemoryPlanError
+
+        avail = self.budget - reserve(self.budget)
+        self.exact_median = self.need(True) <= avail
+        self.peak = self.need(self.exact_median)
+        if self.peak > avail:
+            raise MemoryPlanError(
+                f"null_bands needs about {format_bytes(self.peak)} beyond the data (a "
+                f"surrogate fit {format_bytes(self.fit_bytes)}, the quantile buffers of "
+                f"{self.n} responses of {format_bytes(self.item)}"
+                + (", every surrogate's response (return_samples)" if self.samples else "")
+                + f"), more than the memory budget of {format_bytes(self.budget)} "
+                f"({self.source}) allows after a reserve of {format_bytes(reserve(self.budget))}."
+                " Options that would fit: a smaller max_lag or state (the response's size), "
+                "fewer surrogates or a wider level (smaller tails), return_samples=False, or "
+                "a larger memory_budget")
+
+    def describe(self) -> str:
+        from gfdt._memory import format_bytes
+
+        return (f"peak {format_bytes(self.peak)} (surrogate fit {format_bytes(self.fit_bytes)}"
+                f", response {format_bytes(self.item or 0)}, "
+                f"{'exact median' if self.exact_median else 'mean as centre'}) of a budget of "
+                f"{format_bytes(self.budget)} ({self.source})")
+
+
+def _plan_bands(estimator, X, n: int, probs: list, samples: bool,
+                data_bytes: int) -> _BandPlan | None:
+    """The band's plan before any surrogate is fitted, for a ResponseEstimator (it
+    raises MemoryPlanError when a surrogate fit alone, or the buffers, cannot fit)."""
+    from gfdt.response._plan import fit_plan, resolve_budget
+
+    clone = _clone(estimator)
+    if not hasattr(clone, "_plan_state"):
+        return None
+    clone.bootstrap = False
+    fit = fit_plan(clone, X, what="null_bands (one surrogate's fit)")
+    if fit is None:
+        return None
+    budget, source = resolve_budget(getattr(estimator, "memory_budget", None))
+    return _BandPlan(n, probs, fit.peak, data_bytes, samples, budget, source,
+                     fit.output_bytes)
+
+
+def _plan_after(estimator, n: int, probs: list, samples: bool, item: int) -> _BandPlan:
+    from gfdt.response._plan import resolve_budget
+
+    budget, source = resolve_budget(getattr(estimator, "memory_budget", None))
+    return _BandPlan(n, probs, 0, 0, samples, budget, source, item)

@@ -203,11 +203,11 @@ def _draw(panels: list, drawn: list, curves: list, n_sigma: float) -> None:
             lag = line["lag"].values if "lag" in line.coords else np.arange(line.sizes["lag"])
             target.plot(lag, line.values, color=color, linestyle=_STYLES[i % len(_STYLES)],
                         label=f"{label}, {key}")
-            if se is not None:
+            if se is not None:  # NaN entries draw no band
                 band = se.isel(sel).values
                 target.fill_between(lag, line.values - n_sigma * band,
                                     line.values + n_sigma * band, color=color, alpha=0.2,
-                                    linewidth=0)
+                                    linewidth=0, where=~np.isnan(band))
 
 
 def _decorate(panels: list, curves: list, labels: list[str], title: str,
@@ -281,7 +281,8 @@ def plot_response(
         all).
     stderr : DataArray or mapping of label to DataArray, optional
         Standard errors drawn as +- ``n_sigma`` bands (they take precedence over those
-        a Dataset or an estimator carries).
+        a Dataset or an estimator carries). NaN entries (no error could be estimated,
+        e.g. from one bootstrap block) draw no band there.
     ax : matplotlib.axes.Axes or array of Axes, optional
         One Axes: every curve in it (colour = curve, line style = estimate). An array
         of Axes (e.g. from ``plt.subplots(2, 2)``): one curve per panel, in order.
@@ -335,8 +336,13 @@ def plot_response(
                              f"of its response {dict(r.sizes)}")
         if not np.issubdtype(r.dtype, np.number) or not np.all(np.isfinite(r.values)):
             raise ValueError(f"responses[{label!r}] must hold finite numbers")
-        if se is not None and not np.all(np.isfinite(se.values) & (se.values >= 0)):
-            raise ValueError(f"stderr[{label!r}] must be finite and >= 0")
+        if se is not None:  # NaN: no error could be estimated (e.g. one bootstrap block)
+            vals = se.values
+            if np.any(~np.isnan(vals) & ~(np.isfinite(vals) & (vals >= 0))):
+                raise ValueError(f"stderr[{label!r}] must be finite and >= 0 (or NaN where "
+                                 "no error was estimated)")
+            if np.all(np.isnan(vals)):
+                se = None  # no band, not a band of zero width
         drawn.append((label, r, se))
     dims0 = set(drawn[0][1].dims)
     units0 = _lag_label(drawn[0][1])

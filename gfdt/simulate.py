@@ -494,11 +494,17 @@ class _DirectoryStore:
         ck = self.path / f"checkpoint{self.tag}.npz"
         if not ck.exists():
             return 0
-        with np.load(ck) as z:
-            fields[...] = z["fields"]
-            auxes[...] = z["aux"]
-            states = json.loads(str(z["rng_states"]))
-            self.segment = int(z["segment"])
+        try:
+            with np.load(ck) as z:
+                fields[...] = z["fields"]
+                auxes[...] = z["aux"]
+                states = json.loads(str(z["rng_states"]))
+                self.segment = int(z["segment"])
+        except Exception as exc:  # zipfile.BadZipFile, EOFError, KeyError, ValueError, ...
+            raise ValueError(
+                f"output: the checkpoint {ck} is truncated or not a gfdt checkpoint "
+                f"({type(exc).__name__}: {exc}); delete it to run again from the start (the "
+                "segments are rewritten), or write to a new output folder") from None
         for r, st in zip(rngs, states, strict=True):
             r.bit_generator.state = st
         return self.segment

@@ -49,9 +49,9 @@ def test_members_pool_autocovariances():
 
 def test_rule_floor_and_cap():
     x = _ar1(0.0, 2000, seed=2)  # white noise: a block of about 1
-    blen, found = block_length_rule([[x]], floor=13, longest=2000)
+    blen, found, _ = block_length_rule([[x]], floor=13, longest=2000)
     assert blen == 13 and found[0] < 5
-    blen, _ = block_length_rule([[_ar1(0.99, 2000, seed=3)]], floor=2, longest=40)
+    blen, _, _ = block_length_rule([[_ar1(0.99, 2000, seed=3)]], floor=2, longest=40)
     assert blen == 40  # at most the longest member
 
 
@@ -78,3 +78,14 @@ def test_estimator_block_length_on_ar1():
     expect = max(13, int(np.ceil(max(optimal_block_length(p)[0] for p in products))))
     assert est.block_length_ == expect
     assert 13 <= est.block_length_ <= 60
+
+
+def test_source_stride_lengths_in_samples():
+    """With a source stride the series hold the source times only; lengths come back
+    in samples."""
+    x = _ar1(0.9, 4000, seed=6)
+    b1, found1, _ = block_length_rule([[x[::3]]], floor=1, longest=4000, spacing=3)
+    assert found1[0] == pytest.approx(3 * optimal_block_length(x[::3])[0])
+    _, found0, _ = block_length_rule([[x]], floor=1, longest=4000)
+    assert 0.5 < found1[0] / found0[0] < 2  # about the same length in samples
+    assert b1 == int(np.ceil(found1[0]))

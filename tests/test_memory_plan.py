@@ -41,7 +41,12 @@ def _peak(fn) -> tuple[int, object]:
 CONFIGS = {
     "matrix, bootstrap": (lambda: _ar(400, 40), dict(max_lag=8)),
     "matrix, normalised, replicates in passes": (
-        lambda: _ar(400, 60), dict(max_lag=8, normalize=True, memory_budget="20MB")),
+        lambda: _ar(400, 60), dict(max_lag=8, normalize=True, memory_budget="12MB",
+                                   n_bootstrap=30, block_length=9)),
+    "matrix, normalised, block parts kept": (
+        lambda: _ar(400, 60), dict(max_lag=8, normalize=True, memory_budget="40MB")),
+    "matrix, replicates accumulated": (lambda: _ar(400, 60),
+                                       dict(max_lag=8, n_bootstrap=20, block_length=9)),
     "matrix, no bootstrap": (lambda: _ar(400, 60), dict(max_lag=8, bootstrap=False)),
     "homogeneous field": (lambda: _ar(600, 256).reshape(600, 16, 16),
                           dict(max_lag=8, homogeneous=True, memory_budget="30MB")),
@@ -62,21 +67,96 @@ def test_fit_allocates_no_more_than_its_plan(name):
     assert 0 < peak <= plan.peak, (name, peak, plan.describe())
     assert plan.peak <= plan.budget  # and the plan is within its budget
     if "passes" in name:
-        assert plan.passes > 1 and plan.replicates_per_pass < 100
+        assert plan.passes > 1 and plan.replicates_per_pass < 30
+    if name in ("matrix, bootstrap", "matrix, normalised, block parts kept"):
+        assert plan.store_blocks > 0  # fewer blocks than replicates: the parts are kept
+    if "accumulated" in name or "passes" in name:
+        assert plan.store_blocks == 0
     assert "memory plan" in est.summary()
 
 
+def test_sensitivity_and_null_bands_allocate_no_more_than_their_plans():
+    ou = gfdt.OrnsteinUhlenbeck(n=8, dt=0.05, lam=0.5, kappa=0.05, A=0.2, eps2=0.04)
+    ds = gfdt.simulate(ou, n_members=2, burn_in=20.0, duration=60.0, save_interval=0.5,
+                       seed=3, progress=False, n_workers=1)
+    obs = {"var": lambda u: (u**2).mean(axis=(1, 2))}
+    kw = dict(max_lag=8.0, seed=0, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gfdt.SensitivityEstimator("exact", obs, ["lam"], **kw).fit(ds.isel(time=slice(0, 40)))
+        peak, est = _peak(lambda: gfdt.SensitivityEstimator("exact", obs, ["lam", "eps2"],
+                                                            **kw).fit(ds))
+    assert 0 < peak <= est.memory_plan_.peak, (peak, est.memory_plan_.describe())
+    assert np.all(np.isfinite(est.sensitivity_stderr_.values))
+    # null bands: one surrogate fit at a time, bounded quantile buffers
+    import gfdt.nullmodel as nm
+
+    x = _ar(300, 20, seed=2)
+    est = gfdt.ResponseEstimator(max_lag=6, progress=False)
+    plans = []
+    real = nm._BandPlan._decide
+
+    def spy(self):
+        real(self)
+        plans.append(self)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.null_bands(x[:50], n_surrogates=4)
+        nm._BandPlan._decide = spy
+        try:
+            peak, _ = _peak(lambda: est.null_bands(x, n_surrogates=40))
+        finally:
+            nm._BandPlan._decide = real
+    assert 0 < peak <= plans[-1].peak + x.nbytes, (peak, plans[-1].describe())
+
+
 def test_replicates_in_passes_equal_one_pass():
-    """The same seed gives the same replicates whatever the chunk: equal errors."""
+    """The same seed gives the same replicates whatever the chunk: equal errors (more
+    blocks than replicates: the replicates are accumulated, in passes if need be)."""
     x = _ar(400, 30, seed=3)
-    kw = dict(max_lag=6, normalize=True, seed=5, progress=False, block_length=20)
+    kw = dict(max_lag=6, normalize=True, seed=5, progress=False, block_length=8,
+              n_bootstrap=40)
     one = gfdt.ResponseEstimator(**kw).fit(x)
     many = gfdt.ResponseEstimator(**kw, memory_budget="3MB").fit(x)
-    assert one.memory_plan_.passes == 1 and many.memory_plan_.passes > 3
+    assert one.memory_plan_.passes == 1 and many.memory_plan_.passes > 1
+    assert one.memory_plan_.store_blocks == many.memory_plan_.store_blocks == 0
     for attr in ("response_stderr_", "response_raw_stderr_"):
         np.testing.assert_allclose(getattr(many, attr).values, getattr(one, attr).values,
                                    rtol=1e-9, atol=1e-14)
     np.testing.assert_array_equal(many.response_.values, one.response_.values)
+
+
+def test_kept_block_parts_equal_accumulated_replicates():
+    """Fewer blocks than replicates: keeping the blocks' parts and forming each
+    replicate from them gives the replicates accumulated block by block."""
+    from gfdt.response.bootstrap import BlockBootstrap
+
+    rng = np.random.default_rng(0)
+    parts = rng.standard_normal((7, 4, 3, 3)) + 1j * rng.standard_normal((7, 4, 3, 3))
+    counts = rng.integers(5, 9, size=(7, 4)).astype(float)
+    out = []
+    for store in (False, True):
+        b = BlockBootstrap(7, 12, (4, 3, 3), complex, np.random.default_rng(3), store=store,
+                           flush=2)
+        b.add(parts[:3], counts[:3])
+        b.add(parts[3:], counts[3:])
+        out.append(np.stack(list(b.replicates())))
+        np.testing.assert_allclose(b.mean(), parts.sum(0) / counts.sum(0)[:, None, None])
+    order = np.lexsort(b.weights.T[::-1])  # kept parts: distinct resamples in row order
+    np.testing.assert_allclose(out[1], out[0][order], rtol=1e-12)
+    # three blocks: 10 distinct resamples of 100, each formed once
+    b = BlockBootstrap(3, 100, (4, 3, 3), complex, np.random.default_rng(3), store=True)
+    b.add(parts[:3], counts[:3])
+    distinct = list(b.distinct_replicates())
+    assert len(distinct) <= 10 and sum(c for _, c in distinct) == 100
+    x = _ar(300, 8, seed=4)  # and an estimator that keeps them
+    est = gfdt.ResponseEstimator(max_lag=5, seed=1, progress=False).fit(x)
+    assert est.memory_plan_.store_blocks == n_blocks_of(est) < 100
+
+
+def n_blocks_of(est) -> int:
+    return int(est.response_stderr_.attrs["n_blocks"])
 
 
 def test_too_large_fails_before_allocating():

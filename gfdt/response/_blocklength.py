@@ -30,7 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["block_length_rule", "lagged_product_series", "optimal_block_length"]
+__all__ = ["block_length_rule", "lagged_product_series", "optimal_block_length",
+           "variance_bias"]
 
 
 def _autocovariances(series: Sequence[np.ndarray], m_max: int) -> tuple[np.ndarray,
@@ -59,6 +60,37 @@ def _autocovariances(series: Sequence[np.ndarray], m_max: int) -> tuple[np.ndarr
     return acv, acorr, n
 
 
+def _terms(x) -> tuple[float, float, int, int]:
+    """Politis-White's :math:`G`, long-run variance, :math:`n` and cap of a series."""
+    arr = np.asarray(x, dtype=float) if not isinstance(x, (list, tuple)) else None
+    series = [arr] if arr is not None else [np.asarray(v, dtype=float) for v in x]
+    if any(s.ndim != 1 for s in series):
+        raise ValueError("x must be one-dimensional (or a sequence of 1-D members)")
+    if any(not np.all(np.isfinite(s)) for s in series):
+        raise ValueError("x contains NaN or inf")
+    n = int(sum(s.shape[0] for s in series))
+    if n < 3:
+        raise ValueError(f"x needs at least 3 samples for a block length, got {n}")
+    b_max = math.ceil(min(3 * math.sqrt(n), n / 3))
+    kn = max(5, int(math.log10(n)))
+    m_max = math.ceil(math.sqrt(n)) + kn
+    acv, acorr, _ = _autocovariances(series, m_max)
+    if acv[0] <= 0:  # a constant series: no dependence to cover
+        return 0.0, 0.0, n, b_max
+    band = 2 * math.sqrt(math.log10(n) / n)
+    opt_m = None
+    for i in range(kn, m_max + 1):
+        if np.all(acorr[i - kn:i] < band):
+            opt_m = i - kn
+            break
+    m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
+    k = np.arange(1, m + 1)
+    lam = np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m))
+    g = float(np.sum(2 * lam * k * acv[1:m + 1]))
+    long_run = float(acv[0] + np.sum(2 * lam * acv[1:m + 1]))
+    return g, long_run, n, b_max
+
+
 def optimal_block_length(x) -> tuple[float, float]:
     """Politis-White block lengths ``(stationary, circular)`` of a series (samples).
 
@@ -79,32 +111,9 @@ def optimal_block_length(x) -> tuple[float, float]:
     ValueError
         Fewer than 3 samples in all, or a series that is not finite.
     """
-    arr = np.asarray(x, dtype=float) if not isinstance(x, (list, tuple)) else None
-    series = [arr] if arr is not None else [np.asarray(v, dtype=float) for v in x]
-    if any(s.ndim != 1 for s in series):
-        raise ValueError("x must be one-dimensional (or a sequence of 1-D members)")
-    if any(not np.all(np.isfinite(s)) for s in series):
-        raise ValueError("x contains NaN or inf")
-    n = int(sum(s.shape[0] for s in series))
-    if n < 3:
-        raise ValueError(f"x needs at least 3 samples for a block length, got {n}")
-    b_max = math.ceil(min(3 * math.sqrt(n), n / 3))
-    kn = max(5, int(math.log10(n)))
-    m_max = math.ceil(math.sqrt(n)) + kn
-    acv, acorr, _ = _autocovariances(series, m_max)
-    if acv[0] <= 0:  # a constant series: no dependence to cover
+    g, long_run, n, b_max = _terms(x)
+    if long_run == 0 and g == 0:
         return 1.0, 1.0
-    band = 2 * math.sqrt(math.log10(n) / n)
-    opt_m = None
-    for i in range(kn, m_max + 1):
-        if np.all(acorr[i - kn:i] < band):
-            opt_m = i - kn
-            break
-    m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
-    k = np.arange(1, m + 1)
-    lam = np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m))
-    g = float(np.sum(2 * lam * k * acv[1:m + 1]))
-    long_run = float(acv[0] + np.sum(2 * lam * acv[1:m + 1]))
     if long_run <= 0:  # a long-run variance estimate of zero: blocks cannot help
         return float(b_max), float(b_max)
     b_sb = (2 * g**2 / (2 * long_run**2)) ** (1 / 3) * n ** (1 / 3)
@@ -112,35 +121,51 @@ def optimal_block_length(x) -> tuple[float, float]:
     return float(min(b_sb, b_max)), float(min(b_cb, b_max))
 
 
+def variance_bias(x) -> float:
+    r""":math:`\hat G / \hat\sigma^2_\infty` of a series (samples; 0 if undefined).
+
+    The block-bootstrap variance of a mean with blocks of :math:`b` samples is biased by
+    :math:`-G/(b\,\sigma^2_\infty)` relative to the long-run variance
+    :math:`\sigma^2_\infty` (Kunsch 1989; Hall, Horowitz and Jing 1995), the bias term
+    of Politis and White's rule.
+    """
+    g, long_run, _, _ = _terms(x)
+    return max(0.0, g / long_run) if long_run > 0 else 0.0
+
+
 def block_length_rule(series: Sequence[Sequence[np.ndarray]], floor: int,
-                      longest: int) -> tuple[int, list[float]]:
+                      longest: int, spacing: int = 1) -> tuple[int, list[float], float]:
     """gfdt's block length: the longest Politis-White length of several series.
 
     Parameters
     ----------
     series : sequence of candidates, each a sequence of 1-D members
         Scalar summaries of what the bootstrap resamples (e.g. the lagged products
-        :math:`x(t + \\tau) s(t)` at a few lags).
+        :math:`x(t + \tau) s(t)` at a few lags).
     floor : int
         Smallest block (``max_lag + 1``: a block holds every lag of its source times).
     longest : int
         Longest member (the largest block).
+    spacing : int
+        Samples between consecutive values of the series (the source stride): lengths
+        and the bias ratio are returned in samples.
 
     Returns
     -------
-    (int, list of float)
-        The block length (samples) and the Politis-White length of each candidate
+    (int, list of float, float)
+        The block length (samples), the Politis-White length of each candidate
         (non-overlapping blocks: the stationary-bootstrap constant, see the module
-        notes).
+        notes), and the largest :func:`variance_bias` ratio of the candidates.
     """
-    found = []
+    found, bias = [], 0.0
     for members in series:
         members = [m for m in members if len(m) >= 3]
         if not members or sum(len(m) for m in members) < 8:
             continue
-        found.append(optimal_block_length(list(members))[0])
+        found.append(spacing * optimal_block_length(list(members))[0])
+        bias = max(bias, spacing * variance_bias(list(members)))
     best = max(found) if found else float(floor)
-    return int(min(max(floor, math.ceil(best)), longest)), found
+    return int(min(max(floor, math.ceil(best)), longest)), found, bias
 
 
 def lagged_product_series(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]], L: int,
@@ -176,7 +201,7 @@ def lagged_product_series(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]],
             if s is None:
                 s = u * (1.0 if weights is None else weights)
             n = min(s.shape[0], u.shape[0] - tau)
-            if n < 3:
+            if n < 1:
                 continue
             a, b = u[tau:tau + n], s[:n]
             if a.shape[1] == b.shape[1]:

@@ -81,6 +81,9 @@ def _label(data: Trajectories, flat: int) -> str:
 def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     r"""Linear drift of the mean over the record, per coordinate, against its error.
 
+    Coordinates are taken in groups, so the temporaries stay about 16 MB whatever the
+    size of the data.
+
     The least-squares slope of every coordinate on time (each member about its own
     time and value means, pooled), and its standard error from the residuals'
     variance times an AR(1)-type integrated time :math:`\tau = (1 + \rho)/(1 -
@@ -97,24 +100,28 @@ def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarr
         fitted mean over the longest member (data units); None when the members are
         too short (< 16 samples in all).
     """
-    xs = [np.asarray(m, dtype=float).reshape(m.shape[0], -1) for m in members
-          if m.shape[0] >= 4]
+    xs = [np.asarray(m).reshape(m.shape[0], -1) for m in members if m.shape[0] >= 4]
     n = sum(x.shape[0] for x in xs)
     if n < 16:
         return None
-    sxt, stt = 0.0, 0.0
-    for x in xs:
-        t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
-        sxt = sxt + t @ (x - x.mean(axis=0))
-        stt += float(t @ t)
-    slope = sxt / stt
-    c0 = c1 = c2 = 0.0
-    for x in xs:
-        t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
-        e = x - x.mean(axis=0) - np.outer(t, slope)
-        c0 = c0 + (e * e).sum(axis=0)
-        c1 = c1 + (e[1:] * e[:-1]).sum(axis=0)
-        c2 = c2 + (e[2:] * e[:-2]).sum(axis=0)
+    stt = sum(float(np.sum((np.arange(x.shape[0]) - (x.shape[0] - 1) / 2) ** 2)) for x in xs)
+    d = xs[0].shape[1]
+    slope, c0, c1, c2 = (np.zeros(d) for _ in range(4))
+    step = max(1, 2**21 // max(x.shape[0] for x in xs))  # columns per pass: ~16 MB arrays
+    for a in range(0, d, step):
+        cols = slice(a, min(a + step, d))
+        sxt = 0.0
+        for x in xs:
+            t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
+            sxt = sxt + t @ np.asarray(x[:, cols], dtype=float)
+        slope[cols] = sxt / stt
+        for x in xs:
+            t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
+            e = np.asarray(x[:, cols], dtype=float)
+            e = e - e.mean(axis=0) - np.outer(t, slope[cols])
+            c0[cols] += (e * e).sum(axis=0)
+            c1[cols] += (e[1:] * e[:-1]).sum(axis=0)
+            c2[cols] += (e[2:] * e[:-2]).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.nan_to_num(np.maximum(c1 / c0, np.sqrt(np.clip(c2 / c0, 0, None))))
         rho = np.clip(rho + (2 + 4 * np.clip(rho, 0, None)) * len(xs) / n, 0.0, 0.98)

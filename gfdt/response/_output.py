@@ -17,7 +17,7 @@ from gfdt.systems._spectral import resolved_impulse
 if TYPE_CHECKING:
     from gfdt.scores.base import ScoreEstimator
 
-__all__ = ["conjugate_response", "lag_of", "normalize", "spectral_score", "state_index",
+__all__ = ["conjugate_response", "lag_of", "normalize_response", "spectral_score", "state_index",
            "state_outputs", "state_response"]
 
 
@@ -147,8 +147,8 @@ def spectral_score(model: ScoreEstimator) -> Callable | None:
     return fn
 
 
-def normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
-              resolved: np.ndarray | None = None) -> np.ndarray:
+def normalize_response(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
+               resolved: np.ndarray | None = None) -> np.ndarray:
     """:math:`R(t) R(0)^{-1}`; for fields a division in Fourier space.
 
     With ``resolved`` (a mask of the modes the kick excites) the inverse is taken on
@@ -167,7 +167,7 @@ def normalize(raw: np.ndarray, homogeneous: bool, axes: tuple[int, ...],
         inv = np.linalg.inv(raw[0])
     except np.linalg.LinAlgError:
         raise ValueError("normalize=True: the raw R(0) is singular") from None
-    return raw @ inv
+    return (np.ascontiguousarray(raw).reshape(-1, inv.shape[0]) @ inv).reshape(raw.shape)
 
 
 def state_outputs(est, raw: np.ndarray, data: Trajectories, homogeneous: bool,
@@ -186,7 +186,7 @@ def state_outputs(est, raw: np.ndarray, data: Trajectories, homogeneous: bool,
     est.stein_error_ = float(np.linalg.norm(raw[0] - eye) / (1 if homogeneous else np.sqrt(d)))
     est.response_ = est.response_raw_
     if est.normalize:
-        est.response_ = state_response(normalize(raw, homogeneous, axes, resolved), data,
-                                       homogeneous, True, est._method())
+        normed = normalize_response(raw, homogeneous, axes, resolved)
+        est.response_ = state_response(normed, data, homogeneous, True, est._method())
     est.response_kind_ = "homogeneous" if homogeneous else "matrix"
     est.stein_expected_ = None

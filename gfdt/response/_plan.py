@@ -24,7 +24,14 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from gfdt._memory import RESERVE_FRACTION, default_budget, format_bytes, parse_bytes, reserve
+from gfdt._memory import (
+    RESERVE_FRACTION,
+    MemoryPlanError,
+    default_budget,
+    format_bytes,
+    parse_bytes,
+    reserve,
+)
 
 __all__ = ["MemoryPlan", "MemoryPlanError", "plan_correlation", "resolve_budget"]
 
@@ -36,10 +43,8 @@ FLUSH = 64
 KEEP_BYTES = 64 * 2**20
 #: Homogeneous FFT work space (bytes) counted per pass (see gfdt.response.correlate).
 FFT_WORK = 2 * 64 * 2**20
-
-
-class MemoryPlanError(ValueError):
-    """A fit would need more memory than its budget (raised before allocating)."""
+#: Small objects counted in every phase: coordinates, xarray wrappers, bookkeeping.
+SMALL_BYTES = 2**16
 
 
 @dataclasses.dataclass
@@ -72,6 +77,11 @@ class MemoryPlan:
     keep_replicates : bool
         The replicates are kept for ``predict(return_stderr=True)`` (when all take at
         most :data:`KEEP_BYTES` and fit the budget).
+    output_bytes : int
+        Bytes of the reported response (e.g. for the buffers of ``null_bands``).
+    store_blocks : int
+        Blocks whose parts are kept, the replicates formed from them one at a time
+        (0: replicates accumulated in passes).
     """
 
     what: str
@@ -85,6 +95,8 @@ class MemoryPlan:
     passes: int = 1
     flush: int = 1
     keep_replicates: bool = False
+    output_bytes: int = 0
+    store_blocks: int = 0
 
     def describe(self) -> str:
         """One paragraph for the log and ``summary()``."""
@@ -92,6 +104,9 @@ class MemoryPlan:
         boot = (f"; bootstrap: {self.replicates_per_pass} replicates per pass, "
                 f"{self.passes} pass{'es' if self.passes > 1 else ''} over the data"
                 if self.replicates_per_pass else "")
+        if self.store_blocks:
+            boot = (f"; bootstrap: the parts of its {self.store_blocks} blocks kept, the "
+                    "replicates formed one at a time (one pass)")
         return (f"memory plan of {self.what}: peak {format_bytes(self.peak)} beyond the data "
                 f"({parts}; one result array {format_bytes(self.result_bytes)}), budget "
                 f"{format_bytes(self.budget)} ({self.budget_source}; a quarter kept for "
@@ -109,8 +124,19 @@ def resolve_budget(memory_budget) -> tuple[int, str]:
 def _phases(*, R: int, L: int, d: int, homogeneous: bool, N: int, longest: int,
             score_fit: int, model_bytes: int, batch_size: int, normalize: bool,
             own_stats: bool, boot: tuple[int, int] | None, chunk: int, flush: int,
-            block: int, fft_work: int, keep: bool = True) -> dict[str, int]:
+            block: int, fft_work: int, keep: bool = True, store: int = 0) -> dict[str, int]:
     """Bytes of each phase for one configuration (see the module notes)."""
+    ph = _phase_arrays(R=R, L=L, d=d, homogeneous=homogeneous, longest=longest,
+                       score_fit=score_fit, model_bytes=model_bytes, batch_size=batch_size,
+                       normalize=normalize, own_stats=own_stats, boot=boot, chunk=chunk,
+                       flush=flush, block=block, fft_work=fft_work, keep=keep, store=store)
+    return {k: v + (SMALL_BYTES if k != "score fit" else 0) for k, v in ph.items()}
+
+
+def _phase_arrays(*, R: int, L: int, d: int, homogeneous: bool, longest: int,
+                  score_fit: int, model_bytes: int, batch_size: int, normalize: bool,
+                  own_stats: bool, boot: tuple[int, int] | None, chunk: int, flush: int,
+                  block: int, fft_work: int, keep: bool, store: int) -> dict[str, int]:
     D = 8 * d
     per_sample = (8 if homogeneous else 6) * D
     rows = min(block, longest)
@@ -128,13 +154,21 @@ def _phases(*, R: int, L: int, d: int, homogeneous: bool, N: int, longest: int,
     per_block = n_sub * (2 * blen + L) * D + n_sub * R // (L + 1)
     if homogeneous:  # FFT groups of sub-blocks (gfdt.response.correlate.lagged_blocks_modes)
         per_block = min(6 * n_sub * (blen + L) * D, max(FFT_WORK // 2, 6 * (blen + L) * D))
-    first = R + chunk * R + buffered + R + per_block + reads
     acc = 2 * n_tr * R
+    # the bootstrap's total is counted apart: the lag means and the normalised response
+    out = R * (1 + int(normalize)) + small
+    # one replicate, its transforms, the finiteness mask
+    transients = R * (2 + int(own_stats) + int(normalize)) + R // 8 + small
     keep = 8 * (R // (16 if homogeneous else 8)) * boot[0] * int(keep)
     keep = keep if keep <= KEEP_BYTES and keep else 0  # all replicates kept, or none
+    if store:  # every block's part kept, replicates formed one at a time (one pass)
+        first = R + store * R + n_sub * R + per_block + reads
+        stderr = store * R + out + acc + keep + transients  # the total is released
+        return {"score fit": score_fit, "lagged sums": first,
+                "outputs and standard errors": stderr}
+    first = R + chunk * R + buffered + R + per_block + reads
     later = chunk * R + buffered + per_block + reads + out + acc + keep
-    transients = R * (2 + int(own_stats) + int(normalize)) + small
-    stderr = R + chunk * R + out + acc + keep + transients
+    stderr = chunk * R + out + acc + keep + transients  # the total is released
     return {"score fit": score_fit, "lagged sums": first,
             "outputs and standard errors": max(stderr, later)}
 
@@ -173,8 +207,9 @@ def plan_correlation(what: str, *, memory_budget, d: int,
         Of the estimator.
     normalize, own_stats : bool
         Transforms of each replicate (normalisation; a Gaussian fitted here).
-    bootstrap : (n_bootstrap, block_length), optional
-        The bootstrap (None: off).
+    bootstrap : (n_bootstrap, block_length[, n_blocks]), optional
+        The bootstrap (None: off); with the number of blocks, the plan may keep every
+        block's part instead of the replicates (fewer blocks than replicates).
     default_block : int, optional
         Read block when memory allows (default ``max(4 L, 2048)``).
     hints : tuple of str
@@ -197,7 +232,7 @@ def plan_correlation(what: str, *, memory_budget, d: int,
     longest = max(lengths)
 
     def phases(L_: int, d_: int, boot, chunk: int, flush: int, blk: int,
-               keep_: bool = False) -> dict:
+               keep_: bool = False, store_: int = 0) -> dict:
         R = 16 if homogeneous else 8
         for k in shape_of(L_, d_):
             R *= int(k)
@@ -206,7 +241,7 @@ def plan_correlation(what: str, *, memory_budget, d: int,
                        longest=longest, score_fit=fit, model_bytes=model_bytes,
                        batch_size=batch_size, normalize=normalize, own_stats=own_stats,
                        boot=boot, chunk=chunk, flush=flush, block=blk, fft_work=fft_work,
-                       keep=keep_)
+                       keep=keep_, store=store_)
 
     def least(L_: int, d_: int, boot) -> int:
         quantum_ = stride if boot is None else boot[1]
@@ -234,11 +269,18 @@ def plan_correlation(what: str, *, memory_budget, d: int,
     while peak(chunk, flush, blk) > avail and (flush > 1 or blk > quantum):
         flush = max(1, flush // 2)
         blk = max(quantum, quantum * ((blk // quantum) // 2))
-    if keep and peak(chunk, flush, blk) > avail:
+    K = bootstrap[2] if bootstrap is not None and len(bootstrap) > 2 else 0
+    store = 0
+    if 0 < K < n_boot:  # fewer blocks than replicates: keep the blocks' parts (one pass)
+        for keep_ in (keep, False):
+            if max(phases(L, d, bootstrap, n_boot, 1, blk, keep_, K).values()) <= avail:
+                keep, store = keep_, K
+                break
+    if not store and keep and peak(chunk, flush, blk) > avail:
         keep = False
-    if bootstrap is not None and peak(chunk, flush, blk) > avail:
+    if bootstrap is not None and not store and peak(chunk, flush, blk) > avail:
         chunk = max(1, search_largest(lambda c: peak(max(c, 1), flush, blk) <= avail, n_boot))
-    ph = phases(L, d, bootstrap, chunk, flush, blk, keep)
+    ph = phases(L, d, bootstrap, chunk, flush, blk, keep, store)
     need = max(ph.values())
     if need > avail:
         total = int(need / (1 - RESERVE_FRACTION)) + 1
@@ -260,9 +302,10 @@ def plan_correlation(what: str, *, memory_budget, d: int,
             "Options that would fit: " + "; ".join(
                 fixes + list(hints) + [f"memory_budget of at least {format_bytes(total)} if "
                                        "the machine has it"]))
-    passes = -(-n_boot // chunk) if bootstrap is not None else 1
+    passes = (1 if store else -(-n_boot // chunk)) if bootstrap is not None else 1
     plan = MemoryPlan(what, budget, source, need, ph, R, min(blk, longest),
-                      chunk if bootstrap else 0, passes, flush, keep)
+                      (n_boot if store else chunk) if bootstrap else 0, passes, flush, keep,
+                      store_blocks=store)
     logger.info("%s", plan.describe())
     return plan
 
@@ -345,31 +388,48 @@ def state_shape_of(homogeneous: bool, state_shape: tuple[int, ...]
     return lambda L, d: (L + 1, d, d)
 
 
-def product_series(read: Callable, lengths: list[int], L: int, max_samples: int,
-                   autocov: bool) -> Callable[[], list]:
+def product_series(read: Callable, lengths: list[int], L: int, block: int,
+                   autocov: bool, max_samples: int = 4096, stride: int = 1
+                   ) -> Callable[[], list]:
     """The candidate series of the block-length rule for an estimator's ``read``.
 
-    Reads the first ``max_samples`` source times of up to 8 members (one extra read
-    and score evaluation each) and returns their lagged products
-    (:func:`gfdt.response._blocklength.lagged_product_series`).
+    The lagged products of the first ``max_samples`` source times of up to 8 members
+    (:func:`gfdt.response._blocklength.lagged_product_series`), read in blocks of at
+    most ``block`` source times (the series do not depend on it): one extra read and
+    score evaluation of those samples. ``autocov``: the sources are the targets over
+    their power per column (a Gaussian score diagonal in the columns). With a source
+    ``stride`` the series hold the source times only (``block`` a multiple of it).
     """
     import numpy as np
 
     from gfdt.response._blocklength import lagged_product_series
 
+    def pieces(k: int, T: int):
+        stop = min(T, max_samples)
+        for a in range(0, stop, block):
+            b = min(a + block, stop)
+            u, s = read(k, a, min(b + L, T), b)
+            yield u, (u[: b - a] if s is None else s)
+
     def series() -> list:
-        pairs = []
-        for k, T in enumerate(lengths[:8]):
-            b = min(T, max_samples)
-            u, s = read(k, 0, min(b + L, T), b)
-            pairs.append((u, s))
-        weights = None
-        if autocov:  # sources: targets over their power per mode (the Gaussian score)
-            power = sum(np.sum(np.abs(u) ** 2, axis=0) for u, _ in pairs)
-            count = sum(u.shape[0] for u, _ in pairs)
-            with np.errstate(divide="ignore"):
-                weights = np.where(power > 0, count / np.where(power > 0, power, 1), 0.0)
-        return lagged_product_series(pairs, L, weights)
+        members = list(enumerate(lengths[:8]))
+        weights = 1.0
+        if autocov:
+            power, count = 0.0, 0
+            for k, T in members:
+                for _u, s in pieces(k, T):
+                    power = power + np.sum(np.abs(s) ** 2, axis=0)
+                    count += s.shape[0]
+            weights = np.where(power > 0, count / np.where(power > 0, power, 1.0), 0.0)
+        out: list[list[np.ndarray]] = []
+        for k, T in members:
+            parts = [lagged_product_series([(u, s * weights)], L)
+                     for u, s in pieces(k, T)]
+            for i in range(len(parts[0])):
+                if len(out) <= i:
+                    out.append([])
+                out[i].append(np.concatenate([p[i][0] for p in parts if p[i]])[::stride])
+        return out
 
     return series
 
@@ -402,15 +462,22 @@ def plan_fit(est, data, L: int, *, d: int, shape_of, homogeneous: bool, score_fi
     from gfdt._memory import parse_bytes
 
     opts = est._bootstrap_options()
-    given = parse_bytes(est.memory_budget)
+    given = parse_bytes(getattr(est, "memory_budget", None))
     block, fft_bytes = _budget_block(est, d, L, shape_of, homogeneous, model_bytes, given)
-    boot = None if opts is None else (opts.n, blen or L + 1)
+    if opts is None:
+        boot = None
+    elif blen:
+        from gfdt.response.bootstrap import n_blocks
+
+        boot = (opts.n, blen, n_blocks(data.lengths, blen))
+    else:
+        boot = (opts.n, L + 1)
     level = logger.level
     if not log:
         logger.setLevel(max(level, logging.WARNING))
     try:
         plan = plan_correlation(
-            what, memory_budget=est.memory_budget, d=d, shape_of=shape_of,
+            what, memory_budget=getattr(est, "memory_budget", None), d=d, shape_of=shape_of,
             homogeneous=homogeneous, lengths=data.lengths, L=L, score_fit=score_fit,
             model_bytes=model_bytes, batch_size=int(est.batch_size),
             stride=int(est.source_stride), normalize=bool(getattr(est, "normalize", False)),
@@ -448,8 +515,8 @@ def start_bootstrap(est, data, L: int, shape: tuple[int, ...], dtype,
         plan, fft = replan(0)
         est.memory_plan_ = plan
         return None, 0, plan, fft
-    blen = opts.choose_block_length(data.members, L if floor_lag is None else floor_lag,
-                                    int(est.source_stride), series=series)
+    blen, factor = opts.choose(data.members, L if floor_lag is None else floor_lag,
+                               int(est.source_stride), series=series)
     est.block_length_ = blen
     plan, fft = replan(blen)
     est.memory_plan_ = plan
@@ -460,5 +527,41 @@ def start_bootstrap(est, data, L: int, shape: tuple[int, ...], dtype,
     else:
         rng = est._seed_streams(opts)[0]
     boot = BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, dtype, rng,
-                          chunk=plan.replicates_per_pass or None, flush=plan.flush)
+                          chunk=plan.replicates_per_pass or None, flush=plan.flush,
+                          store=bool(plan.store_blocks))
+    boot.variance_factor = factor
     return boot, blen, plan, fft
+
+
+def prepare(est, data, L: int, homogeneous: bool, what: str = "ResponseEstimator.fit"
+            ) -> MemoryPlan | None:
+    """The upfront plan of a :class:`~gfdt.ResponseEstimator` fit (before the score is
+    fitted; raises :class:`MemoryPlanError` when even its smallest configuration does
+    not fit). Sets the estimator's ``_gaussian_here`` and ``_score_fit``. None for the
+    observable/perturbation path (planned once its series are known)."""
+    from gfdt.scores.gaussian import GaussianScore
+
+    est._gaussian_here = (
+        (isinstance(est.score, str) and est.score.lower() == "gaussian")
+        or (isinstance(est.score, GaussianScore) and not est.score.is_fitted))
+    est._score_fit = score_fit_bytes(est.score, data, homogeneous, est.memory_budget)
+    if est.observable is not None or est.perturbation is not None:
+        return None
+    plan = est._plan_state(data, L, homogeneous, 0, est._score_fit[1], log=False, what=what)[0]
+    d = 1
+    for k in data.state_shape:
+        d *= int(k)
+    plan.output_bytes = 8 * (L + 1) * (d if homogeneous else d * d)
+    return plan
+
+
+def fit_plan(est, X, what: str = "ResponseEstimator.fit") -> MemoryPlan | None:
+    """The upfront memory plan of ``est.fit(X)``, without fitting (see :func:`prepare`);
+    the record's warnings (stationarity, max_lag) are given here, once."""
+    from gfdt.data import as_trajectories
+    from gfdt.response._checks import check_record
+
+    data = as_trajectories(X, "X")
+    L = est._check_params(data)
+    check_record(data, L, "X")
+    return prepare(est, data, L, est._is_homogeneous(data), what)

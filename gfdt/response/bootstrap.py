@@ -70,11 +70,15 @@ class BlockBootstrap:
         Replicates held per pass (default: all, one pass).
     flush : int, optional
         Blocks buffered before they are folded into the replicates (default 64).
+    store : bool
+        Keep every block's part instead (``n_blocks`` arrays of the result's size, for
+        records of fewer blocks than replicates) and form the replicates one at a time
+        from them: one pass, whatever ``n_bootstrap``.
     """
 
     def __init__(self, n_blocks: int, n_bootstrap: int, shape: tuple[int, ...], dtype,
                  rng: np.random.Generator, chunk: int | None = None,
-                 flush: int | None = None) -> None:
+                 flush: int | None = None, store: bool = False) -> None:
         self.n_blocks = int(n_blocks)
         self.n_bootstrap = int(n_bootstrap)
         self.shape = tuple(shape)
@@ -86,11 +90,19 @@ class BlockBootstrap:
         self.flush = max(1, int(flush or _FLUSH))
         self.r0 = 0
         self.first_pass = True
+        self.variance_factor = 1.0  # set by the fit (Bootstrap.choose)
+        self.store = bool(store) and self.n_bootstrap > 0
+        if self.store:
+            self.chunk = self.n_bootstrap
         if self.n_bootstrap:
             self.weights = rng.multinomial(self.n_blocks, np.full(self.n_blocks,
                                                                   1.0 / self.n_blocks),
                                            size=self.n_bootstrap).astype(float)
-            self._new_chunk()
+            if self.store:
+                self.parts = np.zeros((self.n_blocks, self.size), dtype=dtype)
+                self.part_counts = np.zeros((self.n_blocks, self.shape[0]))
+            else:
+                self._new_chunk()
         self._parts: list[np.ndarray] = []
         self._cnts: list[np.ndarray] = []
         self._done = 0
@@ -125,6 +137,14 @@ class BlockBootstrap:
             self._done += parts.shape[0]
             return
         k = parts.shape[0]
+        if self.store:  # every block's part kept
+            if self._done + k > self.n_blocks:
+                raise RuntimeError(f"bootstrap: {self._done + k} blocks added, "
+                                   f"{self.n_blocks} expected")
+            self.parts[self._done:self._done + k] = parts.reshape(k, -1)
+            self.part_counts[self._done:self._done + k] = counts
+            self._done += k
+            return
         if self._parts and sum(p.shape[0] for p in self._parts) + k > self.flush:
             self._flush()  # at most flush - 1 buffered blocks are copied together
         self._parts.append(parts.reshape(k, -1))
@@ -162,15 +182,32 @@ class BlockBootstrap:
     def replicates(self) -> Iterator[np.ndarray]:
         """Lag averages of the resampled data of this pass's chunk, one fresh array of
         shape ``shape`` each (the caller may modify it)."""
+        for rep, count in self.distinct_replicates():
+            for _ in range(count):
+                yield rep.copy() if count > 1 else rep
+
+    def distinct_replicates(self) -> Iterator[tuple[np.ndarray, int]]:
+        """Like :meth:`replicates`, each distinct replicate once with its multiplicity
+        (with kept block parts: few blocks give few distinct resamples, e.g. 10 of 3
+        blocks, whatever ``n_bootstrap``)."""
         self._flush()
         if self._done != self.n_blocks:
             raise RuntimeError(f"bootstrap: {self._done} blocks added, {self.n_blocks} "
                                "expected")
+        lag_shape = (-1, *([1] * (len(self.shape) - 1)))
+        if self.store:  # one replicate at a time from the kept parts
+            rows, counts = np.unique(self.weights, axis=0, return_counts=True)
+            for w, count in zip(rows, counts, strict=True):
+                num = w.astype(self.parts.dtype) @ self.parts
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    num = num.reshape(self.shape)
+                    num /= (w @ self.part_counts).reshape(lag_shape)
+                yield num, int(count)
+            return
         for b in range(self.boot.shape[0]):
             c = self.boot_counts[b]
             with np.errstate(invalid="ignore", divide="ignore"):
-                yield (self.boot[b].reshape(self.shape)
-                       / c.reshape(-1, *([1] * (len(self.shape) - 1))))
+                yield (self.boot[b].reshape(self.shape) / c.reshape(lag_shape)), 1
 
 
 class ReplicateMoments:
@@ -185,35 +222,56 @@ class ReplicateMoments:
     centres : sequence of numpy.ndarray
         The point estimate of each statistic.
     keep : int, optional
-        Index of a statistic whose replicates are also kept (copies).
+        Index of a statistic whose replicates are also kept (copies, in one array of
+        ``keep_count`` rows).
+    keep_count : int
+        Most replicates kept.
     """
 
-    def __init__(self, centres: Sequence[np.ndarray], keep: int | None = None) -> None:
+    def __init__(self, centres: Sequence[np.ndarray], keep: int | None = None,
+                 keep_count: int = 0) -> None:
         self.centres = [np.asarray(c) for c in centres]
         self.n = [0] * len(self.centres)
         self.s1: list[np.ndarray | None] = [None] * len(self.centres)
         self.s2: list[np.ndarray | None] = [None] * len(self.centres)
         self.keep = keep
-        self.kept: list[np.ndarray] = []
+        self.keep_count = int(keep_count)
+        self._kept: np.ndarray | None = None
+        self.n_kept = 0
 
-    def update(self, i: int, v: np.ndarray) -> None:
-        """Add replicate ``v`` of statistic ``i`` (``v`` is overwritten)."""
+    def update(self, i: int, v: np.ndarray, count: int = 1) -> None:
+        """Add replicate ``v`` of statistic ``i``, ``count`` times (``v`` is
+        overwritten)."""
         if not np.all(np.isfinite(v)):
             return
         if i == self.keep:
-            self.kept.append(v.copy())
+            for _ in range(min(count, self.keep_count - self.n_kept)):
+                if self._kept is None:
+                    self._kept = np.empty((self.keep_count, *v.shape), dtype=v.dtype)
+                self._kept[self.n_kept] = v
+                self.n_kept += 1
         if self.s1[i] is None:
             self.s1[i] = np.zeros(v.shape, dtype=v.dtype)
             self.s2[i] = np.zeros(v.shape, dtype=float)
         v -= self.centres[i].reshape(v.shape)
+        if count != 1:  # count v, then count v^2 = (count v)^2 / count, in place
+            v *= count
         self.s1[i] += v
         if np.iscomplexobj(v):
             np.multiply(v, v.conj(), out=v)
-            self.s2[i] += v.real
+            w = v.real
         else:
             np.multiply(v, v, out=v)
-            self.s2[i] += v
-        self.n[i] += 1
+            w = v
+        if count != 1:
+            w /= count
+        self.s2[i] += w
+        self.n[i] += count
+
+    @property
+    def kept(self) -> np.ndarray:
+        """The kept replicates, ``(n_kept, *shape)``."""
+        return np.empty(0) if self._kept is None else self._kept[: self.n_kept]
 
     def std(self, i: int) -> np.ndarray | None:
         """Standard deviation (ddof 1) of statistic ``i``; None with < 2 replicates.
@@ -335,19 +393,30 @@ class Bootstrap:
 
     def choose_block_length(self, members: Sequence, L: int, stride: int,
                             series: Callable[[], list] | None = None) -> int:
-        """Block length for data ``members`` (a multiple of ``stride``), logged.
+        """Block length for data ``members`` (a multiple of ``stride``), logged
+        (:meth:`choose` without the variance correction)."""
+        return self.choose(members, L, stride, series)[0]
 
-        Default: the Politis-White length (:mod:`gfdt.response._blocklength`) of the
-        candidate series ``series()`` returns (lists of 1-D members, e.g. the lagged
-        products the bootstrap resamples; default: the data's coordinates summed after
-        standardising), the longest of them, at least ``L + 1``.
+    def choose(self, members: Sequence, L: int, stride: int,
+               series: Callable[[], list] | None = None) -> tuple[int, float]:
+        """Block length (a multiple of ``stride``) and the variance correction factor.
+
+        Default length: the Politis-White length (:mod:`gfdt.response._blocklength`)
+        of the candidate series ``series()`` returns (lists of 1-D members, e.g. the
+        lagged products the bootstrap resamples; default: the data's coordinates summed
+        after standardising), the longest of them, at least ``L + 1``. The factor
+        multiplies the replicates' variance: :math:`(1 + \\hat G/(b\\,\\hat\\sigma^2_\\infty))
+        \\,K/(K - 1)`, the first-order bias of a block-bootstrap variance with blocks
+        of :math:`b` samples (largest over the candidates) and of resampling :math:`K`
+        blocks with replacement.
         """
         from gfdt.response._blocklength import block_length_rule
 
         lengths = [m.shape[0] for m in members]
+        cands = series() if series is not None else [_standard_sum(members)]
+        blen, found, bias = block_length_rule(cands, L + 1, max(lengths),
+                                              stride if series is not None else 1)
         if self.block_length is None:
-            cands = series() if series is not None else [_standard_sum(members)]
-            blen, found = block_length_rule(cands, L + 1, max(lengths))
             logger.info("bootstrap: Politis-White block lengths %s samples (floor max_lag "
                         "+ 1 = %d): %d", ", ".join(f"{b:.3g}" for b in found), L + 1, blen)
         else:
@@ -362,8 +431,11 @@ class Bootstrap:
                    + ": use more or longer members, a smaller max_lag (blocks hold at "
                    "least max_lag + 1 samples), or a shorter block_length")
             logger.warning(msg)
-            warnings.warn(msg, BootstrapWarning, stacklevel=5)
-        return int(blen)
+            warnings.warn(msg, BootstrapWarning, stacklevel=6)
+        factor = (1 + bias / blen) * (K / (K - 1) if K > 1 else 1.0)
+        logger.info("bootstrap: %d blocks of %d samples; variance correction %.3g", K, blen,
+                    factor)
+        return int(blen), float(factor)
 
 
 def _standard_sum(members: Sequence, max_samples: int = 4096) -> list[np.ndarray]:
@@ -404,9 +476,56 @@ def own_statistics(m: np.ndarray, modes: bool) -> Callable[[np.ndarray], np.ndar
         return rescale
 
     def rescale_matrix(rep: np.ndarray) -> np.ndarray:
-        return rep @ (np.linalg.inv(rep[0]) @ m0)
+        # one flat product (a broadcast (L + 1)-stack of products is several times slower)
+        M = np.linalg.inv(rep[0]) @ m0
+        return (np.ascontiguousarray(rep).reshape(-1, M.shape[0]) @ M).reshape(rep.shape)
 
     return rescale_matrix
+
+
+def replicate_stds(boot: BlockBootstrap, transforms: Sequence[Callable],
+                   centres: Sequence[np.ndarray], repass: Callable[[], object] | None = None,
+                   keep: int | None = None) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """Standard deviations over the replicates of each transform of them, in passes.
+
+    ``transforms[i]`` maps the previous transform's value (the replicate's lag means
+    for ``i = 0``) to statistic ``i``, whose point estimate is ``centres[i]``. The
+    replicates of each pass's chunk are turned into running moments
+    (:class:`ReplicateMoments`) and dropped; ``repass()`` streams the data again for the
+    next chunk. A replicate in which a transform fails (e.g. a singular matrix) is
+    skipped. The deviations are scaled by the bootstrap's ``variance_factor``; with
+    fewer than 2 blocks (or 2 good replicates) a statistic's deviation is None. Also
+    returns the kept values of statistic ``keep``.
+    """
+    acc = ReplicateMoments(centres, keep=keep, keep_count=boot.n_bootstrap)
+    while True:
+        for rep, count in boot.distinct_replicates():
+            vals, v = [], rep
+            try:
+                for f in transforms:
+                    v = np.asarray(f(v))
+                    vals.append(v)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            for i in range(len(vals) - 1, -1, -1):  # updated in place, later ones first
+                v = vals[i]
+                shared = any(np.shares_memory(v, w) for w in vals[:i])
+                own = v.flags.owndata or np.shares_memory(v, rep)
+                acc.update(i, v.copy() if shared or not own else v, count)
+            del rep, vals, v
+        if not boot.next_pass():
+            break
+        if repass is None:
+            raise RuntimeError("bootstrap: several passes planned but no repass given")
+        repass()
+    scale = float(np.sqrt(getattr(boot, "variance_factor", 1.0)))
+    out = []
+    for i in range(len(centres)):
+        se = None if boot.n_blocks < 2 else acc.std(i)
+        if se is not None:
+            se *= scale
+        out.append(se)
+    return out, (acc.kept if boot.n_blocks >= 2 else np.empty(0))
 
 
 def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarray],
@@ -414,42 +533,25 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
                   like_raw: xr.DataArray, like: xr.DataArray, block_length: int,
                   keep_bytes: int, repass: Callable[[], None] | None = None
                   ) -> tuple[xr.DataArray, xr.DataArray, np.ndarray | None]:
-    """Standard errors of the raw and the reported response, from the replicates.
+    """Standard errors of the raw and the reported response, from the replicates
+    (:func:`replicate_stds`).
 
     ``raw_of`` maps a replicate's lag means to the raw response, ``norm_of`` (None:
-    not normalised) the raw response to the reported one. The replicates of each
-    pass's chunk are turned into running moments (:class:`ReplicateMoments`) and
-    dropped; ``repass()`` streams the data again for the next chunk. A replicate in
-    which a transform fails (e.g. a singular matrix) is skipped. With fewer than 2
-    blocks, or fewer than 2 good replicates, the standard error is NaN: no error can
-    be estimated. Returns the two standard errors (like ``like_raw`` and ``like``)
-    and the replicates of the reported response when they take at most
-    ``keep_bytes`` (else None).
+    not normalised) the raw response to the reported one. With fewer than 2 blocks,
+    or fewer than 2 good replicates, the standard error is NaN: no error can be
+    estimated. Returns the two standard errors (like ``like_raw`` and ``like``) and
+    the replicates of the reported response when they take at most ``keep_bytes``
+    (else None).
     """
     from gfdt.conventions import attrs as cf_attrs
 
     small = 8 * like.size * boot.n_bootstrap <= keep_bytes
+    transforms = [raw_of] + ([norm_of] if norm_of is not None else [])
     centres = [like_raw.values] + ([like.values] if norm_of is not None else [])
-    acc = ReplicateMoments(centres, keep=len(centres) - 1 if small else None)
-    while True:
-        for rep in boot.replicates():
-            try:
-                raw = np.asarray(raw_of(rep))
-                norm = None if norm_of is None else np.asarray(norm_of(raw))
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            if norm is not None:
-                acc.update(1, norm.copy() if np.shares_memory(norm, raw) else norm)
-            acc.update(0, raw if raw.flags.owndata or raw.base is rep else raw.copy())
-            del rep, raw, norm
-        if not boot.next_pass():
-            break
-        if repass is None:
-            raise RuntimeError("bootstrap: several passes planned but no repass given")
-        repass()
-    ses = [None if boot.n_blocks < 2 else acc.std(i) for i in range(len(centres))]
-    reps = (np.stack(acc.kept).reshape(-1, *like.shape)
-            if small and len(acc.kept) > 1 and boot.n_blocks >= 2 else None)
+    ses, kept = replicate_stds(boot, transforms, centres, repass,
+                               keep=len(centres) - 1 if small else None)
+    reps = kept.reshape(-1, *like.shape) if small and len(kept) > 1 else None
+    scale2 = float(getattr(boot, "variance_factor", 1.0))
 
     def wrap(se, ref: xr.DataArray) -> xr.DataArray:
         out = ref.copy(data=np.full(ref.shape, np.nan) if se is None
@@ -458,7 +560,8 @@ def stderr_arrays(boot: BlockBootstrap, raw_of: Callable[[np.ndarray], np.ndarra
         out.attrs.update({**cf_attrs("stderr", what=ref.attrs.get("long_name", "response")),
                           "n_bootstrap": int(boot.n_bootstrap),
                           "block_length": int(block_length),
-                          "n_blocks": int(boot.n_blocks)})
+                          "n_blocks": int(boot.n_blocks),
+                          "variance_correction": scale2})
         return out
 
     raw_se = wrap(ses[0], like_raw)

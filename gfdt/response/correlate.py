@@ -301,10 +301,19 @@ class LagSums:
             return self.sums + back.T, self.counts
         return self.sums, self.counts
 
-    def mean(self) -> np.ndarray:
-        """Unbiased lag means: every lag divided by its own number of pairs."""
+    def mean(self, release: bool = False) -> np.ndarray:
+        """Unbiased lag means: every lag divided by its own number of pairs.
+
+        ``release``: with a bootstrap, its total is divided in place and dropped (the
+        bootstrap's later passes do not need it): no second array of the result's size.
+        """
         sums, counts = self.total()
-        return sums / counts.reshape(-1, *([1] * (sums.ndim - 1)))
+        scale = counts.reshape(-1, *([1] * (sums.ndim - 1)))
+        if release and self.bootstrap is not None:
+            self.bootstrap.total = None
+            sums /= scale
+            return sums
+        return sums / scale
 
 
 def correlate(lengths: Sequence[int], read: Callable[[int, int, int, int], tuple],

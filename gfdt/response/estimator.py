@@ -30,7 +30,7 @@ from gfdt.response._checks import (
     check_record,
     check_stein,
 )
-from gfdt.response._output import normalize as _normalize
+from gfdt.response._output import normalize_response as _normalize
 from gfdt.response._output import spectral_score as _spectral_score
 from gfdt.response._score import data_mean, evaluate, resolve_score
 from gfdt.response.bootstrap import (
@@ -122,7 +122,8 @@ class ResponseEstimator(ReducedResponse):
         *state_dims)`` (fields), ``("lag", "observable", "source")`` (matrix,
         observable) or ``("lag", "observable")`` (perturbation).
     response_stderr_, response_raw_stderr_ : xarray.DataArray or None
-        Their bootstrap standard errors (None with ``bootstrap=False``).
+        Their bootstrap standard errors (None with ``bootstrap=False``; NaN with fewer
+        than 2 blocks; normalised replicates use their own :math:`R(0)`).
     stein_ : xarray.DataArray
         Raw response at lag 0 (the Stein sum rule, ideally the identity).
     stein_error_ : float
@@ -137,6 +138,8 @@ class ResponseEstimator(ReducedResponse):
         States used; bootstrap block length (samples).
     timings_ : dict
         Seconds fitting the score and computing correlations.
+    memory_plan_ : gfdt.response.MemoryPlan
+        The fit's memory plan (also in the log and :meth:`summary`).
     response_kind_ : str
         ``"matrix"``, ``"homogeneous"``, ``"observable"``, ``"perturbation"``, ``"reduced"``.
     reduce_ : gfdt.EOF or None
@@ -297,14 +300,7 @@ class ResponseEstimator(ReducedResponse):
         check_not_constant(data, homogeneous, "X")
         check_rank(data, homogeneous, self.score)
         check_record(data, L, "X")
-        # a Gaussian score fitted here: the bootstrap resamples its covariance too
-        self._gaussian_here = (
-            (isinstance(self.score, str) and self.score.lower() == "gaussian")
-            or (isinstance(self.score, GaussianScore) and not self.score.is_fitted))
-        self._score_fit = _plan.score_fit_bytes(self.score, data, homogeneous,
-                                                 self.memory_budget)
-        if self.observable is None and self.perturbation is None:  # fail before any work
-            self._plan_state(data, L, homogeneous, 0, self._score_fit[1], log=False)
+        _plan.prepare(self, data, L, homogeneous)  # the memory plan: fail before any work
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
             model, streamed = GaussianScore(homogeneous=True), False  # fitted in _fit_state
@@ -358,10 +354,11 @@ class ResponseEstimator(ReducedResponse):
         read = self._state_reader(data, model, homogeneous, autocov)
         held = estimator_bytes(model)
         block0 = self._plan_state(data, L, homogeneous, 0, held, False)[0].block
+        block0 = max(stride, block0 - block0 % stride)  # pieces start on source times
         boot, blen, plan, fft_bytes = _plan.start_bootstrap(
             self, data, L, shape, complex if homogeneous else float,
             lambda bl: self._plan_state(data, L, homogeneous, bl, held),
-            _plan.product_series(read, data.lengths, L, min(4096, block0), autocov))
+            _plan.product_series(read, data.lengths, L, block0, autocov, stride=stride))
         block, given = plan.block, parse_bytes(self.memory_budget)
 
         def lag_sums() -> LagSums:
@@ -390,7 +387,7 @@ class ResponseEstimator(ReducedResponse):
                 return np.fft.irfftn(m, s=state_shape, axes=axes) / d
             return m
 
-        m = sums.mean()
+        m = sums.mean(release=True)
         raw = raw_of(m)
         _output.state_outputs(self, raw, data, homogeneous, axes, resolved)
         rep_raw = raw_of
@@ -406,13 +403,14 @@ class ResponseEstimator(ReducedResponse):
                     self.stein_error_)
 
     def _plan_state(self, data: Trajectories, L: int, homogeneous: bool, blen: int,
-                    model_bytes: int, log: bool = True) -> tuple[_plan.MemoryPlan, int]:
+                    model_bytes: int, log: bool = True, what: str = "ResponseEstimator.fit"
+                    ) -> tuple[_plan.MemoryPlan, int]:
         """Memory plan of the plain GFDT (:mod:`gfdt.response._plan`) and FFT work space."""
         d = int(np.prod(data.state_shape))
         return _plan.plan_fit(
             self, data, L, d=d, shape_of=_plan.state_shape_of(homogeneous, data.state_shape),
             homogeneous=homogeneous, score_fit=self._score_fit[0], model_bytes=model_bytes,
-            blen=blen, own_stats=self._gaussian_here and not homogeneous, log=log)
+            blen=blen, own_stats=self._gaussian_here and not homogeneous, log=log, what=what)
 
     def _state_reader(self, data: Trajectories, model: ScoreEstimator, homogeneous: bool,
                       autocov: bool) -> Callable:
@@ -473,7 +471,7 @@ class ResponseEstimator(ReducedResponse):
 
         boot, blen, plan, _ = _plan.start_bootstrap(
             self, data, L, shape, float, replan,
-            _plan.product_series(read, data.lengths, L, 4096, False))
+            _plan.product_series(read, data.lengths, L, 4096, False, stride=stride))
 
         def lag_sums() -> LagSums:
             return correlate(data.lengths, read, LagSums(
@@ -489,7 +487,7 @@ class ResponseEstimator(ReducedResponse):
         def raw_of(m: np.ndarray) -> np.ndarray:
             return (m[..., 0] if pert is not None else m).reshape(r_shape)
 
-        raw = raw_of(sums.mean())
+        raw = raw_of(sums.mean(release=True))
         self.homogeneous_ = False
         self.mean_ = mean_A.reshape(data.state_shape) if identity else mean_A
         self.response_kind_ = kind

@@ -25,10 +25,11 @@ import xarray as xr
 from gfdt._duration import parse_max_lag
 from gfdt.conventions import attrs as cf_attrs
 from gfdt.data import Trajectories, as_trajectories
-from gfdt.response._checks import check_gaussian_fit
+from gfdt.response import _plan
+from gfdt.response._checks import check_gaussian_fit, check_record, check_samples
 from gfdt.response._output import lag_of
 from gfdt.response._score import evaluate, resolve_score
-from gfdt.response.bootstrap import BlockBootstrap, Bootstrap, check_seed, n_blocks
+from gfdt.response.bootstrap import Bootstrap, check_seed, replicate_stds
 from gfdt.response.conjugate import Observable
 from gfdt.response.correlate import LagSums, correlate
 from gfdt.response.parameters import ParameterPerturbation
@@ -110,9 +111,14 @@ class SensitivityEstimator:
         As for :class:`~gfdt.ResponseEstimator`.
     bootstrap, n_bootstrap, block_length, seed
         Block-bootstrap options, as for :class:`~gfdt.ResponseEstimator`, except the
-        default block length: the larger of ``3 (max_lag + 1)`` and 20 integrated
-        autocorrelation times (the summand of a sensitivity at one source time spans
-        the whole window). The window is held fixed in the replicates.
+        floor of the default block length: ``3 (max_lag + 1)`` (the summand of a
+        sensitivity at one source time spans the whole window). The window is held
+        fixed in the replicates.
+    memory_budget : int or str, optional
+        Bytes the fit may use beyond the data (as for
+        :class:`~gfdt.ResponseEstimator`; default: half of the memory available). The
+        fit is planned before allocating (``memory_plan_``): bootstrap replicates in
+        chunks, or a ValueError naming the options that fit.
 
     Attributes
     ----------
@@ -149,7 +155,7 @@ class SensitivityEstimator:
                  progress: bool | None = None, score_options: dict | None = None,
                  source_stride: int = 1, bootstrap: bool | Bootstrap = True,
                  n_bootstrap: int = 100, block_length: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, memory_budget: int | str | None = None) -> None:
         self.score = score
         self.observables = observables
         self.parameters = parameters
@@ -170,6 +176,7 @@ class SensitivityEstimator:
         self.n_bootstrap = n_bootstrap
         self.block_length = block_length
         self.seed = seed
+        self.memory_budget = memory_budget
 
     get_params = ScoreEstimator.get_params
     set_params = ScoreEstimator.set_params
@@ -251,7 +258,11 @@ class SensitivityEstimator:
             raise ValueError(f"parameters: duplicate names {names}")
         return out
 
+    def _bootstrap_options(self) -> Bootstrap | None:
+        return Bootstrap.from_keywords(self.bootstrap, self.n_bootstrap, self.block_length)
+
     def _check(self, data: Trajectories) -> tuple[int, int | None]:
+        check_samples(data, "X")
         L = parse_max_lag(self.max_lag, data.step)
         if L < 1 or L >= data.min_length:
             raise ValueError(f"max_lag = {L} must be >= 1 and smaller than the length of "
@@ -292,6 +303,10 @@ class SensitivityEstimator:
         names, observables = self._observables(data.state_shape)
         system = self._system(data)
         perts = self._perturbations(system)
+        check_record(data, L, "X")
+        self._score_fit = _plan.score_fit_bytes(self.score, data, homogeneous,
+                                                 self.memory_budget)
+        self._plan(data, L, len(names), len(perts), 0, log=False)  # fail before any work
         t0 = time.perf_counter()
         model = self._model(data, homogeneous, system)
         t1 = time.perf_counter()
@@ -313,8 +328,8 @@ class SensitivityEstimator:
                   / sum(len(b[::stride]) for b in B))
         for b in B:
             b[::stride] -= mean_B
-        kick, reps = self._lag_means(data, A, B, mean_A, L, boot_seq)
-        self._outputs(data, kick, reps, W, names, [p.name for p in perts])
+        kick, ses = self._lag_means(data, A, B, mean_A, L, boot_seq)
+        self._outputs(data, kick, ses, W, names, [p.name for p in perts])
         self.score_model_, self.parameters_ = model, perts
         self.mean_, self.n_samples_ = mean_A, data.n_samples
         self.timings_ = {"score_fit_s": t1 - t0, "correlation_s": time.perf_counter() - t1}
@@ -360,39 +375,57 @@ class SensitivityEstimator:
             B.append(np.concatenate(b_parts))
         return A, B
 
+    def _plan(self, data: Trajectories, L: int, p: int, q: int, blen: int,
+              log: bool = True) -> tuple[_plan.MemoryPlan, int]:
+        """Memory plan: the score fit, the observables and conjugates (``p + q``
+        series), the lag sums ``(L + 1, p, q)`` and their replicates."""
+        d = int(np.prod(data.state_shape))
+        series = 2 * 8 * data.n_samples * (p + q)
+        return _plan.plan_fit(self, data, L, d=d, shape_of=lambda L_, d_: (L_ + 1, p, q),
+                              homogeneous=False, score_fit=self._score_fit[0] + series,
+                              model_bytes=self._score_fit[1], blen=blen, log=log,
+                              what="SensitivityEstimator.fit")
+
     def _lag_means(self, data: Trajectories, A: list[np.ndarray], B: list[np.ndarray],
                    mean_A: np.ndarray, L: int, boot_seq: np.random.SeedSequence
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Kick response (L + 1, p, q) and its bootstrap replicates (n, L + 1, p, q)."""
-        stride = int(self.source_stride)
+                   ) -> tuple[np.ndarray, tuple | None]:
+        """Kick response (L + 1, p, q) and the bootstrap standard errors of the kick and
+        the step responses with the number of replicates (None without bootstrap)."""
         shape = (L + 1, A[0].shape[1], B[0].shape[1])
-        opts = Bootstrap.from_keywords(self.bootstrap, self.n_bootstrap, self.block_length)
-        boot, blen = None, 0
-        if opts is not None:
-            blen = opts.choose_block_length(data.members, 3 * (L + 1) - 1, stride)
-            rng = np.random.default_rng(np.random.SeedSequence(opts.seed)
-                                        if opts.seed is not None else boot_seq)
-            boot = BlockBootstrap(n_blocks(data.lengths, blen), opts.n, shape, float, rng)
+        dt = float(data.dt) if data.dt is not None else 1.0
+
+        def read(k: int, a: int, e: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            return A[k][a:e] - mean_A, B[k][a:b]
+
+        boot, blen, plan, _ = _plan.start_bootstrap(
+            self, data, L, shape, float, lambda bl: self._plan(data, L, *shape[1:], bl),
+            _plan.product_series(read, data.lengths, L, 4096, False,
+                                 stride=int(self.source_stride)),
+            floor_lag=3 * (L + 1) - 1, seed=boot_seq)
         self.block_length_ = blen or None
-        block = max(4 * L, 2048)
-        block += -block % stride
-        if boot is not None:
-            block = blen * -(-block // blen)
-        sums = correlate(data.lengths, lambda k, a, e, b: (A[k][a:e] - mean_A, B[k][a:b]),
-                         LagSums(L, modes=False, shape=shape, stride=stride, bootstrap=boot,
-                                 block_length=blen), block, progress=False)
-        reps = None if boot is None else np.stack(list(boot.replicates()))
-        return sums.mean(), reps
+
+        def lag_sums():
+            return correlate(data.lengths, read, LagSums(
+                L, modes=False, shape=shape, stride=int(self.source_stride), bootstrap=boot,
+                block_length=blen), plan.block, progress=False)
+
+        kick = lag_sums().mean(release=True)
+        self._n_blocks = 0 if boot is None else boot.n_blocks
+        if boot is None:
+            return kick, None
+        ses, _ = replicate_stds(boot, [lambda m: m, lambda m: step_response(m, dt)],
+                                [kick, step_response(kick, dt)], lag_sums)
+        return kick, (ses[0], ses[1], boot.n_bootstrap)
 
     # ---------------------------------------------------------------- outputs
-    def _outputs(self, data: Trajectories, kick: np.ndarray, reps: np.ndarray | None,
+    def _outputs(self, data: Trajectories, kick: np.ndarray, ses: tuple | None,
                  W: int | None, names: list[str], params: list[str]) -> None:
         dt = float(data.dt) if data.dt is not None else 1.0
         resp = step_response(kick, dt)
         nan = np.full_like(kick, np.nan)
-        se_kick = nan if reps is None else np.nanstd(reps, axis=0, ddof=1)
-        rep_resp = None if reps is None else step_response(np.moveaxis(reps, 0, 1), dt)
-        se_resp = nan if rep_resp is None else np.nanstd(rep_resp, axis=1, ddof=1)
+        se_kick, se_resp, n_boot = (nan, nan, 0) if ses is None else ses
+        se_kick = nan if se_kick is None else se_kick
+        se_resp = nan if se_resp is None else se_resp
         p, q = kick.shape[1:]
         if W is None:  # the longest of the pairs' windows (see ``window``)
             W = max(self._auto_window(kick[:, i, j], se_kick[:, i, j], names[i], params[j])
@@ -403,8 +436,7 @@ class SensitivityEstimator:
         win = np.full((p, q), W, dtype=int)
         ii, jj = np.meshgrid(np.arange(p), np.arange(q), indexing="ij")
         sens = resp[win, ii, jj]
-        se_sens = (np.full((p, q), np.nan) if rep_resp is None
-                   else np.nanstd(rep_resp[win, :, ii, jj], axis=-1, ddof=1))
+        se_sens = se_resp[win, ii, jj]
         lag = lag_of(data, kick.shape[0])
         coords = {"observable": ("observable", names), "parameter": ("parameter", params)}
         base = {"method": self._method(), "n_samples": int(data.n_samples),
@@ -441,7 +473,7 @@ class SensitivityEstimator:
             se.name = "stderr"
             se.attrs = {**cf_attrs("stderr", what=like.attrs["long_name"]),
                         "block_length": int(self.block_length_ or 0),
-                        "n_bootstrap": 0 if reps is None else int(reps.shape[0])}
+                        "n_bootstrap": int(n_boot), "n_blocks": int(self._n_blocks)}
             setattr(self, attr, se)
 
     def _auto_window(self, k: np.ndarray, se: np.ndarray, obs: str, param: str) -> int:
@@ -463,6 +495,12 @@ class SensitivityEstimator:
         if isinstance(self.score, str):
             return self.score.lower()
         return getattr(self.score, "name", type(self.score).__name__)
+
+    def summary(self) -> str:
+        """A plain-text account of the fit: data, score, bootstrap, memory plan."""
+        from gfdt.response._summary import summary
+
+        return summary(self)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "sensitivity_"):

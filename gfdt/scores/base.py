@@ -251,6 +251,8 @@ class ScoreEstimator:
         @functools.wraps(fit)
         def checked_fit(self, *args, **kw):
             self._check_numeric_params()
+            if args:
+                self._check_fit_memory(args[0])
             return fit(self, *args, **kw)
 
         checked_fit._checks_numbers = True
@@ -267,6 +269,26 @@ class ScoreEstimator:
 
     def fit(self, X) -> ScoreEstimator:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _check_fit_memory(self, X) -> None:
+        """Plan the fit's memory before it allocates: a MemoryPlanError (a ValueError)
+        when :meth:`fit_memory` exceeds the default budget (half the memory available,
+        :func:`gfdt._memory.default_budget`). Inputs of unknown size (paths, Dask data)
+        are not checked."""
+        from gfdt._memory import check_fit_memory
+
+        if isinstance(X, Trajectories):
+            if X.lazy:
+                return
+            n, shape = X.n_samples, tuple(X.state_shape)
+        elif isinstance(X, np.ndarray) and X.ndim >= 2:
+            n, shape = X.shape[0], tuple(X.shape[1:])
+        else:
+            return
+        need = int(self.fit_memory(n, shape))
+        check_fit_memory(f"{type(self).__name__}.fit", need,
+                         f"fit on a subsample of the {n} states, or on a reduced state "
+                         f"(e.g. its leading EOFs) instead of {int(np.prod(shape))} values")
 
     @classmethod
     def fit_memory(cls, n_samples: int, state_shape: tuple[int, ...]) -> int:

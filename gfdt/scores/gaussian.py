@@ -50,6 +50,15 @@ class GaussianScore(ScoreEstimator):
         check_flag(self.homogeneous, "homogeneous")
         check_number(self.rcond, "rcond", low=0)
 
+    def fit_memory(self, n_samples: int, state_shape: tuple[int, ...]) -> int:
+        """Bytes of :meth:`fit`: the samples as float64, their centred copy, the
+        covariance and its pseudo-inverse with their work space (``2 n d + 5 d^2``
+        doubles); homogeneous: the samples and the spectra of a batch of 256."""
+        d = int(np.prod(state_shape))
+        if getattr(self, "homogeneous", False):
+            return int(8 * (n_samples * d + 3 * 256 * d))
+        return int(8 * (2 * n_samples * d + 5 * d * d))
+
     def fit(self, X) -> GaussianScore:
         """Estimate mean and covariance from samples ``X`` of shape ``(n_samples, *state)``."""
         self._check_params()
