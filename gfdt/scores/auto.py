@@ -36,7 +36,7 @@ def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3,
       Tweedie targets interpolated by a small MLP (1-D cubic CAM model: 0.072, exact
       score 0.085).
     - **every other state** (vectors, flattened): ``"dsm"`` with the vector defaults
-      (:class:`~gfdt.scores._vector_net.CoordinateMLP`, noise up to the data's scale,
+      (:class:`~gfdt.scores.networks.CoordinateMLP`, noise up to the data's scale,
       batch 512, training length by the data and the dimension, the clean score's noise
       level by held-out implicit score matching, Stein projection; 4-D double-well
       chain: 0.10, exact 0.10, KGMM 0.16; the dimension sweep of

@@ -63,7 +63,7 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     **Defaults by the data's shape** (:func:`~gfdt.scores._defaults.dsm_defaults`, one
     rule for every system): fields (2-D states, convolutional network) train at
     ``sigma`` in ``[0.01, 0.2]`` with batch 64 for at most 4000 steps; vectors
-    (:class:`~gfdt.scores._vector_net.CoordinateMLP`) at ``[0.05, 1]`` with batch 512, a
+    (:class:`~gfdt.scores.networks.CoordinateMLP`) at ``[0.05, 1]`` with batch 512, a
     cosine learning-rate decay and a number of steps set by the data and the dimension
     (:func:`~gfdt.scores._defaults.vector_steps`). Training length: at most
     ``max_steps``, early stopping on the held-out loss, and ``max_time`` if given.
@@ -117,7 +117,7 @@ class DenoisingScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     ----------
     network : {"auto", "cnn", "local", "unet", "mlp", "coordinate"} or torch.nn.Module
         ``"auto"``: :class:`~gfdt.scores.networks.PeriodicCNN` for 2-D fields,
-        :class:`~gfdt.scores._vector_net.CoordinateMLP` (``"coordinate"``: learned
+        :class:`~gfdt.scores.networks.CoordinateMLP` (``"coordinate"``: learned
         features of every coordinate, mixed, plus an MLP) for vectors; ``"mlp"`` the
         plain :class:`~gfdt.scores.networks.MLP`. ``"local"``: the periodic CNN with a
         generic pointwise MLP instead of the ``[x, x^2, x^3]`` features. A module must

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MLP", "AugmentedMLP", "FixedNoise", "GaussianFourierEmbedding", "GaussianModes",
-           "PeriodicCNN", "PeriodicUNet", "PlainMLP", "TimeScaled", "VectorField",
-           "default_network", "zero_last_layer"]
+__all__ = ["MLP", "AugmentedMLP", "CoordinateMLP", "FixedNoise", "GaussianFourierEmbedding",
+           "GaussianModes", "PeriodicCNN", "PeriodicUNet", "PlainMLP", "TimeScaled",
+           "VectorField", "default_network", "zero_last_layer"]
 
 
 class GaussianFourierEmbedding(nn.Module):
@@ -88,6 +88,66 @@ class MLP(nn.Module):
             scale, shift = self.films[i](e).chunk(2, dim=1)
             h = self.act(h * (1 + scale) + shift)
         return self.out(h).reshape(x.shape)
+
+
+class CoordinateMLP(nn.Module):
+    """Noise-conditional network for vectors: mixed coordinate features plus an MLP.
+
+    :math:`F(x, \\sigma) = W\\,\\phi(x, \\sigma) + b + \\mathrm{MLP}(x, \\sigma)` with
+    :math:`\\phi_{ik} = g_k(x_i, \\log\\sigma)`, one shared MLP :math:`g` of
+    ``feature_hidden`` SiLU units and ``features`` outputs, and :math:`W` of shape
+    ``(dim, dim * features)``. The mixing layer and the MLP's output layer start at zero,
+    so a residual score model starts at its Gaussian part.
+
+    Parameters
+    ----------
+    dim : int
+        Number of coordinates.
+    features : int
+        Learned features per coordinate.
+    feature_hidden : int
+        Hidden units of the shared feature network.
+    hidden, depth, emb : int
+        Width, hidden layers and noise-embedding size of the MLP.
+
+    Notes
+    -----
+    Why not the plain :class:`MLP`: its hidden units start as random projections of the
+    whole state, and gradient descent aligns them with single coordinates one after
+    another, each after a plateau, so the time to learn every coordinate grows with the
+    dimension. On a 16-coordinate non-reversible double-well ring
+    (``benchmarks/_chains.py``) the MLP after 4000 steps had learned 86 % of the
+    non-Gaussian score in its best coordinate and 0 % in the kicked one (whose response
+    was then the Gaussian's); this network learns every coordinate evenly (relative
+    Fisher error 0.07 after 1000 steps against the MLP's 0.60). The model class stays
+    generic: any sum of functions of single coordinates with any mixing, plus the MLP.
+    """
+
+    def __init__(self, dim: int, features: int = 16, feature_hidden: int = 32,
+                 hidden: int = 128, depth: int = 3, emb: int = 32) -> None:
+        super().__init__()
+        self.dim, self.features = int(dim), int(features)
+        self.feat_in = nn.Linear(2, feature_hidden)
+        self.feat_out = nn.Linear(feature_hidden, features)
+        self.mix = nn.Linear(self.dim * self.features, self.dim)
+        self.mlp = MLP(self.dim, hidden, depth, emb)
+        self.act = nn.SiLU()
+        for layer in (self.mix, self.mlp.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+        """``x`` of shape ``(batch, *state)`` with ``dim`` entries per state, ``log_sigma``
+        of shape ``(batch,)``; output of the shape of ``x``."""
+        b = x.shape[0]
+        flat = x.reshape(b, -1)
+        if flat.shape[1] != self.dim:
+            raise ValueError(f"CoordinateMLP was built for {self.dim} coordinates, got "
+                             f"states of shape {tuple(x.shape[1:])}")
+        inp = torch.stack([flat, log_sigma[:, None].expand_as(flat)], dim=-1)
+        phi = self.feat_out(self.act(self.feat_in(inp)))  # (batch, dim, features)
+        out = self.mix(phi.reshape(b, -1)) + self.mlp(flat, log_sigma)
+        return out.reshape(x.shape)
 
 
 class PeriodicCNN(nn.Module):
@@ -271,7 +331,7 @@ def default_network(state_shape: tuple[int, ...], kind: str = "auto") -> nn.Modu
     ``kind="auto"``: :class:`PeriodicCNN` for 2-D fields, :class:`MLP` otherwise;
     ``"cnn"``, ``"local"`` (:class:`PeriodicCNN` with the generic pointwise MLP),
     ``"unet"``, ``"mlp"`` or ``"coordinate"``
-    (:class:`~gfdt.scores._vector_net.CoordinateMLP`, DSM's default for vectors) choose
+    (:class:`~gfdt.scores.networks.CoordinateMLP`, DSM's default for vectors) choose
     explicitly.
     """
     if kind == "auto":
@@ -288,8 +348,6 @@ def default_network(state_shape: tuple[int, ...], kind: str = "auto") -> nn.Modu
     if kind == "mlp":
         return MLP(int(math.prod(state_shape)))
     if kind == "coordinate":
-        from gfdt.scores._vector_net import CoordinateMLP
-
         return CoordinateMLP(int(math.prod(state_shape)))
     raise ValueError(f"unknown network {kind!r}; choose 'auto', 'cnn', 'local', 'unet', "
                      "'mlp' or 'coordinate'")
