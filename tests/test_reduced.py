@@ -171,7 +171,7 @@ def test_homogeneous_true_needs_periodic_axes():
 def test_auto_on_a_lat_lon_field_is_not_the_periodic_cnn():
     from gfdt.scores.auto import choose_score
 
-    expected = "864 coordinates (state shape (24, 36)): DSM with the coordinate-feature MLP"
+    expected = "864 coordinates (state shape (24, 36), not known to be periodic): DSM with the MLP"
     assert choose_score((24, 36), periodic=False) == ("dsm", expected)
     assert choose_score((24, 36), periodic=True)[1].endswith("periodic CNN")
     assert choose_score((4,), periodic=False)[0] == "dsm" and choose_score((3,))[0] == "kgmm"

@@ -65,6 +65,9 @@ def choose_score(state_shape: tuple[int, ...], max_kgmm_dim: int = 3,
     d = int(np.prod(shape)) if shape else 1
     if len(shape) <= 1 and d <= max_kgmm_dim:
         return "kgmm", f"vector of {d} <= {max_kgmm_dim} coordinates: KGMM"
+    if len(shape) == 2:  # AutoScore.fit gives it the plain MLP (a CNN would wrap it around)
+        return "dsm", (f"{d} coordinates (state shape {shape}, not known to be periodic): "
+                       "DSM with the MLP")
     return "dsm", (f"{d} coordinates (state shape {shape}): DSM with the coordinate-"
                    "feature MLP")
 
