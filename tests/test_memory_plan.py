@@ -210,3 +210,15 @@ def test_available_memory_reads_the_address_space_limit():
     size, label = available_memory()
     assert size > 0 and label
     assert default_budget()[0] <= size
+
+
+def test_null_bands_on_too_few_samples_is_the_rank_error_not_a_memory_plan():
+    """As fit: fewer samples than coordinates is named before a memory plan is made
+    (a plan's options such as a smaller max_lag would not help)."""
+    x = _ar(60, 300, seed=2)
+    est = gfdt.ResponseEstimator(max_lag=10, memory_budget="1MB", progress=False)
+    with pytest.raises(ValueError, match="only 60 samples") as err:
+        est.null_bands(x, n_surrogates=5)
+    assert not isinstance(err.value, MemoryPlanError)
+    with pytest.raises(ValueError, match="only 60 samples"):
+        est.fit(x)
