@@ -68,10 +68,10 @@ AC_MAX_LAG = 60  # the stored truth's lags
 
 SIZES = {
     "quick": dict(
-        toys=dict(n=20000, n_test=10000, budget=8.0, kernel=dict(n_centers=500, max_steps=400),
+        toys=dict(n=20000, n_test=10000, budget=4.0, kernel=dict(n_centers=500, max_steps=400),
                   kgmm=dict(n_clusters=300, n_noise=5, max_steps=800)),
-        ou=dict(n_members=4, burn_in=1000.0, duration=400.0, max_lag=50, budget=8.0),
-        allen_cahn=dict(n_members=8, burn_in=1000.0, duration=400.0, budget=15.0),
+        ou=dict(n_members=4, burn_in=1000.0, duration=400.0, max_lag=50, budget=4.0),
+        allen_cahn=dict(n_members=8, burn_in=1000.0, duration=400.0, budget=6.0),
         fields=dict(kernel_centers=200),
         claims=dict(snr_samples=20000, w1_evals=(200,), w1_samples=100_000,
                     memo=dict(n_generate=2000, n_steps=60, max_steps=300)),

@@ -127,3 +127,22 @@ def test_response_estimator_with_kgmm_score():
     assert isinstance(est.score_model_, KGMMScoreModel)
     z = np.abs(est.response_.values - exact) / est.response_stderr_.values
     assert z.max() < 5
+
+
+def test_default_cluster_count_keeps_cells_of_CELL_POINTS_noised_samples():
+    from gfdt.scores.kgmm import CELL_POINTS, MAX_CLUSTERS, default_clusters
+
+    assert default_clusters(750 * 10) == 750 * 10 // CELL_POINTS == 25
+    assert default_clusters(10**7) == MAX_CLUSTERS
+    assert default_clusters(100) == 2 and default_clusters(4) == 2
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((1000, 2))
+    est = KGMMScoreModel(n_noise=10, max_steps=20, seed=0).fit(X)
+    from gfdt.scores._torch import training_split
+
+    n_train = training_split(len(X), est.validation)
+    assert est.n_clusters_ == default_clusters(n_train * 10) == len(est.cluster_counts_)
+    assert est.cluster_counts_.sum() == n_train * 10  # every noised training sample
+    assert KGMMScoreModel(n_clusters=40, max_steps=20).fit(X).n_clusters_ == 40
+    with pytest.raises(ValueError, match="n_clusters"):
+        KGMMScoreModel(n_clusters=0)._check_params()

@@ -41,7 +41,19 @@ from gfdt.scores.networks import PlainMLP
 from gfdt.scores.quality import QualityMixin
 from gfdt.scores.training import Trainer
 
-__all__ = ["KGMMScoreModel", "bisecting_kmeans"]
+__all__ = ["CELL_POINTS", "MAX_CLUSTERS", "KGMMScoreModel", "bisecting_kmeans",
+           "default_clusters"]
+
+#: Noised training samples per cluster of the default cluster count.
+CELL_POINTS = 300
+#: Largest default cluster count.
+MAX_CLUSTERS = 500
+
+
+def default_clusters(n_points: int) -> int:
+    """The default number of clusters for ``n_points`` noised training samples: one per
+    :data:`CELL_POINTS`, at least 2, at most :data:`MAX_CLUSTERS` and half the points."""
+    return int(max(2, min(MAX_CLUSTERS, n_points // CELL_POINTS, n_points // 2)))
 
 logger = logging.getLogger("gfdt")
 
@@ -150,8 +162,15 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     sigma : float
         Noise level, in units of the data's standard deviation. The score learned is
         that of the density smoothed by this noise (bias :math:`O(\\sigma^2)`).
-    n_clusters : int
-        Number of k-means clusters of the noised samples.
+    n_clusters : int, optional
+        Number of k-means clusters of the noised samples. Default (None): one cluster
+        per :data:`CELL_POINTS` noised training samples, at most :data:`MAX_CLUSTERS`
+        (the cell's Tweedie average has noise :math:`1/(\\sigma\\sqrt{n_C})` in units of
+        the data's scale: about 0.6 at 300 points and ``sigma`` = 0.1; with fewer points
+        per cell the cluster scores are mostly noise and the interpolated score loses to
+        the Gaussian). Measured on the 3-mode double-well field of
+        ``benchmarks/climate_grid.py``: 750 samples, 500 clusters (15 points each)
+        response error 1.86, the Gaussian's 1.88; 22 clusters (the rule) 0.51.
     n_noise : int
         Noised copies of each sample (more points per cluster, less noise).
     hidden, depth : int
@@ -184,11 +203,13 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
 
     Attributes
     ----------
-    centroids_ : numpy.ndarray, shape ``(n_clusters, *state)``
+    centroids_ : numpy.ndarray, shape ``(n_clusters_, *state)``
         Cluster centroids of the noised samples, data units.
-    cluster_scores_ : numpy.ndarray, shape ``(n_clusters, *state)``
+    cluster_scores_ : numpy.ndarray, shape ``(n_clusters_, *state)``
         :math:`-\\bar z_C/\\sigma` per cluster, data units.
-    cluster_counts_ : numpy.ndarray of int, shape ``(n_clusters,)``
+    cluster_counts_ : numpy.ndarray of int, shape ``(n_clusters_,)``
+    n_clusters_ : int
+        The number of clusters used (``n_clusters`` or the default rule).
     network_ : torch.nn.Module
         The interpolating MLP (standardised units).
     mean_, std_ : numpy.ndarray
@@ -208,7 +229,7 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
     def __init__(
         self,
         sigma: float = 0.1,
-        n_clusters: int = 500,
+        n_clusters: int | None = None,
         n_noise: int = 10,
         hidden: int = 64,
         depth: int = 2,
@@ -241,8 +262,9 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
 
     def _check_params(self) -> None:
         self._check_common()
-        for name in ("n_clusters", "n_noise", "hidden", "depth", "max_dim"):
+        for name in ("n_noise", "hidden", "depth", "max_dim"):
             check_number(getattr(self, name), name, low=1, integer=True)
+        check_number(self.n_clusters, "n_clusters", low=1, integer=True, optional=True)
         check_number(self.sigma, "sigma", low=0, low_open=True)
         check_number(self.val_clusters, "val_clusters", low=0, high=0.5, high_open=True)
         check_number(self.validation, "validation", low=0, high=0.9, low_open=True,
@@ -269,9 +291,12 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
                 "the state first (e.g. leading PCA or Fourier modes) or raise max_dim")
         n_train = training_split(n, self.validation)
         n_points = n_train * int(self.n_noise)
-        if self.n_clusters > n_points // 2:
+        if self.n_clusters is not None and self.n_clusters > n_points // 2:
             raise ValueError(f"n_clusters ({self.n_clusters}) must be at most half the number "
                              f"of noised samples ({n_points})")
+        if n_points < 4:
+            raise ValueError(f"X has {n} samples: too few for KGMM ({n_train} for training "
+                             f"x n_noise={self.n_noise} noised points, at least 4 needed)")
         t0 = time.perf_counter()
         mean, std, stat = gaussian_statistics(X.reshape(n, d), n_train, homogeneous=False)
         std = np.asarray(std.flat[0])  # one scale (a scalar)
@@ -279,7 +304,7 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         Xs = (X[:n_train].reshape(n_train, d) - mean) / std
         Z = rng.standard_normal((n_points, d))
         Y = np.repeat(Xs, self.n_noise, axis=0) + self.sigma * Z
-        K = int(self.n_clusters)
+        K = int(self.n_clusters) if self.n_clusters is not None else default_clusters(n_points)
         labels = bisecting_kmeans(Y, K)
         counts = np.bincount(labels, minlength=K)
         centroids = np.stack([np.bincount(labels, Y[:, j], K) for j in range(d)], 1)
@@ -295,6 +320,7 @@ class KGMMScoreModel(QualityMixin, TorchScoreEstimator, ScoreEstimator):
         self.centroids_ = (mean + std * centroids).reshape(K, *state_shape)
         self.cluster_scores_ = (s_c / std).reshape(K, *state_shape)
         self.cluster_counts_ = counts
+        self.n_clusters_ = K
         self.network_ = net.cpu().eval()
         self.device_ = torch.device("cpu")
         self.train_time_ = time.perf_counter() - t0
