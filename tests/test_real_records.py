@@ -94,6 +94,26 @@ def test_nonstationarity_warning_names_the_coordinate():
             gfdt.anomalies(_monthly(x), climatology=None, detrend=True))
 
 
+def test_an_accelerating_trend_on_eofs_warns():
+    """A curved warming (as in a scenario run) left in linear residuals looks like
+    memory near one and would hide itself; the noise's memory is taken after a cubic
+    fit, so the leading principal component's drift is found (the reduced fit checks
+    the PCs)."""
+    rng = np.random.default_rng(5)
+    n, d = 240, 30
+    pattern = 1.0 + 0.3 * rng.standard_normal(d)  # a broad warming pattern
+    warming = 20.0 * (np.arange(n) / n) ** 3  # 20 units, accelerating
+    x = _ar1(n, 0.5, 6, d=d) + np.outer(warming, pattern)
+    with pytest.warns(NonStationarityWarning, match="mode=1"):
+        gfdt.ResponseEstimator(max_lag=12, progress=False, reduce=gfdt.EOF(n_modes=3)).fit(
+            _monthly(x).rename(lat="x"))
+    with warnings.catch_warnings():  # without the trend: no warning
+        warnings.simplefilter("error", NonStationarityWarning)
+        gfdt.ResponseEstimator(max_lag=12, progress=False, bootstrap=False,
+                               reduce=gfdt.EOF(n_modes=3)).fit(
+            _monthly(_ar1(n, 0.5, 6, d=d)).rename(lat="x"))
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_stationary_records_do_not_warn(seed):
     with warnings.catch_warnings():

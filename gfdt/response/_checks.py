@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 import numpy as np
@@ -78,6 +79,38 @@ def _label(data: Trajectories, flat: int) -> str:
     return ", ".join(parts)
 
 
+def _smooth_basis(T: int) -> np.ndarray:
+    """Orthonormal columns spanning the quadratic and cubic in time orthogonal to a
+    constant and a line, shape ``(T, 2)`` (the rest of a cubic fit after the linear one)."""
+    t = np.linspace(-1.0, 1.0, T)
+    basis = np.stack([np.ones(T), t, t**2, t**3], axis=1)
+    q = np.linalg.qr(basis)[0]
+    return q[:, 2:]
+
+
+def _integrated_time(acv: np.ndarray, n: int) -> np.ndarray:
+    """Integrated autocorrelation time per column, :math:`\\sigma^2_\\infty/\\gamma(0)`, from
+    autocovariance sums ``acv`` (lags 0..m_max, columns) of ``n`` samples in all: the
+    flat-top kernel estimate of the long-run variance with Politis and White's
+    bandwidth rule (:mod:`gfdt.response._blocklength`), at least 1."""
+    m_max = acv.shape[0] - 1
+    g0 = acv[0]
+    rho = np.abs(acv) / np.where(g0 > 0, g0, 1.0)
+    kn = max(5, int(math.log10(n)))
+    band = 2 * math.sqrt(math.log10(n) / n)
+    small = rho < band
+    m = np.full(acv.shape[1], m_max)
+    found = np.zeros(acv.shape[1], dtype=bool)
+    for i in range(kn, m_max + 1):  # first run of kn small autocorrelations (after lag 0)
+        run = small[i - kn + 1:i + 1].all(axis=0) & ~found
+        m = np.where(run, np.minimum(2 * max(i - kn + 1, 1), m_max), m)
+        found |= run
+    k = np.arange(1, m_max + 1)[:, None]
+    lam = np.where(k <= m / 2, 1.0, np.clip(2 * (1 - k / np.maximum(m, 1)), 0, None))
+    long_run = g0 + 2 * (lam * acv[1:]).sum(axis=0)
+    return np.maximum(long_run / np.where(g0 > 0, g0, 1.0), 1.0)
+
+
 def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     r"""Linear drift of the mean over the record, per coordinate, against its error.
 
@@ -87,11 +120,15 @@ def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     The least-squares slope of every coordinate on time (each member about its own
     time and value means, pooled), and its standard error from the residuals'
     variance times an AR(1)-type integrated time :math:`\tau = (1 + \rho)/(1 -
-    \rho)`, :math:`\rho = \max(\rho_1, \sqrt{\rho_2})` from the residuals' lag-1
-    and lag-2 autocorrelations, corrected for the small-sample bias of the
-    autocorrelation of regression residuals (:math:`+ (2 + 4\rho)/n`: Kendall's
-    :math:`(1 + 3\rho)/n` plus the fitted trend's share). The ratio is a t statistic
-    with :math:`n/\tau - 2` degrees of freedom.
+    \rho)`, :math:`\rho = \max(\rho_1, \sqrt{\rho_2})` from the lag-1 and lag-2
+    autocorrelations of the residuals of a *cubic* fit in time, corrected for the
+    small-sample bias of the autocorrelation of regression residuals (:math:`+ (4 +
+    6\rho)/n`: Kendall's :math:`(1 + 3\rho)/n` plus about :math:`(1 + \rho)/n` per
+    fitted trend term). The noise's memory is taken after a smooth trend is removed
+    because a curved forced signal (an accelerating warming) left in linear residuals
+    looks like memory of nearly one (the first EOF of the A1B scenario: :math:`\rho`
+    at its cap, under 2 degrees of freedom, no warning), and hides itself. The ratio is
+    a t statistic with :math:`n/\tau - 2` degrees of freedom.
 
     Returns
     -------
@@ -106,7 +143,11 @@ def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarr
         return None
     stt = sum(float(np.sum((np.arange(x.shape[0]) - (x.shape[0] - 1) / 2) ** 2)) for x in xs)
     d = xs[0].shape[1]
-    slope, c0, c1, c2 = (np.zeros(d) for _ in range(4))
+    slope, c0 = np.zeros(d), np.zeros(d)
+    m_max = min(math.ceil(math.sqrt(n)) + max(5, int(math.log10(n))),
+                min(x.shape[0] for x in xs) - 1)
+    acv = np.zeros((m_max + 1, d))  # autocovariance sums of the cubic fit's residuals
+    qs = [_smooth_basis(x.shape[0]) for x in xs]  # (T, 2) each: two columns of the data
     step = max(1, 2**21 // max(x.shape[0] for x in xs))  # columns per pass: ~16 MB arrays
     for a in range(0, d, step):
         cols = slice(a, min(a + step, d))
@@ -115,17 +156,24 @@ def drift_z(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarr
             t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
             sxt = sxt + t @ np.asarray(x[:, cols], dtype=float)
         slope[cols] = sxt / stt
-        for x in xs:
+        for x, q in zip(xs, qs, strict=True):
             t = np.arange(x.shape[0]) - (x.shape[0] - 1) / 2
             e = np.asarray(x[:, cols], dtype=float)
             e = e - e.mean(axis=0) - np.outer(t, slope[cols])
             c0[cols] += (e * e).sum(axis=0)
-            c1[cols] += (e[1:] * e[:-1]).sum(axis=0)
-            c2[cols] += (e[2:] * e[:-2]).sum(axis=0)
+            e = e - q @ (q.T @ e)  # residuals of the cubic fit: the noise's memory
+            for k in range(m_max + 1):
+                acv[k, cols] += (e[k:] * e[:e.shape[0] - k]).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.nan_to_num(np.maximum(c1 / c0, np.sqrt(np.clip(c2 / c0, 0, None))))
-        rho = np.clip(rho + (2 + 4 * np.clip(rho, 0, None)) * len(xs) / n, 0.0, 0.98)
-        tau = (1 + rho) / (1 - rho)
+        # AR(1)-type time from the lag-1 and lag-2 autocorrelations (bias-corrected for
+        # residuals of a 4-term fit), or the flat-top estimate, whichever is longer: the
+        # first holds persistent single-scale noise the short kernel cannot reach, the
+        # second a mixture of time scales whose lag-1 correlation understates its memory
+        r1 = np.nan_to_num(acv[1] / acv[0]) if m_max >= 1 else np.zeros(d)
+        r2 = np.nan_to_num(acv[2] / acv[0]) if m_max >= 2 else np.zeros(d)
+        rho = np.maximum(r1, np.sqrt(np.clip(r2, 0, None)))
+        rho = np.clip(rho + (4 + 6 * np.clip(rho, 0, None)) * len(xs) / n, 0.0, 0.98)
+        tau = np.maximum((1 + rho) / (1 - rho), _integrated_time(acv, n))
         var = c0 / max(n - 2 * len(xs), 1) * tau / stt
         z = slope / np.sqrt(var)
     dof = np.maximum(n / tau - 2, 1.0)
@@ -163,7 +211,9 @@ def check_stationary(data: Trajectories, name: str = "X") -> None:
           f"(t test, p = {p[worst]:.2g}){count}. A trend or "
           "forced signal inflates lagged covariances (a slowly decaying response) and passes "
           "red-noise tests; fit anomalies instead (gfdt.anomalies(X, detrend=True) removes a "
-          "climatology and a linear trend)", NonStationarityWarning, 5)
+          "climatology and a linear trend). If nothing forces X, the record is short for "
+          "its slowest variability, and the response at long lags is uncertain too",
+          NonStationarityWarning, 5)
 
 
 #: Stein error of R(0) above which a fit warns that the response may be wrong.
