@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["block_length_rule", "lagged_product_series", "optimal_block_length",
+__all__ = ["block_length_rule", "flat_top", "lagged_product_series", "optimal_block_length",
            "variance_bias"]
 
 
@@ -60,6 +60,40 @@ def _autocovariances(series: Sequence[np.ndarray], m_max: int) -> tuple[np.ndarr
     return acv, acorr, n
 
 
+def flat_top(acv: np.ndarray, acorr: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Politis-White's :math:`G` and long-run variance for several series at once.
+
+    Parameters
+    ----------
+    acv, acorr : numpy.ndarray, shape ``(m_max + 1, c)``
+        Autocovariances and autocorrelation moduli at lags ``0 .. m_max`` of ``c``
+        series.
+    n : int
+        Samples behind them (sets the run length :math:`K_n` and the band).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray), shape ``(c,)`` each
+        :math:`G` and :math:`\\sum_{|k| \\le M} \\lambda(k/M)\\hat\\gamma(k)`, with
+        :math:`M` twice the first lag of a run of :math:`K_n` autocorrelations inside
+        the band (``m_max`` if there is none) and :math:`\\lambda` the flat-top kernel.
+    """
+    m_max = acv.shape[0] - 1
+    kn = max(5, int(math.log10(n)))
+    small = acorr < 2 * math.sqrt(math.log10(n) / n)
+    m = np.full(acv.shape[1], m_max)
+    found = np.zeros(acv.shape[1], dtype=bool)
+    for i in range(kn, m_max + 1):  # the first run of kn small autocorrelations
+        run = small[i - kn:i].all(axis=0) & ~found
+        m = np.where(run, min(2 * max(i - kn, 1), m_max), m)
+        found |= run
+    k = np.arange(1, m_max + 1)[:, None]
+    lam = np.where(k <= m, np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m)), 0.0)
+    g = np.sum(2 * lam * k * acv[1:], axis=0)
+    long_run = acv[0] + np.sum(2 * lam * acv[1:], axis=0)
+    return g, long_run
+
+
 def _terms(x) -> tuple[float, float, int, int]:
     """Politis-White's :math:`G`, long-run variance, :math:`n` and cap of a series."""
     arr = np.asarray(x, dtype=float) if not isinstance(x, (list, tuple)) else None
@@ -77,17 +111,8 @@ def _terms(x) -> tuple[float, float, int, int]:
     acv, acorr, _ = _autocovariances(series, m_max)
     if acv[0] <= 0:  # a constant series: no dependence to cover
         return 0.0, 0.0, n, b_max
-    band = 2 * math.sqrt(math.log10(n) / n)
-    opt_m = None
-    for i in range(kn, m_max + 1):
-        if np.all(acorr[i - kn:i] < band):
-            opt_m = i - kn
-            break
-    m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
-    k = np.arange(1, m + 1)
-    lam = np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m))
-    g = float(np.sum(2 * lam * k * acv[1:m + 1]))
-    long_run = float(acv[0] + np.sum(2 * lam * acv[1:m + 1]))
+    g, long_run = flat_top(acv[:, None], acorr[:, None], n)
+    g, long_run = float(g[0]), float(long_run[0])
     return g, long_run, n, b_max
 
 

@@ -91,6 +91,27 @@ def _smooth_basis(T: int) -> np.ndarray:
 def _integrated_time(acv: np.ndarray, n: int) -> np.ndarray:
     """Integrated autocorrelation time per column, :math:`\\sigma^2_\\infty/\\gamma(0)`, from
     autocovariance sums ``acv`` (lags 0..m_max, columns) of ``n`` samples in all: the
+    flat-top estimate of the long-run variance with Politis and White's bandwidth rule
+    (:func:`gfdt.response._blocklength.flat_top`), at least 1."""
+    from gfdt.response._blocklength import flat_top
+
+    g0 = np.where(acv[0] > 0, acv[0], 1.0)
+    long_run = flat_top(acv, np.abs(acv) / g0, n)[1]
+    return np.maximum(long_run / g0, 1.0)
+
+
+def _smooth_basis(T: int) -> np.ndarray:
+    """Orthonormal columns spanning the quadratic and cubic in time orthogonal to a
+    constant and a line, shape ``(T, 2)`` (the rest of a cubic fit after the linear one)."""
+    t = np.linspace(-1.0, 1.0, T)
+    basis = np.stack([np.ones(T), t, t**2, t**3], axis=1)
+    q = np.linalg.qr(basis)[0]
+    return q[:, 2:]
+
+
+def _integrated_time(acv: np.ndarray, n: int) -> np.ndarray:
+    """Integrated autocorrelation time per column, :math:`\\sigma^2_\\infty/\\gamma(0)`, from
+    autocovariance sums ``acv`` (lags 0..m_max, columns) of ``n`` samples in all: the
     flat-top kernel estimate of the long-run variance with Politis and White's
     bandwidth rule (:mod:`gfdt.response._blocklength`), at least 1."""
     m_max = acv.shape[0] - 1
