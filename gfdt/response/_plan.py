@@ -559,12 +559,7 @@ def fit_plan(est, X, what: str = "ResponseEstimator.fit") -> MemoryPlan | None:
     """The upfront memory plan of ``est.fit(X)``, without fitting (see :func:`prepare`);
     the record's warnings (stationarity, max_lag) are given here, once."""
     from gfdt.data import as_trajectories
-    from gfdt.response._checks import check_params, check_rank, check_record
 
     data = as_trajectories(X, "X")
-    L = check_params(est, data)
-    homogeneous = est._is_homogeneous(data)
-    if getattr(est, "reduce", None) is None:  # as fit: a rank error before a memory plan
-        check_rank(data, homogeneous, est.score)
-    check_record(data, L, "X")
+    L, homogeneous = est._preflight(data)  # the fit's own checks, in its order
     return prepare(est, data, L, homogeneous, what)

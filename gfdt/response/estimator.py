@@ -288,7 +288,10 @@ class ResponseEstimator(ReducedResponse):
         self.reduce_ = None
         return self._fit_data(as_trajectories(X, "X"))
 
-    def _fit_data(self, data: Trajectories) -> ResponseEstimator:
+    def _preflight(self, data: Trajectories) -> tuple[int, bool]:
+        """Every check of the options and the data a fit makes before any work (the
+        record's warnings given once); returns ``max_lag`` in samples and whether the
+        field is homogeneous."""
         L = check_params(self, data)
         parse_bytes(self.memory_budget)  # a bad size fails before any work
         self._bootstrap_options()  # bad options fail before any work
@@ -300,6 +303,10 @@ class ResponseEstimator(ReducedResponse):
         check_not_constant(data, homogeneous, "X")
         check_rank(data, homogeneous, self.score)
         check_record(data, L, "X")
+        return L, homogeneous
+
+    def _fit_data(self, data: Trajectories) -> ResponseEstimator:
+        L, homogeneous = self._preflight(data)
         _plan.prepare(self, data, L, homogeneous)  # the memory plan: fail before any work
         t0 = time.perf_counter()
         if self._gaussian_from_autocorrelation(data, homogeneous):
