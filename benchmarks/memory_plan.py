@@ -85,9 +85,6 @@ try:
     except MemoryPlanError as exc:
         out["outcome"] = "planned error (MemoryPlanError)"
         out["plan"] = str(exc)
-    except MemoryError as exc:
-        out["outcome"] = "numpy MemoryError"
-        out["plan"] = str(exc)
     except ValueError as exc:
         out["outcome"] = "ValueError before allocating"
         out["plan"] = str(exc)
